@@ -1,0 +1,166 @@
+/*
+ * tst_proc.c: process helpers for tests (see tst_proc.h).
+ */
+#include "tst_proc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+int tst_free_port(void)
+{
+	struct sockaddr_in a;
+	socklen_t len = sizeof a;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+
+	if (fd < 0)
+		return -1;
+	memset(&a, 0, sizeof a);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
+		port = ntohs(a.sin_port);
+	close(fd);
+	return port;
+}
+
+const char *tst_bin(const char *env)
+{
+	return getenv(env);
+}
+
+pid_t tst_proc_start(char *const argv[], const char *log_path)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	if (log_path != NULL) {
+		int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+			close(fd);
+		}
+	}
+	execv(argv[0], argv);
+	_exit(127);
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
+}
+
+/* Waits for pid up to timeout_ms; returns the status or -1 on timeout. */
+static int wait_for(pid_t pid, int timeout_ms)
+{
+	long deadline = now_ms() + timeout_ms;
+	int status;
+
+	for (;;) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+		if (r == pid)
+			return status;
+		if (r < 0)
+			return -1;
+		if (now_ms() >= deadline)
+			return -2;
+		usleep(5000);
+	}
+}
+
+int tst_proc_stop(pid_t pid, int timeout_ms)
+{
+	int status;
+
+	if (pid <= 0)
+		return -1;
+	kill(pid, SIGTERM);
+	status = wait_for(pid, timeout_ms);
+	if (status == -2) {
+		kill(pid, SIGKILL);
+		status = wait_for(pid, 5000);
+	}
+	return status < 0 ? -1 : status;
+}
+
+int tst_run(char *const argv[], char *out, size_t out_len, int timeout_ms)
+{
+	int p[2];
+	size_t used = 0;
+	long deadline = now_ms() + timeout_ms;
+	pid_t pid;
+	int status;
+
+	if (pipe(p) != 0)
+		return -1;
+	pid = fork();
+	if (pid == 0) {
+		close(p[0]);
+		dup2(p[1], 1);
+		close(p[1]);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -1;
+	}
+	for (;;) {
+		struct pollfd pf = { p[0], POLLIN, 0 };
+		long left = deadline - now_ms();
+		char sink[512];
+		ssize_t n;
+
+		if (left <= 0 || poll(&pf, 1, (int)left) <= 0)
+			break;
+		if (out != NULL && used + 1 < out_len)
+			n = read(p[0], out + used, out_len - 1 - used);
+		else
+			n = read(p[0], sink, sizeof sink);
+		if (n <= 0)
+			break;
+		if (out != NULL && used + 1 < out_len)
+			used += (size_t)n;
+	}
+	if (out != NULL && out_len > 0)
+		out[used] = '\0';
+	close(p[0]);
+	status = wait_for(pid, (int)(deadline - now_ms() > 0 ? deadline - now_ms() : 1));
+	if (status < 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, &status, 0);
+		return -1;
+	}
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+int tst_tmpdir(char *buf, size_t len)
+{
+	if (snprintf(buf, len, "/tmp/agentd-test-XXXXXX") >= (int)len)
+		return -1;
+	return mkdtemp(buf) ? 0 : -1;
+}
+
+int tst_rmtree(const char *path)
+{
+	char *argv[] = { "/bin/rm", "-rf", (char *)path, NULL };
+
+	return tst_run(argv, NULL, 0, 30000);
+}
