@@ -140,6 +140,19 @@ static size_t utf8_len(const unsigned char *s, size_t n)
 	return k;
 }
 
+/* Whether s[0..n) is the start of a valid sequence that the end cut. */
+static int cut_utf8(const unsigned char *s, size_t n)
+{
+	size_t k = s[0] >= 0xf0 && s[0] <= 0xf4 ? 4 : s[0] >= 0xe0 ? 3 : s[0] >= 0xc2 ? 2 : 0;
+
+	if (k == 0 || s[0] > 0xf4 || n >= k)
+		return 0;
+	for (size_t i = 1; i < n; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return 1;
+}
+
 static void put_escaped(struct agd_jw *w, const char *s, size_t n)
 {
 	const unsigned char *u = (const unsigned char *)s;
@@ -428,8 +441,9 @@ static int read_string(struct agd_json *d, const char **pp, const char *end, con
 		if (k == 0) {
 			/* Distinguish a sequence cut by the end from a bad one. */
 			*pp = p;
-			return (size_t)(end - p) < 4 && c >= 0xc2 ? AGD_JSON_ERR_TRUNCATED
-								  : AGD_JSON_ERR_SYNTAX;
+			return cut_utf8((const unsigned char *)p, (size_t)(end - p))
+				       ? AGD_JSON_ERR_TRUNCATED
+				       : AGD_JSON_ERR_SYNTAX;
 		}
 		memcpy(o, p, k);
 		o += k;
