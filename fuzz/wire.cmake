@@ -1,0 +1,6 @@
+# The peer wire codec (issue 8). The codec is compiled into the fuzzer so
+# that libFuzzer's coverage instrumentation sees it.
+agentd_fuzzer(fuzz_wire
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/fuzz_wire.c ${PROJECT_SOURCE_DIR}/agentd/agd_wire.c
+  LIBS agd_log)
+target_include_directories(fuzz_wire PRIVATE ${PROJECT_SOURCE_DIR}/agentd)
