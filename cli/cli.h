@@ -24,15 +24,32 @@ enum cli_exit {
 	CLI_EXIT_UNTRUSTED = 6,   /* bad signature or untrusted key */
 };
 
-/* Options common to every command, parsed by main.c before the command. */
+struct cli_cluster;
+
+/* Options common to every command, parsed by main.c before the command.
+ * The context belongs to main(); commands read it and may load the cluster
+ * file into it (cli_ctx_cluster), which main() frees. */
 struct cli_ctx {
 	const char *host;     /* --host: a name from the cluster file, or an endpoint */
 	const char *cluster;  /* --cluster FILE (default $AGENTCTL_CLUSTER) */
 	int json;             /* --json: machine-readable output */
 	int timeout_ms;       /* --timeout MS per request */
+	int quiet;            /* --quiet: no progress display */
 	FILE *out;            /* where results go */
 	FILE *err;            /* where errors go */
+	struct cli_cluster *clu; /* the loaded cluster file, or NULL; owned by main() */
+	int emitted;          /* a JSON document went to out (cli_json_emit) */
+	char errmsg[512];     /* the last error told (cli_errorf), for --json */
 };
+
+/* Tells the user what went wrong: "agentctl: <message>" on ctx->err, and
+ * remembers it so that with --json main() can put it on ctx->out as
+ * {"error": message, "exit": code} when the command printed nothing there. */
+void cli_errorf(struct cli_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Prints one JSON document (and a newline) to ctx->out; with it a command
+ * has answered, and main() adds nothing. */
+void cli_json_emit(struct cli_ctx *ctx, const char *json);
 
 struct cli_cmd {
 	const char *name;     /* the word after the options */
@@ -43,5 +60,10 @@ struct cli_cmd {
 
 /* The command tables, one per cli_<group>.c. */
 extern const struct cli_cmd cli_status_cmds[];
+extern const struct cli_cmd cli_run_cmds[];
+extern const struct cli_cmd cli_ps_cmds[];
+extern const struct cli_cmd cli_agent_cmds[];
+extern const struct cli_cmd cli_move_cmds[];
+extern const struct cli_cmd cli_policy_cmds[];
 
 #endif
