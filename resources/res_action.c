@@ -4,7 +4,8 @@
  * (docs/resources.md, "Actions", "Transfer encoding").
  *
  * Transfer blob:
- *   'R' 'X' | version 1 | kind u8 | attachment u8 | flags u8 (bit 0: remote)
+ *   'R' 'X' | version 1 | kind u8 | attachment u8 | flags u8 (bit 0: remote,
+ *   bit 1: no copy)
  *   | id length u8 | id | max_size u64 | transfer_limit u64 | content
  * content, for file, printer, sensor: u64 length, bytes (<= RES_CONTENT_MAX);
  * for kv: u32 count (<= RES_KV_MAX_KEYS), then per pair u32 key length
@@ -159,7 +160,7 @@ int res_export(struct res_registry *reg, const char *id, void **blob, size_t *bl
 	out_u8(&o, BLOB_VERSION);
 	out_u8(&o, e->kind);
 	out_u8(&o, e->attach);
-	out_u8(&o, e->remote ? 1 : 0);
+	out_u8(&o, (e->remote ? 1u : 0u) | (e->nocopy ? 2u : 0u));
 	out_u8(&o, (unsigned)strlen(e->id));
 	out_add(&o, e->id, strlen(e->id));
 	out_u64(&o, e->max_size);
@@ -201,7 +202,7 @@ int res_export(struct res_registry *reg, const char *id, void **blob, size_t *bl
 struct blob {
 	enum res_kind kind;
 	enum res_attach attach;
-	unsigned remote;
+	unsigned remote, nocopy;
 	char id[RES_ID_MAX];
 	uint64_t max_size, transfer_limit;
 	struct cur content;
@@ -224,7 +225,7 @@ static int blob_parse(const void *buf, size_t len, struct blob *b)
 	    (rc = cur_u8(&c, &attach)) != 0 || (rc = cur_u8(&c, &flags)) != 0 ||
 	    (rc = cur_u8(&c, &idlen)) != 0)
 		return rc;
-	if (kind >= RES_NKINDS || attach >= RES_NATTACH || flags > 1 || idlen == 0 ||
+	if (kind >= RES_NKINDS || attach >= RES_NATTACH || flags > 3 || idlen == 0 ||
 	    idlen >= RES_ID_MAX)
 		return RES_ERR_MALFORMED;
 	if ((rc = cur_take(&c, idlen, &p)) != 0)
@@ -240,6 +241,7 @@ static int blob_parse(const void *buf, size_t len, struct blob *b)
 	b->kind = (enum res_kind)kind;
 	b->attach = (enum res_attach)attach;
 	b->remote = flags & 1;
+	b->nocopy = (flags >> 1) & 1;
 	b->content = c;
 	return 0;
 }
@@ -408,6 +410,7 @@ int res_import(struct res_registry *reg, const void *blob, size_t blob_len, enum
 	e->max_size = b.max_size;
 	e->transfer_limit = b.transfer_limit;
 	e->remote = b.remote;
+	e->nocopy = b.nocopy;
 	e->forward = 0;
 	e->imported = 1;
 	e->db = db;
@@ -497,5 +500,6 @@ int res_policy_ctx_fill(struct res_registry *src, const struct res_bind *b,
 	ctx->transfer_limit = e->transfer_limit;
 	ctx->other_binders = e->binders > 0 ? e->binders - 1 : 0;
 	ctx->remote_denied = !e->remote;
+	ctx->copy_denied = e->nocopy;
 	return resi_entry_size(e, &ctx->size);
 }

@@ -26,6 +26,7 @@ struct resi_entry {
 	uint64_t transfer_limit;  /* MV/CP limit; 0: none */
 	unsigned binders;         /* agents bound, kept by the daemon */
 	unsigned remote : 1;      /* GR use from other hosts allowed */
+	unsigned nocopy : 1;      /* CP not allowed (config copy=no) */
 	unsigned forward : 1;     /* moved away; see home */
 	unsigned imported : 1;    /* lives in the data directory */
 	char home[RES_HOST_MAX];  /* new home of a forward entry */

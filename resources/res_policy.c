@@ -57,7 +57,7 @@ static const unsigned attach_allows[RES_NATTACH] = {
 static const char *const origin_names[] = {"default", "manifest", "host"};
 static const char *const skip_names[RES_NSKIPS] = {
 	"ok", "forbidden", "duplicate", "shared", "not-local", "too-large",
-	"target-refuses", "id-taken", "no-kind", "home-down", "remote-denied",
+	"target-refuses", "id-taken", "no-kind", "home-down", "remote-denied", "copy-denied",
 };
 
 const char *res_origin_name(enum res_origin o)
@@ -190,6 +190,8 @@ static enum res_skip trigger(const struct res_policy_ctx *c, enum res_action x)
 	case RES_ACT_CP:
 		if (c->not_local)
 			return RES_SKIP_NOT_LOCAL;
+		if (c->copy_denied)
+			return RES_SKIP_COPY_DENIED;
 		if (c->transfer_limit > 0 && c->size > c->transfer_limit)
 			return RES_SKIP_TOO_LARGE;
 		if (c->target_refuses)

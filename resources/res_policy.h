@@ -96,6 +96,7 @@ struct res_policy_ctx {
 	unsigned target_has_id : 1;      /* the identifier is taken on the target */
 	unsigned home_down : 1;          /* the home host does not answer */
 	unsigned remote_denied : 1;      /* the resource (or home) forbids remote use */
+	unsigned copy_denied : 1;        /* the resource may not be duplicated (copy=no) */
 };
 
 /* Why an action was passed over. */
@@ -111,10 +112,11 @@ enum res_skip {
 	RES_SKIP_NO_KIND,       /* RB: the target has no resource of the kind */
 	RES_SKIP_HOME_DOWN,     /* GR: the home host does not answer */
 	RES_SKIP_REMOTE_DENIED, /* GR: remote use not allowed */
+	RES_SKIP_COPY_DENIED,   /* CP: the resource may not be duplicated */
 };
-#define RES_NSKIPS 11
+#define RES_NSKIPS 12
 /* "ok", "forbidden", "duplicate", "shared", "not-local", "too-large",
- * "target-refuses", "id-taken", "no-kind", "home-down", "remote-denied". */
+ * "target-refuses", "id-taken", "no-kind", "home-down", "remote-denied", "copy-denied". */
 const char *res_skip_name(enum res_skip s);
 
 /* One step of a decision. */

@@ -159,7 +159,7 @@ struct spec {
 	enum res_attach attach;
 	const char *path;
 	uint64_t max_size, transfer_limit;
-	unsigned remote, create;
+	unsigned remote, copy, create;
 	int have_create;
 };
 
@@ -169,6 +169,7 @@ static int parse_spec(const char *id, size_t n, const char *const keys[], const 
 	memset(sp, 0, sizeof *sp);
 	sp->max_size = RES_CONTENT_MAX;
 	sp->remote = 1;
+	sp->copy = 1;
 	for (size_t i = 0; i < n; i++) {
 		const char *k = keys[i], *v = vals[i];
 
@@ -205,6 +206,9 @@ static int parse_spec(const char *id, size_t n, const char *const keys[], const 
 		} else if (strcmp(k, "remote") == 0) {
 			if (parse_bool(v, &sp->remote) != 0)
 				return resi_fail(err, RES_ERR_ARG, "resource %s: remote '%s' (yes, no)", id, v);
+		} else if (strcmp(k, "copy") == 0) {
+			if (parse_bool(v, &sp->copy) != 0)
+				return resi_fail(err, RES_ERR_ARG, "resource %s: copy '%s' (yes, no)", id, v);
 		} else if (strcmp(k, "create") == 0) {
 			if (parse_bool(v, &sp->create) != 0)
 				return resi_fail(err, RES_ERR_ARG, "resource %s: create '%s' (yes, no)", id, v);
@@ -266,6 +270,7 @@ int res_registry_add(struct res_registry *reg, const char *id, size_t n,
 	e->max_size = sp.max_size;
 	e->transfer_limit = sp.transfer_limit;
 	e->remote = sp.remote;
+	e->nocopy = !sp.copy;
 	e->db = db;
 	resi_copy(e->home, sizeof e->home, reg->host);
 	return 0;
@@ -303,6 +308,7 @@ int res_registry_info(struct res_registry *reg, const char *id, struct res_info 
 	out->kind = (uint8_t)e->kind;
 	out->attach = (uint8_t)e->attach;
 	out->remote = e->remote;
+	out->copy = !e->nocopy;
 	out->forward = e->forward;
 	out->imported = e->imported;
 	out->binders = e->binders;

@@ -39,7 +39,7 @@ const char *res_registry_host(const struct res_registry *reg);
 /*
  * Adds resource `id` from config pairs keys[i] = vals[i], i < n. Keys:
  * kind (required), path (required), attachment, max_size, transfer_limit,
- * remote, create (docs/resources.md). Unknown keys and bad values are
+ * remote, copy, create (docs/resources.md). Unknown keys and bad values are
  * refused, so a typo in a config never goes unnoticed. The resource's
  * file or store is opened or created now, so that a bad path fails at
  * startup. Returns 0, or RES_ERR_ARG, RES_ERR_EXISTS, RES_ERR_NOTFOUND
@@ -59,6 +59,7 @@ struct res_info {
 	uint8_t kind;               /* enum res_kind */
 	uint8_t attach;             /* enum res_attach */
 	uint8_t remote;             /* other hosts may use it through GR */
+	uint8_t copy;               /* may be duplicated by CP */
 	uint8_t forward;            /* moved away: only `home` is meaningful */
 	uint8_t imported;           /* arrived by MV or CP (lives in data_dir) */
 	unsigned binders;           /* agents bound here (res_registry_bind) */

@@ -1,0 +1,4 @@
+# tests/resources: the policy table alone, each kind's local I/O, the op
+# codec, the action mechanics between registries in one process, and the
+# Lua handles in plain states (no daemon).
+agentd_test(test_res_policy SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_policy.c LIBS res TIMEOUT 30)
