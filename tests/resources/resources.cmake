@@ -2,3 +2,4 @@
 # codec, the action mechanics between registries in one process, and the
 # Lua handles in plain states (no daemon).
 agentd_test(test_res_policy SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_policy.c LIBS res TIMEOUT 30)
+agentd_test(test_res_kinds SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_kinds.c LIBS res PkgConfig::SQLITE TIMEOUT 60)
