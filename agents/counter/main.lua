@@ -1,0 +1,49 @@
+-- counter: counts across hops (strong mobility).
+--
+-- It hops round the cluster `rounds` times (default 2), counting one step
+-- per host, and logs the count on every host. The count is an ordinary
+-- local variable: it survives each agent.migrate() because the whole
+-- suspended coroutine moves, so the log reads 1, 2, 3, ... across hosts.
+-- At the end it goes home and logs the total and the path it took.
+--
+-- Arguments (agentctl run --args): {rounds = N, hosts = {"h1", "h2"}, pause = S}
+-- Exported methods: count() -> n, path() -> {host, ...}
+
+function main(args)
+  args = args or {}
+  local rounds = tonumber(args.rounds) or 2
+  local pause = tonumber(args.pause) or 0
+  local hosts = args.hosts or agent.hosts()
+  local count, path = 0, { agent.host() }
+
+  agent.export({
+    count = function() return count end,
+    path = function() return path end,
+  })
+
+  for round = 1, rounds do
+    for _, h in ipairs(hosts) do
+      if h ~= agent.host() then
+        local ok, err = agent.migrate(h)
+        if not ok then
+          -- The move failed: the agent is still here, state intact.
+          agent.log(("could not move to %s: %s"):format(h, tostring(err)))
+        else
+          path[#path + 1] = agent.host()
+        end
+      end
+      count = count + 1
+      agent.log(("count=%d round=%d host=%s"):format(count, round, agent.host()))
+      if pause > 0 then agent.sleep(pause) end
+    end
+  end
+
+  if agent.host() ~= agent.home() then
+    local ok, err = agent.migrate(agent.home())
+    if ok then path[#path + 1] = agent.host() else agent.log("cannot go home: " .. tostring(err)) end
+  end
+  agent.log(("done: count=%d hops=%d path=%s"):format(count, #path - 1, table.concat(path, ">")))
+  -- Stay reachable for `agentctl call ID count` for a while.
+  agent.recv(tonumber(args.linger) or 30)
+  return count
+end

@@ -1,0 +1,5 @@
+# agentctl, the example agents and the demo cluster, end to end.
+#   test_agents_mock     agents/ against a mock host API (no daemon)
+agentd_test(test_agents_mock
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_agents_mock.c
+  LIBS mig lua_pinned TIMEOUT 60)
