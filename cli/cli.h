@@ -65,5 +65,6 @@ extern const struct cli_cmd cli_ps_cmds[];
 extern const struct cli_cmd cli_agent_cmds[];
 extern const struct cli_cmd cli_move_cmds[];
 extern const struct cli_cmd cli_policy_cmds[];
+extern const struct cli_cmd cli_keys_cmds[];
 
 #endif

@@ -19,6 +19,7 @@ static const struct cli_cmd *const tables[] = {
 	cli_agent_cmds,
 	cli_move_cmds,
 	cli_policy_cmds,
+	cli_keys_cmds,
 	NULL,
 };
 
