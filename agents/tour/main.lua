@@ -1,10 +1,11 @@
 -- tour: a round trip over the whole cluster (strong mobility).
 --
 -- Itinerary: agent.hosts() in order, starting where it was started, then
--- home. On every host it reads key "value" of the binding "probe" (by type,
--- kind kv): the migration policy re-binds it (RB) to the key-value store of
--- the host it landed on, so each read gives that host's own value
--- (scripts/cluster gives host N a store "site" with value = N * 10). The handle's info() says
+-- home. On every host it reads the binding "probe" (by type, kind file):
+-- the migration policy re-binds it (RB) to the file resource of the host it
+-- landed on (a rebind prefers the identifier it had, "site"), so each read
+-- gives that host's own value (scripts/cluster gives host N a file "site"
+-- holding N * 10). The handle's info() says
 -- which action the policy chose for the binding at that hop; the agent logs
 -- it, so `agentctl logs` shows the itinerary, the action per hop and the
 -- values, and at home the combined result.
@@ -14,7 +15,7 @@
 
 local function read_probe(probe)
   if probe == nil then return nil, "no probe binding" end
-  local v, err = probe:get("value")
+  local v, err = probe:read()
   if v == nil then return nil, err end
   return tonumber(v) or v
 end
