@@ -1,0 +1,994 @@
+/*
+ * agd_lua.c: the one file of Lua bindings (see agd_vm.h, docs/agent-api.md).
+ *
+ * Each agent owns a lua_State made through a counting allocator (its memory
+ * quota) and runs in one coroutine of it (vm->co), resumed by a worker for
+ * one slice at a time. A count hook every `slice` instructions yields that
+ * coroutine back to the scheduler (preemption) and enforces the instruction
+ * quota and kills.
+ *
+ * Invariants:
+ * - The only way agent code leaves a slice is a yield of vm->co (from a host
+ *   call or the hook), its return, or an error escaping it; pcall inside the
+ *   agent cannot stop a kill: the hook yields the main coroutine (a yield is
+ *   not an error, pcall does not see it), and where it cannot yield (inside
+ *   a nested coroutine or a C boundary) it raises again on every instruction
+ *   until the error reaches a point where it can.
+ * - Blocking host calls (sleep, recv) work only in the agent's main
+ *   coroutine; from a nested coroutine they raise a clear error.
+ * - Host functions never hold malloc'd memory or a lock across a call that
+ *   can raise.
+ * - The sandbox: base library without dofile, loadfile and print (print is
+ *   agent.log); `load` takes text only; string without dump; table, math,
+ *   utf8, coroutine; no io, os, debug, package or require.
+ */
+#include "agd_vm.h"
+
+#include "agd_log.h"
+#include "agd_rt.h"
+#include "mig_lua.h"
+#include "mig_segment.h"
+#include "mig_state.h"
+
+#include <lauxlib.h>
+#include <lua.h>
+#include <lualib.h>
+#include <math.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Set to 1 once the strong-mobility engine (mig_env_open, mig_state_*,
+ * mig_data_*) is in libmig; until then agents run without persistence and
+ * messages are limited to strings. */
+#ifndef AGD_HAVE_ENGINE
+#define AGD_HAVE_ENGINE 0
+#endif
+
+enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL };
+
+struct agd_vm {
+	lua_State *L;            /* the agent's state; owned */
+	lua_State *co;           /* the coroutine it runs in (anchored by root_ref) */
+	int root_ref;            /* registry ref of the root table {co=, phase=} */
+	int phase;               /* 0: entry chunk, 1: entry function */
+	struct agd_rt *rt;       /* borrowed */
+	struct agd_agent *a;     /* borrowed */
+	size_t mem;              /* bytes allocated */
+	size_t mem_limit;        /* quota */
+	uint32_t slice;          /* instructions per slice (hook period) */
+	uint64_t instr;          /* instructions run, counted per hook call */
+	uint64_t instr_limit;    /* quota, 0 = none */
+	enum yield_why why;      /* why co yielded last */
+	double timeout;          /* for sleep and recv */
+	atomic_int kill;         /* set by agd_vm_kill or a quota */
+	char kill_reason[128];   /* written before kill is set */
+};
+
+int agd_vm_can_persist(void)
+{
+	return AGD_HAVE_ENGINE;
+}
+
+/* ------------------------------------------------------------ allocation */
+
+static void *vm_alloc(void *ud, void *ptr, size_t osize, size_t nsize)
+{
+	struct agd_vm *vm = ud;
+	size_t old = ptr != NULL ? osize : 0;
+	void *p;
+
+	if (nsize == 0) {
+		free(ptr);
+		vm->mem -= old;
+		return NULL;
+	}
+	if (nsize > old && vm->mem + (nsize - old) > vm->mem_limit) {
+		/* Refuse, and end the agent at its next hook: the memory error
+		 * Lua raises now could be caught by the agent's pcall. */
+		if (!atomic_load(&vm->kill)) {
+			snprintf(vm->kill_reason, sizeof vm->kill_reason,
+				 "memory quota exceeded (%zu bytes)", vm->mem_limit);
+			atomic_store(&vm->kill, 1);
+		}
+		return NULL;
+	}
+	p = realloc(ptr, nsize);
+	if (p == NULL)
+		return NULL;
+	vm->mem = vm->mem - old + nsize;
+	return p;
+}
+
+static struct agd_vm *vm_of(lua_State *L)
+{
+	void *ud = NULL;
+
+	lua_getallocf(L, &ud);
+	return ud;
+}
+
+/* ------------------------------------------------------------------ hook */
+
+static void vm_hook(lua_State *L, lua_Debug *ar)
+{
+	struct agd_vm *vm = vm_of(L);
+
+	(void)ar;
+	vm->instr += vm->slice;
+	if (vm->instr_limit != 0 && vm->instr > vm->instr_limit && !atomic_load(&vm->kill)) {
+		snprintf(vm->kill_reason, sizeof vm->kill_reason,
+			 "instruction quota exceeded (%llu instructions)",
+			 (unsigned long long)vm->instr_limit);
+		atomic_store(&vm->kill, 1);
+	}
+	if (atomic_load(&vm->kill)) {
+		if (L == vm->co && lua_isyieldable(L)) {
+			vm->why = Y_KILL;
+			lua_yield(L, 0);
+			return;
+		}
+		/* Cannot yield here: raise, and again at every instruction until
+		 * the error reaches the main coroutine's body. */
+		lua_sethook(L, vm_hook, LUA_MASKCOUNT, 1);
+		luaL_error(L, "agent killed: %s", vm->kill_reason);
+		return;
+	}
+	if (L == vm->co && lua_isyieldable(L)) {
+		vm->why = Y_PREEMPT;
+		lua_yield(L, 0);
+	}
+}
+
+/* ----------------------------------------------------------- the agent API */
+
+static struct agd_vm *checkvm(lua_State *L)
+{
+	struct agd_vm *vm = vm_of(L);
+
+	if (vm == NULL || vm->a == NULL)
+		luaL_error(L, "agent API used outside an agent");
+	return vm;
+}
+
+static int l_id(lua_State *L)
+{
+	lua_pushstring(L, agd_agent_id(checkvm(L)->a));
+	return 1;
+}
+
+static int l_host(lua_State *L)
+{
+	lua_pushstring(L, agd_rt_config(checkvm(L)->rt)->host);
+	return 1;
+}
+
+static int l_home(lua_State *L)
+{
+	lua_pushstring(L, agd_agent_home(checkvm(L)->a));
+	return 1;
+}
+
+static int l_hosts(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+
+	lua_createtable(L, 1, 0);
+	lua_pushstring(L, agd_rt_config(vm->rt)->host);
+	lua_rawseti(L, -2, 1);
+	return 1;
+}
+
+/* agent.log(...): the arguments as tostring() would show them, separated by
+ * spaces, cut at AGD_LOG_TEXT_MAX bytes. */
+static int l_log(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+	int n = lua_gettop(L);
+	luaL_Buffer b;
+	size_t len;
+	const char *s;
+
+	luaL_buffinit(L, &b);
+	for (int i = 1; i <= n; i++) {
+		if (i > 1)
+			luaL_addchar(&b, ' ');
+		luaL_tolstring(L, i, NULL);
+		luaL_addvalue(&b);
+	}
+	luaL_pushresult(&b);
+	s = lua_tolstring(L, -1, &len);
+	agd_agent_log(vm->rt, vm->a, s, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
+	return 0;
+}
+
+static void check_blockable(lua_State *L, struct agd_vm *vm, const char *what)
+{
+	if (L != vm->co || !lua_isyieldable(L))
+		luaL_error(L, "agent.%s: cannot block inside a nested coroutine or a C call", what);
+}
+
+static int l_sleep(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+	double s = luaL_checknumber(L, 1);
+
+	luaL_argcheck(L, s >= 0 && isfinite(s), 1, "expected a non-negative number of seconds");
+	check_blockable(L, vm, "sleep");
+	vm->why = Y_SLEEP;
+	vm->timeout = s;
+	return lua_yield(L, 0);
+}
+
+#if AGD_HAVE_ENGINE
+static int push_msg(lua_State *L, const struct agd_msg *m)
+{
+	return mig_data_decode(L, m->data, m->len, NULL);
+}
+#else
+/* Without the engine, a message is the bytes of a string. */
+static int push_msg(lua_State *L, const struct agd_msg *m)
+{
+	lua_pushlstring(L, (const char *)m->data, m->len);
+	return 0;
+}
+#endif
+
+static int l_recv(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+	double t = luaL_optnumber(L, 1, -1);
+	struct agd_msg *m;
+	int rc;
+
+	luaL_argcheck(L, !isnan(t), 1, "expected seconds or nil");
+	m = agd_agent_mbox_take(vm->rt, vm->a);
+	if (m != NULL) {
+		rc = push_msg(L, m);
+		free(m);
+		if (rc != 0)
+			return luaL_error(L, "agent.recv: undecodable message (%s)", mig_strerror(rc));
+		return 1;
+	}
+	if (t == 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	check_blockable(L, vm, "recv");
+	vm->why = Y_RECV;
+	vm->timeout = t;
+	/* The worker resumes co with the message (or nil), which becomes
+	 * recv's result. */
+	return lua_yield(L, 0);
+}
+
+static int l_send(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+	const char *to = luaL_checkstring(L, 1);
+	int rc;
+
+	luaL_checkany(L, 2);
+#if AGD_HAVE_ENGINE
+	{
+		struct mig_buf buf = { 0 };
+		struct mig_error e;
+
+		rc = mig_data_encode(L, 2, &buf, &e);
+		if (rc != 0) {
+			mig_buf_free(&buf);
+			lua_pushnil(L);
+			lua_pushfstring(L, "message is not plain data: %s", e.msg);
+			lua_pushstring(L, "arg");
+			return 3;
+		}
+		rc = agd_rt_send(vm->rt, agd_agent_id(vm->a), to, buf.data, buf.len);
+		mig_buf_free(&buf);
+	}
+#else
+	{
+		size_t len;
+		const char *s;
+
+		if (lua_type(L, 2) != LUA_TSTRING) {
+			lua_pushnil(L);
+			lua_pushstring(L, "this build carries string messages only");
+			lua_pushstring(L, "arg");
+			return 3;
+		}
+		s = lua_tolstring(L, 2, &len);
+		rc = agd_rt_send(vm->rt, agd_agent_id(vm->a), to, s, len);
+	}
+#endif
+	if (rc != 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, agd_strerror(rc));
+		lua_pushstring(L, agd_errname(rc));
+		return 3;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* Seams for the migration and resources engineers: until their code is
+ * wired in, these answer honestly that the feature is not there. */
+static int unavailable(lua_State *L, const char *what)
+{
+	checkvm(L);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s not available", what);
+	lua_pushstring(L, "unavailable");
+	return 3;
+}
+
+static int l_migrate(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	return unavailable(L, "migration");
+}
+
+static int l_clone(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	return unavailable(L, "migration");
+}
+
+static int l_resource(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	return unavailable(L, "resources");
+}
+
+static int l_export(lua_State *L)
+{
+	luaL_checktype(L, 1, LUA_TTABLE);
+	return unavailable(L, "export");
+}
+
+static int l_proxy(lua_State *L)
+{
+	luaL_checkstring(L, 1);
+	return unavailable(L, "proxy");
+}
+
+static const luaL_Reg agent_api[] = {
+	{ "id", l_id },
+	{ "host", l_host },
+	{ "home", l_home },
+	{ "hosts", l_hosts },
+	{ "log", l_log },
+	{ "sleep", l_sleep },
+	{ "recv", l_recv },
+	{ "send", l_send },
+	{ "migrate", l_migrate },
+	{ "clone", l_clone },
+	{ "resource", l_resource },
+	{ "export", l_export },
+	{ "proxy", l_proxy },
+	{ NULL, NULL },
+};
+
+#if !AGD_HAVE_ENGINE
+/* Text-only load, for builds without the engine's recording one. */
+static int l_load_text(lua_State *L)
+{
+	size_t len;
+	const char *s = luaL_checklstring(L, 1, &len);
+	const char *name = luaL_optstring(L, 2, "=(load)");
+	const char *mode = luaL_optstring(L, 3, "t");
+	int env = !lua_isnone(L, 4) ? 4 : 0;
+
+	if (strchr(mode, 'b') != NULL && strchr(mode, 't') == NULL) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "binary chunks are not accepted");
+		return 2;
+	}
+	if (luaL_loadbufferx(L, s, len, name, "t") != LUA_OK) {
+		lua_pushnil(L);
+		lua_insert(L, -2);
+		return 2;
+	}
+	if (env) {
+		lua_pushvalue(L, env);
+		if (lua_setupvalue(L, -2, 1) == NULL)
+			lua_pop(L, 1);
+	}
+	return 1;
+}
+#endif
+
+/* --------------------------------------------------------------- sandbox */
+
+static int open_sandbox(lua_State *L)
+{
+	static const luaL_Reg libs[] = {
+		{ LUA_GNAME, luaopen_base },
+		{ LUA_COLIBNAME, luaopen_coroutine },
+		{ LUA_TABLIBNAME, luaopen_table },
+		{ LUA_STRLIBNAME, luaopen_string },
+		{ LUA_MATHLIBNAME, luaopen_math },
+		{ LUA_UTF8LIBNAME, luaopen_utf8 },
+		{ NULL, NULL },
+	};
+	static const char *const drop[] = { "dofile", "loadfile", "load", "print", NULL };
+	int rc = 0;
+
+	for (const luaL_Reg *l = libs; l->name != NULL; l++) {
+		luaL_requiref(L, l->name, l->func, 1);
+		lua_pop(L, 1);
+	}
+	lua_pushglobaltable(L);
+	for (int i = 0; drop[i] != NULL; i++) {
+		lua_pushnil(L);
+		lua_setfield(L, -2, drop[i]);
+	}
+	lua_getfield(L, -1, "string");
+	lua_pushnil(L);
+	lua_setfield(L, -2, "dump");
+	lua_pop(L, 1);
+	/* package.loaded holds the libraries under their names: drop it so
+	 * nothing reaches them by that road. */
+	lua_pushnil(L);
+	lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+	/* print is agent.log. */
+	lua_pushcfunction(L, l_log);
+	lua_setfield(L, -2, "print");
+#if AGD_HAVE_ENGINE
+	lua_pop(L, 1);
+	rc = mig_env_open(L);
+	if (rc != 0)
+		return rc;
+	lua_pushglobaltable(L);
+#else
+	lua_pushcfunction(L, l_load_text);
+	lua_setfield(L, -2, "load");
+#endif
+	luaL_newlib(L, agent_api);
+#if AGD_HAVE_ENGINE
+	for (const luaL_Reg *f = agent_api; f->name != NULL; f++) {
+		char name[48];
+
+		snprintf(name, sizeof name, "agent.%s", f->name);
+		lua_getfield(L, -1, f->name);
+		rc = mig_perm_add(L, name, -1);
+		lua_pop(L, 1);
+		if (rc != 0)
+			return rc;
+	}
+	rc = mig_perm_add(L, "agent", -1);
+	if (rc != 0)
+		return rc;
+#endif
+	lua_setfield(L, -2, "agent");
+	lua_pop(L, 1);
+	return rc;
+}
+
+/* Protected part of making a state: sandbox, sources. Runs under lua_pcall
+ * so that a memory error in setup is an error, not a panic. */
+struct setup_args {
+	struct agd_vm *vm;        /* the vm being made */
+	const void *state;        /* persisted bytes, or NULL for a fresh start */
+	size_t state_len;         /* their length */
+	int rc;                   /* agd_err of the setup */
+	char *err;                /* message buffer */
+	size_t err_len;           /* its size */
+};
+
+static int add_sources(lua_State *L, struct agd_vm *vm, struct setup_args *s, int load_entry)
+{
+	struct agd_code *code = agd_agent_code(vm->a);
+	int found = 0;
+
+#if AGD_HAVE_ENGINE
+	struct mig_error e;
+	uint8_t h[MIG_HASH_LEN], entry[MIG_HASH_LEN];
+
+	if (code->seg != NULL) {
+		for (size_t i = 0; i < mig_segment_nfiles(code->seg); i++) {
+			const char *name, *text;
+			char chunk[160];
+			size_t len;
+
+			mig_segment_file(code->seg, i, &name, &text, &len);
+			snprintf(chunk, sizeof chunk, "@%s", name);
+			if (mig_source_add(L, text, len, chunk, 1, h) != 0) {
+				s->rc = AGD_ERR_NOMEM;
+				return -1;
+			}
+			if (strcmp(name, code->entry_file) == 0) {
+				memcpy(entry, h, sizeof h);
+				found = 1;
+			}
+		}
+	} else {
+		char chunk[80];
+
+		snprintf(chunk, sizeof chunk, "@%s", code->entry_file);
+		if (mig_source_add(L, code->text, code->text_len, chunk, 1, entry) != 0) {
+			s->rc = AGD_ERR_NOMEM;
+			return -1;
+		}
+		found = 1;
+	}
+	if (!load_entry)
+		return 0;
+	if (!found) {
+		s->rc = AGD_ERR_SEGMENT;
+		snprintf(s->err, s->err_len, "entry file %s not in segment", code->entry_file);
+		return -1;
+	}
+	if (mig_source_load(L, entry, &e) != 0) {
+		s->rc = AGD_ERR_LUA;
+		snprintf(s->err, s->err_len, "%s", e.msg);
+		return -1;
+	}
+	return 0;
+#else
+	const char *text = code->text;
+	size_t len = code->text_len;
+	char chunk[160];
+
+	(void)found;
+	if (!load_entry)
+		return 0;
+	if (code->seg != NULL && mig_segment_find(code->seg, code->entry_file, &text, &len) != 0) {
+		s->rc = AGD_ERR_SEGMENT;
+		snprintf(s->err, s->err_len, "entry file %s not in segment", code->entry_file);
+		return -1;
+	}
+	snprintf(chunk, sizeof chunk, "@%s", code->entry_file);
+	if (luaL_loadbufferx(L, text, len, chunk, "t") != LUA_OK) {
+		s->rc = AGD_ERR_LUA;
+		snprintf(s->err, s->err_len, "%s", lua_tostring(L, -1));
+		lua_pop(L, 1);
+		return -1;
+	}
+	return 0;
+#endif
+}
+
+static int setup(lua_State *L)
+{
+	struct setup_args *s = lua_touserdata(L, 1);
+	struct agd_vm *vm = s->vm;
+	int rc;
+
+	lua_settop(L, 0);
+	rc = open_sandbox(L);
+	if (rc != 0) {
+		s->rc = AGD_ERR_LUA;
+		snprintf(s->err, s->err_len, "sandbox: %s", mig_strerror(rc));
+		return 0;
+	}
+	if (add_sources(L, vm, s, s->state == NULL) != 0)
+		return 0;
+	if (s->state == NULL) {
+		/* root = { co = coroutine(entry chunk), phase = 0 } */
+		lua_State *co;
+
+		lua_createtable(L, 0, 2);
+		co = lua_newthread(L);
+		lua_setfield(L, -2, "co");
+		lua_pushinteger(L, 0);
+		lua_setfield(L, -2, "phase");
+		lua_getfield(L, -1, "co");
+		lua_pushvalue(L, 1);  /* the entry chunk */
+		lua_xmove(L, co, 1);
+		lua_pop(L, 1);
+		lua_remove(L, 1);
+	} else {
+#if AGD_HAVE_ENGINE
+		struct mig_error e;
+
+		rc = mig_state_restore(L, s->state, s->state_len, &e);
+		if (rc != 0) {
+			s->rc = AGD_ERR_LUA;
+			snprintf(s->err, s->err_len, "restore: %s", e.msg);
+			return 0;
+		}
+		if (!lua_istable(L, -1)) {
+			s->rc = AGD_ERR_LUA;
+			snprintf(s->err, s->err_len, "restore: root is not an agent");
+			return 0;
+		}
+#else
+		s->rc = AGD_ERR_UNAVAILABLE;
+		snprintf(s->err, s->err_len, "persistence not available in this build");
+		return 0;
+#endif
+	}
+	lua_getfield(L, -1, "co");
+	if (!lua_isthread(L, -1)) {
+		s->rc = AGD_ERR_LUA;
+		snprintf(s->err, s->err_len, "agent root has no coroutine");
+		return 0;
+	}
+	vm->co = lua_tothread(L, -1);
+	lua_pop(L, 1);
+	lua_getfield(L, -1, "phase");
+	vm->phase = (int)lua_tointeger(L, -1);
+	lua_pop(L, 1);
+	vm->root_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	s->rc = 0;
+	return 0;
+}
+
+static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+		const void *state, size_t len, struct agd_vm **out, char *err, size_t err_len)
+{
+	struct agd_vm *vm = calloc(1, sizeof *vm);
+	struct setup_args s = { vm, state, len, AGD_ERR_LUA, err, err_len };
+	int rc;
+
+	*out = NULL;
+	if (err_len > 0)
+		err[0] = '\0';
+	if (vm == NULL)
+		return AGD_ERR_NOMEM;
+	vm->rt = rt;
+	vm->a = a;
+	vm->mem_limit = lim->memory;
+	vm->slice = lim->slice ? lim->slice : 10000;
+	vm->instr_limit = lim->instructions;
+	vm->root_ref = LUA_NOREF;
+#if AGD_HAVE_ENGINE
+	if (state != NULL) {
+		struct mig_state_info info;
+
+		rc = mig_state_peek(state, len, &info);
+		if (rc != 0) {
+			snprintf(err, err_len, "state: %s", mig_strerror(rc));
+			free(vm);
+			return AGD_ERR_LUA;
+		}
+		vm->L = mig_lua_newstate(vm_alloc, vm, info.seed);
+	} else
+#endif
+		vm->L = mig_lua_newstate_random(vm_alloc, vm);
+	if (vm->L == NULL) {
+		free(vm);
+		snprintf(err, err_len, "cannot create a Lua state within the memory quota");
+		return AGD_ERR_NOMEM;
+	}
+	lua_pushcfunction(vm->L, setup);
+	lua_pushlightuserdata(vm->L, &s);
+	rc = lua_pcall(vm->L, 1, 0, 0);
+	if (rc != LUA_OK) {
+		snprintf(err, err_len, "setup: %s", lua_tostring(vm->L, -1));
+		s.rc = rc == LUA_ERRMEM ? AGD_ERR_NOMEM : AGD_ERR_LUA;
+	}
+	if (s.rc != 0 || atomic_load(&vm->kill)) {
+		if (s.rc == 0) {
+			s.rc = AGD_ERR_NOMEM;
+			snprintf(err, err_len, "%s", vm->kill_reason);
+		}
+		lua_close(vm->L);
+		free(vm);
+		return s.rc;
+	}
+	lua_sethook(vm->co, vm_hook, LUA_MASKCOUNT, (int)vm->slice);
+	*out = vm;
+	return 0;
+}
+
+int agd_vm_new(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+	       struct agd_vm **out, char *err, size_t err_len)
+{
+	return make(rt, a, lim, NULL, 0, out, err, err_len);
+}
+
+int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+		   const void *state, size_t len, struct agd_vm **out, char *err, size_t err_len)
+{
+	if (state == NULL)
+		return AGD_ERR_ARG;
+	return make(rt, a, lim, state, len, out, err, err_len);
+}
+
+int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err_len)
+{
+#if AGD_HAVE_ENGINE
+	struct mig_error e;
+	size_t limit = vm->mem_limit;
+	int rc;
+
+	/* The engine may allocate in L while it walks; that is the host's
+	 * work, not the agent's, so the quota is lifted for it. */
+	vm->mem_limit = (size_t)-1;
+	lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->root_ref);
+	lua_pushinteger(vm->L, vm->phase);
+	lua_setfield(vm->L, -2, "phase");
+	rc = mig_state_persist(vm->L, -1, out, &e);
+	lua_pop(vm->L, 1);
+	vm->mem_limit = limit;
+	if (rc != 0) {
+		snprintf(err, err_len, "%s", e.msg);
+		return AGD_ERR_LUA;
+	}
+	return 0;
+#else
+	(void)vm;
+	(void)out;
+	snprintf(err, err_len, "persistence not available in this build");
+	return AGD_ERR_UNAVAILABLE;
+#endif
+}
+
+/* After the entry chunk returns: runs the manifest's entry function, if it
+ * names one, in a fresh coroutine. Returns 1 when there is one to run. */
+static int next_phase(struct agd_vm *vm)
+{
+	struct agd_code *code = agd_agent_code(vm->a);
+	lua_State *L = vm->L, *co;
+
+	if (vm->phase != 0 || code->entry_func[0] == '\0')
+		return 0;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->root_ref);
+	lua_pushglobaltable(L);
+	lua_getfield(L, -1, code->entry_func);
+	if (!lua_isfunction(L, -1)) {
+		lua_pop(L, 3);
+		return 0;
+	}
+	co = lua_newthread(L);
+	lua_insert(L, -2);
+	lua_xmove(L, co, 1);
+	lua_setfield(L, -3, "co");
+	lua_pop(L, 1);
+	vm->phase = 1;
+	lua_pushinteger(L, 1);
+	lua_setfield(L, -2, "phase");
+	lua_pop(L, 1);
+	vm->co = co;
+	lua_sethook(co, vm_hook, LUA_MASKCOUNT, (int)vm->slice);
+	return 1;
+}
+
+static void error_text(struct agd_vm *vm, int nres, char *out, size_t len)
+{
+	const char *msg;
+
+	(void)nres;
+	msg = lua_tostring(vm->co, -1);
+	luaL_traceback(vm->L, vm->co, msg ? msg : "(error object is not a string)", 0);
+	snprintf(out, len, "%s", lua_tostring(vm->L, -1));
+	lua_pop(vm->L, 1);
+}
+
+void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
+		   struct agd_vm_result *res)
+{
+	int nargs = 0, nres = 0, st;
+
+	memset(res, 0, sizeof *res);
+	res->timeout = -1;
+	if (atomic_load(&vm->kill)) {
+		res->status = AGD_VM_KILLED;
+		snprintf(res->reason, sizeof res->reason, "%s", vm->kill_reason);
+		return;
+	}
+	if (deliver) {
+		int top = lua_gettop(vm->co);
+
+		/* An undecodable message (it was checked when sent) or no room
+		 * reads as nil rather than failing the agent. */
+		if (msg == NULL || !lua_checkstack(vm->co, 8) || push_msg(vm->co, msg) != 0) {
+			lua_settop(vm->co, top);
+			lua_pushnil(vm->co);
+		}
+		nargs = 1;
+	}
+again:
+	vm->why = Y_NONE;
+	st = lua_resume(vm->co, vm->L, nargs, &nres);
+	if (atomic_load(&vm->kill)) {
+		res->status = AGD_VM_KILLED;
+		snprintf(res->reason, sizeof res->reason, "%s", vm->kill_reason);
+		return;
+	}
+	if (st == LUA_YIELD) {
+		lua_pop(vm->co, nres);
+		switch (vm->why) {
+		case Y_SLEEP:
+			res->status = AGD_VM_SLEEP;
+			res->timeout = vm->timeout;
+			break;
+		case Y_RECV:
+			res->status = AGD_VM_RECV;
+			res->timeout = vm->timeout;
+			break;
+		default:
+			/* The hook, or a bare coroutine.yield in the agent's
+			 * body: either way, back to the run queue. */
+			res->status = AGD_VM_PREEMPTED;
+			break;
+		}
+		return;
+	}
+	if (st == LUA_OK) {
+		lua_settop(vm->co, 0);
+		if (next_phase(vm)) {
+			nargs = 0;
+			goto again;
+		}
+		res->status = AGD_VM_DONE;
+		return;
+	}
+	res->status = AGD_VM_ERROR;
+	error_text(vm, nres, res->reason, sizeof res->reason);
+}
+
+void agd_vm_kill(struct agd_vm *vm, const char *reason)
+{
+	if (atomic_load(&vm->kill))
+		return;
+	snprintf(vm->kill_reason, sizeof vm->kill_reason, "%s", reason);
+	atomic_store(&vm->kill, 1);
+	/* lua_sethook may be called asynchronously (it is what the standalone
+	 * interpreter does from a signal handler). */
+	lua_sethook(vm->co, vm_hook, LUA_MASKCOUNT, 1);
+}
+
+size_t agd_vm_memory(const struct agd_vm *vm)
+{
+	return vm->mem;
+}
+
+uint64_t agd_vm_instructions(const struct agd_vm *vm)
+{
+	return vm->instr;
+}
+
+void agd_vm_destroy(struct agd_vm **vm_p, int moved)
+{
+	struct agd_vm *vm;
+
+	if (vm_p == NULL || *vm_p == NULL)
+		return;
+	vm = *vm_p;
+#if AGD_HAVE_ENGINE
+	if (moved)
+		mig_state_forget_finalizers(vm->L);
+#else
+	(void)moved;
+#endif
+	/* Finalizers the agent left run now, with the quota lifted but the
+	 * hook armed: one that loops is stopped by an error (lua_close turns
+	 * it into a warning), so no agent can hold a worker here. */
+	vm->mem_limit = (size_t)-1;
+	if (!atomic_load(&vm->kill)) {
+		snprintf(vm->kill_reason, sizeof vm->kill_reason, "closing");
+		atomic_store(&vm->kill, 1);
+	}
+	lua_sethook(vm->L, vm_hook, LUA_MASKCOUNT, 1000);
+	lua_close(vm->L);
+	free(vm);
+	*vm_p = NULL;
+}
+
+/* ------------------------------------------------ JSON to agent messages */
+
+#if AGD_HAVE_ENGINE
+struct json_args {
+	const struct agd_json *doc;    /* borrowed */
+	const struct agd_json_val *v;  /* borrowed */
+	struct mig_buf *out;           /* where the encoding goes */
+	int rc;                        /* result */
+	char *err;                     /* message */
+	size_t err_len;
+};
+
+/* Builds the Lua value of a JSON value without recursion: the parser caps
+ * depth at AGD_JSON_DEPTH_MAX, and this walks with an explicit stack. */
+static int json_build(lua_State *L)
+{
+	struct json_args *j = lua_touserdata(L, 1);
+	const struct agd_json_val *stack[AGD_JSON_DEPTH_MAX + 1];
+	const struct agd_json_val *cur[AGD_JSON_DEPTH_MAX + 1];
+	lua_Integer idx[AGD_JSON_DEPTH_MAX + 1];
+	int sp = 0;
+	const struct agd_json_val *v = j->v;
+
+	luaL_checkstack(L, AGD_JSON_DEPTH_MAX + 8, "json");
+	for (;;) {
+		int container = v->type == AGD_JSON_ARR || v->type == AGD_JSON_OBJ;
+
+		switch (v->type) {
+		case AGD_JSON_NULL: lua_pushnil(L); break;
+		case AGD_JSON_BOOL: lua_pushboolean(L, v->boolean); break;
+		case AGD_JSON_NUM:
+			if (v->num == floor(v->num) && fabs(v->num) < 9007199254740992.0)
+				lua_pushinteger(L, (lua_Integer)v->num);
+			else
+				lua_pushnumber(L, v->num);
+			break;
+		case AGD_JSON_STR: lua_pushlstring(L, v->str, v->str_len); break;
+		default: lua_createtable(L, v->type == AGD_JSON_ARR ? (int)v->count : 0,
+					 v->type == AGD_JSON_OBJ ? (int)v->count : 0);
+		}
+		if (container && v->count > 0) {
+			stack[sp] = v;
+			cur[sp] = agd_json_first(j->doc, v);
+			idx[sp] = 1;
+			sp++;
+			v = cur[sp - 1];
+			continue;
+		}
+		/* Store the finished value into its parent, climbing as long as
+		 * parents are finished too. */
+		while (sp > 0) {
+			const struct agd_json_val *p = stack[sp - 1];
+			const struct agd_json_val *item = cur[sp - 1];
+
+			if (p->type == AGD_JSON_ARR) {
+				lua_rawseti(L, -2, idx[sp - 1]);
+			} else {
+				lua_pushlstring(L, item->key, item->key_len);
+				lua_insert(L, -2);
+				lua_rawset(L, -3);
+			}
+			idx[sp - 1]++;
+			cur[sp - 1] = agd_json_next(j->doc, item);
+			if (cur[sp - 1] != NULL)
+				break;
+			sp--;
+		}
+		if (sp == 0)
+			break;
+		v = cur[sp - 1];
+	}
+	{
+		struct mig_error e;
+
+		j->rc = mig_data_encode(L, -1, j->out, &e);
+		if (j->rc != 0)
+			snprintf(j->err, j->err_len, "%s", e.msg);
+	}
+	return 0;
+}
+#endif
+
+int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
+		      struct mig_buf *out, char *err, size_t err_len)
+{
+#if AGD_HAVE_ENGINE
+	struct agd_vm scratch;
+	struct json_args j = { doc, v, out, 0, err, err_len };
+	lua_State *L;
+	int rc;
+
+	memset(&scratch, 0, sizeof scratch);
+	scratch.mem_limit = 256u << 20;
+	L = mig_lua_newstate_random(vm_alloc, &scratch);
+	if (L == NULL)
+		return AGD_ERR_NOMEM;
+	lua_pushcfunction(L, json_build);
+	lua_pushlightuserdata(L, &j);
+	rc = lua_pcall(L, 1, 0, 0);
+	if (rc != LUA_OK) {
+		snprintf(err, err_len, "%s", lua_tostring(L, -1));
+		lua_close(L);
+		return AGD_ERR_NOMEM;
+	}
+	lua_close(L);
+	return j.rc != 0 ? AGD_ERR_ARG : 0;
+#else
+	uint8_t *p;
+
+	if (v->type != AGD_JSON_STR) {
+		snprintf(err, err_len, "this build carries string messages only");
+		return AGD_ERR_UNAVAILABLE;
+	}
+	p = malloc(v->str_len ? v->str_len : 1);
+	if (p == NULL)
+		return AGD_ERR_NOMEM;
+	memcpy(p, v->str, v->str_len);
+	mig_buf_free(out);
+	out->data = p;
+	out->len = out->cap = v->str_len;
+	(void)doc;
+	return 0;
+#endif
+}

@@ -1,0 +1,1670 @@
+/*
+ * agd_rt.c: agents' life cycle and scheduling, without Lua (see agd_rt.h,
+ * docs/runtime.md).
+ *
+ * Invariants (all under rt->mu):
+ * - An agent is in the run queue (a->queued) at most once, and never while
+ *   a worker has it (a->on_cpu); a worker that finds it runnable again when
+ *   it puts it down queues it then.
+ * - a->heap_i != 0 iff the agent waits with a deadline (sleep, recv with a
+ *   timeout); a->lru_in iff it is an on-demand agent waiting in memory.
+ * - Ended agents (finished, failed, killed) have no vm, no mailbox, and are
+ *   in no queue; their record stays for ps and logs.
+ * - a->vm is touched only by the worker that has the agent on CPU.
+ */
+#include "agd_rt.h"
+
+#include "agd_log.h"
+#include "agd_loop.h"
+#include "agd_store.h"
+#include "agd_trust.h"
+#include "agd_vm.h"
+#include "mig_segment.h"
+#include "mig_state.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define PS_MAX 10000 /* agents listed by one ps */
+
+struct logring {
+	char *line[AGD_LOG_LINES]; /* malloc'd lines, oldest at head */
+	unsigned head;             /* index of the oldest */
+	unsigned n;                /* lines held */
+};
+
+enum wait_kind { W_NONE, W_SLEEP, W_RECV };
+
+struct agd_agent {
+	char id[AGD_ID_LEN + 1];      /* hex id */
+	enum agd_state state;         /* public life-cycle state */
+	char reason[128];             /* why it is in that state */
+	char home[64];                /* home host */
+	int on_demand;                /* activation policy: passivate when idle */
+	uint32_t epoch;               /* migration epoch */
+	struct agd_code *code;        /* reference */
+	struct agd_vm *vm;            /* Lua side; NULL when passivated or ended */
+	struct mig_buf saved;         /* last persisted state (when no store) */
+	int persisted;                /* a state is in the store or in saved */
+	uint8_t queued;               /* in the run queue */
+	uint8_t on_cpu;               /* a worker has it */
+	uint8_t kill_req;             /* end it when next seen */
+	uint8_t passivate_req;        /* persist and close it when next seen */
+	uint8_t checkpoint_req;       /* persist it (and keep running) when next seen */
+	uint8_t timed_out;            /* its wait's deadline passed */
+	uint8_t lru_in;               /* in the idle list */
+	enum wait_kind wait;          /* what it waits for */
+	uint64_t wake_at;             /* deadline in agd_now_ms(), when heap_i */
+	size_t heap_i;                /* 1-based heap position, 0 = none */
+	uint64_t idle_since;          /* when it started waiting */
+	struct agd_agent *rq_next;    /* run queue link */
+	struct agd_agent *hnext;      /* registry chain */
+	struct agd_agent *lru_prev;   /* idle list links */
+	struct agd_agent *lru_next;
+	struct agd_msg *mb_head;      /* mailbox */
+	struct agd_msg *mb_tail;
+	uint32_t mb_n;                /* messages queued */
+	struct logring *log;          /* lines for `logs`, or NULL */
+	size_t memory;                /* bytes, at the last slice */
+	uint64_t instructions;        /* at the last slice */
+	uint64_t switches;            /* slices run */
+	size_t mem_quota;             /* its memory quota */
+	uint64_t instr_quota;         /* its instruction quota */
+	agd_rt_suspend_fn suspend_fn; /* migration seam callback, or NULL */
+	void *suspend_ud;             /* its argument */
+	int64_t created;              /* wall clock, ms */
+};
+
+struct agd_rt {
+	const struct agd_config *cfg; /* borrowed */
+	struct agd_loop *loop;        /* borrowed: the dispatcher's */
+	pthread_mutex_t mu;           /* guards everything below */
+	pthread_cond_t work_cv;       /* run queue not empty, or stopping */
+	pthread_cond_t idle_cv;       /* a worker put an agent down */
+	struct agd_agent **buckets;   /* registry */
+	size_t nbuckets;              /* power of two */
+	size_t nagents;               /* records, ended ones included */
+	size_t counts[AGD_KILLED + 1]; /* agents per state */
+	size_t resident;              /* agents with a vm */
+	struct agd_agent *rq_head;    /* run queue, FIFO */
+	struct agd_agent *rq_tail;
+	struct agd_agent **heap;      /* waiting agents with a deadline, min wake_at */
+	size_t nheap;
+	size_t heap_cap;
+	struct agd_agent *lru_head;   /* idle on-demand agents, oldest first */
+	struct agd_agent *lru_tail;
+	struct agd_code *codes;       /* code cache */
+	pthread_t *workers;           /* worker threads */
+	unsigned nworkers;            /* started */
+	unsigned busy;                /* workers with an agent on CPU */
+	int stopping;                 /* no new work; persist instead of running */
+	int stopped;                  /* workers joined */
+	uint64_t poll_deadline;       /* the dispatcher sleeps until this (ms) */
+	uint64_t switches;            /* slices run, all agents */
+	uint64_t last_checkpoint;     /* ms */
+	int64_t started;              /* wall clock, ms */
+	struct agd_store *store;      /* durable store, or NULL (no data dir) */
+	struct agd_trust *trust;      /* trust store, or NULL (none: refuse all) */
+	char trust_why[256];          /* why there is no trust store */
+};
+
+static const char *const state_names[] = { "created", "running", "waiting", "migrating",
+					   "finished", "failed", "killed" };
+
+const char *agd_state_name(enum agd_state s)
+{
+	return (unsigned)s <= AGD_KILLED ? state_names[s] : "?";
+}
+
+const char *agd_strerror(int code)
+{
+	switch (code) {
+	case AGD_OK: return "success";
+	case AGD_ERR_NOMEM: return "out of memory";
+	case AGD_ERR_ARG: return "bad argument";
+	case AGD_ERR_NOTFOUND: return "no such agent";
+	case AGD_ERR_FULL: return "mailbox full";
+	case AGD_ERR_TOOBIG: return "message too large";
+	case AGD_ERR_STATE: return "agent has ended";
+	case AGD_ERR_UNTRUSTED: return "segment not trusted";
+	case AGD_ERR_SEGMENT: return "malformed segment";
+	case AGD_ERR_LUA: return "Lua error";
+	case AGD_ERR_UNAVAILABLE: return "not available";
+	case AGD_ERR_STORE: return "store failure";
+	case AGD_ERR_IO: return "I/O error";
+	case AGD_ERR_STOPPING: return "daemon is stopping";
+	default: return "unknown error";
+	}
+}
+
+const char *agd_errname(int code)
+{
+	switch (code) {
+	case AGD_OK: return "ok";
+	case AGD_ERR_NOMEM: return "nomem";
+	case AGD_ERR_ARG: return "arg";
+	case AGD_ERR_NOTFOUND: return "notfound";
+	case AGD_ERR_FULL: return "full";
+	case AGD_ERR_TOOBIG: return "toobig";
+	case AGD_ERR_STATE: return "state";
+	case AGD_ERR_UNTRUSTED: return "untrusted";
+	case AGD_ERR_SEGMENT: return "segment";
+	case AGD_ERR_LUA: return "lua";
+	case AGD_ERR_UNAVAILABLE: return "unavailable";
+	case AGD_ERR_STORE: return "store";
+	case AGD_ERR_IO: return "io";
+	case AGD_ERR_STOPPING: return "stopping";
+	default: return "error";
+	}
+}
+
+static int64_t wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ------------------------------------------------------------- registry */
+
+static size_t id_hash(const char *id)
+{
+	size_t h = 1469598103934665603ull;
+
+	for (; *id; id++)
+		h = (h ^ (unsigned char)*id) * 1099511628211ull;
+	return h;
+}
+
+static struct agd_agent *find(struct agd_rt *rt, const char *id)
+{
+	struct agd_agent *a;
+
+	if (id == NULL)
+		return NULL;
+	for (a = rt->buckets[id_hash(id) & (rt->nbuckets - 1)]; a; a = a->hnext)
+		if (strcmp(a->id, id) == 0)
+			return a;
+	return NULL;
+}
+
+static int insert(struct agd_rt *rt, struct agd_agent *a)
+{
+	size_t i;
+
+	if (rt->nagents >= rt->nbuckets) {
+		size_t n = rt->nbuckets * 2;
+		struct agd_agent **b = calloc(n, sizeof *b);
+
+		if (b == NULL)
+			return AGD_ERR_NOMEM;
+		for (i = 0; i < rt->nbuckets; i++) {
+			while (rt->buckets[i] != NULL) {
+				struct agd_agent *x = rt->buckets[i];
+				size_t j = id_hash(x->id) & (n - 1);
+
+				rt->buckets[i] = x->hnext;
+				x->hnext = b[j];
+				b[j] = x;
+			}
+		}
+		free(rt->buckets);
+		rt->buckets = b;
+		rt->nbuckets = n;
+	}
+	i = id_hash(a->id) & (rt->nbuckets - 1);
+	a->hnext = rt->buckets[i];
+	rt->buckets[i] = a;
+	rt->nagents++;
+	rt->counts[a->state]++;
+	return 0;
+}
+
+static void unlink_agent(struct agd_rt *rt, struct agd_agent *a)
+{
+	struct agd_agent **pp = &rt->buckets[id_hash(a->id) & (rt->nbuckets - 1)];
+
+	for (; *pp != NULL; pp = &(*pp)->hnext) {
+		if (*pp == a) {
+			*pp = a->hnext;
+			rt->nagents--;
+			rt->counts[a->state]--;
+			return;
+		}
+	}
+}
+
+/* ----------------------------------------------------- heap and queues */
+
+static void heap_swap(struct agd_rt *rt, size_t i, size_t j)
+{
+	struct agd_agent *t = rt->heap[i];
+
+	rt->heap[i] = rt->heap[j];
+	rt->heap[j] = t;
+	rt->heap[i]->heap_i = i + 1;
+	rt->heap[j]->heap_i = j + 1;
+}
+
+static void heap_up(struct agd_rt *rt, size_t i)
+{
+	while (i > 0 && rt->heap[(i - 1) / 2]->wake_at > rt->heap[i]->wake_at) {
+		heap_swap(rt, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct agd_rt *rt, size_t i)
+{
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < rt->nheap && rt->heap[l]->wake_at < rt->heap[m]->wake_at)
+			m = l;
+		if (r < rt->nheap && rt->heap[r]->wake_at < rt->heap[m]->wake_at)
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(rt, i, m);
+		i = m;
+	}
+}
+
+static int heap_push(struct agd_rt *rt, struct agd_agent *a)
+{
+	if (rt->nheap == rt->heap_cap) {
+		size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
+		struct agd_agent **h = realloc(rt->heap, cap * sizeof *h);
+
+		if (h == NULL)
+			return AGD_ERR_NOMEM;
+		rt->heap = h;
+		rt->heap_cap = cap;
+	}
+	rt->heap[rt->nheap] = a;
+	a->heap_i = ++rt->nheap;
+	heap_up(rt, rt->nheap - 1);
+	return 0;
+}
+
+static void heap_remove(struct agd_rt *rt, struct agd_agent *a)
+{
+	size_t i;
+
+	if (a->heap_i == 0)
+		return;
+	i = a->heap_i - 1;
+	a->heap_i = 0;
+	rt->nheap--;
+	if (i == rt->nheap)
+		return;
+	rt->heap[i] = rt->heap[rt->nheap];
+	rt->heap[i]->heap_i = i + 1;
+	heap_up(rt, i);
+	heap_down(rt, rt->heap[i]->heap_i - 1);
+}
+
+static void lru_remove(struct agd_rt *rt, struct agd_agent *a)
+{
+	if (!a->lru_in)
+		return;
+	if (a->lru_prev)
+		a->lru_prev->lru_next = a->lru_next;
+	else
+		rt->lru_head = a->lru_next;
+	if (a->lru_next)
+		a->lru_next->lru_prev = a->lru_prev;
+	else
+		rt->lru_tail = a->lru_prev;
+	a->lru_prev = a->lru_next = NULL;
+	a->lru_in = 0;
+}
+
+static void lru_append(struct agd_rt *rt, struct agd_agent *a)
+{
+	lru_remove(rt, a);
+	a->lru_prev = rt->lru_tail;
+	a->lru_next = NULL;
+	if (rt->lru_tail)
+		rt->lru_tail->lru_next = a;
+	else
+		rt->lru_head = a;
+	rt->lru_tail = a;
+	a->lru_in = 1;
+}
+
+static void enqueue(struct agd_rt *rt, struct agd_agent *a)
+{
+	if (a->queued || a->on_cpu)
+		return;
+	a->queued = 1;
+	a->rq_next = NULL;
+	if (rt->rq_tail)
+		rt->rq_tail->rq_next = a;
+	else
+		rt->rq_head = a;
+	rt->rq_tail = a;
+	pthread_cond_signal(&rt->work_cv);
+}
+
+static struct agd_agent *dequeue(struct agd_rt *rt)
+{
+	struct agd_agent *a = rt->rq_head;
+
+	if (a == NULL)
+		return NULL;
+	rt->rq_head = a->rq_next;
+	if (rt->rq_head == NULL)
+		rt->rq_tail = NULL;
+	a->rq_next = NULL;
+	a->queued = 0;
+	return a;
+}
+
+/* ----------------------------------------------------------- life cycle */
+
+static int ended(enum agd_state s)
+{
+	return s == AGD_FINISHED || s == AGD_FAILED || s == AGD_KILLED;
+}
+
+static void ring_add(struct agd_agent *a, const char *text, size_t len)
+{
+	char *line;
+
+	if (a->log == NULL) {
+		a->log = calloc(1, sizeof *a->log);
+		if (a->log == NULL)
+			return;
+	}
+	line = malloc(len + 1);
+	if (line == NULL)
+		return;
+	memcpy(line, text, len);
+	line[len] = '\0';
+	if (a->log->n == AGD_LOG_LINES) {
+		free(a->log->line[a->log->head]);
+		a->log->line[a->log->head] = line;
+		a->log->head = (a->log->head + 1) % AGD_LOG_LINES;
+	} else {
+		a->log->line[(a->log->head + a->log->n) % AGD_LOG_LINES] = line;
+		a->log->n++;
+	}
+}
+
+static void store_status(struct agd_rt *rt, struct agd_agent *a)
+{
+	int rc;
+
+	if (rt->store == NULL || a->code->seg == NULL)
+		return;
+	rc = agd_store_agent_set_status(rt->store, a->id, agd_state_name(a->state), a->reason);
+	if (rc != 0 && rc != AGD_STORE_ERR_NOTFOUND)
+		agd_log(AGD_LOG_WARN, "store.failed", "op=status agent=%s error=\"%s\"", a->id,
+			agd_store_strerror(rc));
+}
+
+/* Changes state, with a log line; transitions other than running<->waiting
+ * also go to the agent's own log and the store. */
+static void set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason)
+{
+	enum agd_state old = a->state;
+	int quiet = (old == AGD_RUNNING && s == AGD_WAITING) ||
+		    (old == AGD_WAITING && s == AGD_RUNNING) || old == s;
+
+	rt->counts[old]--;
+	rt->counts[s]++;
+	a->state = s;
+	snprintf(a->reason, sizeof a->reason, "%s", reason ? reason : "");
+	if (quiet) {
+		if (agd_log_enabled(AGD_LOG_DEBUG))
+			agd_log(AGD_LOG_DEBUG, "agent.state", "agent=%s from=%s to=%s reason=\"%s\"",
+				a->id, agd_state_name(old), agd_state_name(s), a->reason);
+		return;
+	}
+	agd_log(s == AGD_FAILED ? AGD_LOG_WARN : AGD_LOG_INFO, "agent.state",
+		"agent=%s from=%s to=%s reason=\"%.200s\"", a->id, agd_state_name(old),
+		agd_state_name(s), a->reason);
+	{
+		char line[AGD_LOG_TEXT_MAX + 64];
+		int n = snprintf(line, sizeof line, "[state] %s -> %s: %s", agd_state_name(old),
+				 agd_state_name(s), a->reason);
+
+		ring_add(a, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
+	}
+	store_status(rt, a);
+}
+
+static void mbox_clear(struct agd_agent *a)
+{
+	while (a->mb_head != NULL) {
+		struct agd_msg *m = a->mb_head;
+		a->mb_head = m->next;
+		free(m);
+	}
+	a->mb_tail = NULL;
+	a->mb_n = 0;
+}
+
+/* Ends an agent (lock held). Its vm is handed to *dead for the caller to
+ * close outside the lock. */
+static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason,
+		   struct agd_vm **dead)
+{
+	heap_remove(rt, a);
+	lru_remove(rt, a);
+	mbox_clear(a);
+	a->wait = W_NONE;
+	if (a->vm != NULL) {
+		*dead = a->vm;
+		a->vm = NULL;
+		rt->resident--;
+	}
+	mig_buf_free(&a->saved);
+	a->persisted = 0;
+	set_state(rt, a, s, reason);
+}
+
+/* Makes a waiting agent runnable (lock held). */
+static void wake(struct agd_rt *rt, struct agd_agent *a)
+{
+	if (a->state != AGD_WAITING)
+		return;
+	heap_remove(rt, a);
+	lru_remove(rt, a);
+	set_state(rt, a, AGD_RUNNING, a->wait == W_RECV ? "message" : "timer");
+	enqueue(rt, a);
+}
+
+/* ----------------------------------------------------------- persistence */
+
+static void limits_of(const struct agd_rt *rt, const struct agd_agent *a, struct agd_vm_limits *l)
+{
+	l->memory = a->mem_quota;
+	l->slice = a->code->slice && a->code->slice < rt->cfg->slice_instructions
+			   ? a->code->slice : rt->cfg->slice_instructions;
+	l->instructions = a->instr_quota;
+}
+
+static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
+		     const char *status)
+{
+	struct agd_agent_rec rec;
+	int rc;
+
+	if (rt->store == NULL || a->code->seg == NULL)
+		return AGD_ERR_UNAVAILABLE;
+	memset(&rec, 0, sizeof rec);
+	snprintf(rec.id, sizeof rec.id, "%s", a->id);
+	memcpy(rec.segment, a->code->hash, sizeof rec.segment);
+	rec.state = (uint8_t *)state;
+	rec.state_len = len;
+	snprintf(rec.status, sizeof rec.status, "%s", status);
+	rec.epoch = a->epoch;
+	snprintf(rec.home, sizeof rec.home, "%s", a->home);
+	rec.mobility = 3;
+	rec.activation = a->on_demand ? 2 : 1;
+	snprintf(rec.reason, sizeof rec.reason, "%s", a->reason);
+	rc = agd_store_agent_put(rt->store, &rec);
+	if (rc != 0) {
+		agd_log(AGD_LOG_WARN, "store.failed", "op=agent_put agent=%s error=\"%s\" sqlite=\"%s\"",
+			a->id, agd_store_strerror(rc), agd_store_errmsg(rt->store));
+		return AGD_ERR_STORE;
+	}
+	return 0;
+}
+
+/* Persists a's vm (worker, on CPU, lock NOT held). On success the bytes are
+ * in the store (or in a->saved when there is no store for this code). */
+static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const char *status)
+{
+	struct mig_buf buf = { 0 };
+	char err[256];
+	int rc = agd_vm_persist(a->vm, &buf, err, sizeof err);
+
+	if (rc != 0) {
+		agd_log(AGD_LOG_WARN, "agent.persist_failed", "agent=%s error=\"%s\"", a->id, err);
+		mig_buf_free(&buf);
+		return rc;
+	}
+	rc = store_put(rt, a, buf.data, buf.len, status);
+	if (rc == 0) {
+		mig_buf_free(&buf);
+		mig_buf_free(&a->saved);
+	} else {
+		mig_buf_free(&a->saved);
+		a->saved = buf;
+	}
+	a->persisted = 1;
+	return 0;
+}
+
+/* Loads a's persisted state and restores its vm (worker, lock NOT held). */
+static int activate(struct agd_rt *rt, struct agd_agent *a, char *err, size_t err_len)
+{
+	struct agd_vm_limits lim;
+	struct agd_agent_rec rec;
+	int rc;
+
+	limits_of(rt, a, &lim);
+	if (!a->persisted)
+		return agd_vm_new(rt, a, &lim, &a->vm, err, err_len);
+	if (a->saved.data != NULL)
+		return agd_vm_restore(rt, a, &lim, a->saved.data, a->saved.len, &a->vm, err,
+				      err_len);
+	if (rt->store == NULL)
+		return AGD_ERR_UNAVAILABLE;
+	memset(&rec, 0, sizeof rec);
+	rc = agd_store_agent_get(rt->store, a->id, &rec);
+	if (rc != 0) {
+		snprintf(err, err_len, "store: %s", agd_store_strerror(rc));
+		return AGD_ERR_STORE;
+	}
+	if (rec.state == NULL)
+		rc = agd_vm_new(rt, a, &lim, &a->vm, err, err_len);
+	else
+		rc = agd_vm_restore(rt, a, &lim, rec.state, rec.state_len, &a->vm, err, err_len);
+	agd_store_agent_clear(&rec);
+	return rc;
+}
+
+/* -------------------------------------------------------------- workers */
+
+/* Runs one piece of work for a (lock held on entry and on return). */
+static void work(struct agd_rt *rt, struct agd_agent *a)
+{
+	struct agd_vm *dead = NULL;
+	struct agd_vm_result res;
+	struct agd_msg *msg = NULL;
+	int deliver = 0, rc;
+	char err[256];
+
+	if (ended(a->state))
+		return;
+	if (a->kill_req) {
+		finish(rt, a, AGD_KILLED, a->reason[0] ? a->reason : "killed", &dead);
+		goto out;
+	}
+	if (a->suspend_fn != NULL || (rt->stopping && a->state != AGD_MIGRATING) ||
+	    (a->passivate_req && a->state == AGD_WAITING) || a->checkpoint_req) {
+		/* Persist at this safe point: the agent is not on CPU. */
+		agd_rt_suspend_fn fn = a->suspend_fn;
+		void *ud = a->suspend_ud;
+		int passivate = (a->passivate_req && a->state == AGD_WAITING) || rt->stopping;
+		int checkpoint = a->checkpoint_req;
+
+		a->suspend_fn = NULL;
+		a->passivate_req = 0;
+		a->checkpoint_req = 0;
+		if (a->vm == NULL) {
+			if (fn != NULL)
+				goto suspend_passive;
+			return;
+		}
+		a->on_cpu = 1;
+		pthread_mutex_unlock(&rt->mu);
+		rc = persist_vm(rt, a, fn ? "migrating" : agd_state_name(a->state));
+		pthread_mutex_lock(&rt->mu);
+		a->on_cpu = 0;
+		if (fn != NULL) {
+			/* The migration seam: hand out the persisted state. */
+			pthread_mutex_unlock(&rt->mu);
+			if (rc == 0 && a->saved.data == NULL) {
+				struct agd_agent_rec rec;
+
+				memset(&rec, 0, sizeof rec);
+				rc = agd_store_agent_get(rt->store, a->id, &rec) == 0 ? 0 : AGD_ERR_STORE;
+				fn(ud, a->id, rc, rec.state, rec.state_len, a->code);
+				agd_store_agent_clear(&rec);
+			} else
+				fn(ud, a->id, rc, a->saved.data, a->saved.len, a->code);
+			pthread_mutex_lock(&rt->mu);
+			if (rc == 0) {
+				heap_remove(rt, a);
+				lru_remove(rt, a);
+				set_state(rt, a, AGD_MIGRATING, "transfer");
+			}
+		} else if (rc == 0 && (passivate || !checkpoint)) {
+			dead = a->vm;
+			a->vm = NULL;
+			rt->resident--;
+			agd_log(AGD_LOG_DEBUG, "agent.passivated", "agent=%s", a->id);
+		}
+		if (a->state == AGD_RUNNING && !rt->stopping)
+			enqueue(rt, a);
+		goto out;
+suspend_passive:
+		pthread_mutex_unlock(&rt->mu);
+		{
+			struct agd_agent_rec rec;
+
+			memset(&rec, 0, sizeof rec);
+			if (a->saved.data != NULL)
+				fn(ud, a->id, 0, a->saved.data, a->saved.len, a->code);
+			else if (rt->store != NULL && agd_store_agent_get(rt->store, a->id, &rec) == 0)
+				fn(ud, a->id, 0, rec.state, rec.state_len, a->code);
+			else
+				fn(ud, a->id, AGD_ERR_STORE, NULL, 0, a->code);
+			agd_store_agent_clear(&rec);
+		}
+		pthread_mutex_lock(&rt->mu);
+		heap_remove(rt, a);
+		lru_remove(rt, a);
+		set_state(rt, a, AGD_MIGRATING, "transfer");
+		return;
+	}
+	if (a->state != AGD_RUNNING)
+		return; /* stale: woken and put to sleep again, or migrating */
+	if (a->wait == W_RECV) {
+		deliver = 1;
+		if (!a->timed_out && a->mb_head != NULL) {
+			msg = a->mb_head;
+			a->mb_head = msg->next;
+			if (a->mb_head == NULL)
+				a->mb_tail = NULL;
+			a->mb_n--;
+		}
+	}
+	a->wait = W_NONE;
+	a->timed_out = 0;
+	a->on_cpu = 1;
+	rt->busy++;
+	pthread_mutex_unlock(&rt->mu);
+
+	if (a->vm == NULL) {
+		rc = activate(rt, a, err, sizeof err);
+		if (rc != 0) {
+			free(msg);
+			pthread_mutex_lock(&rt->mu);
+			a->on_cpu = 0;
+			rt->busy--;
+			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
+				err);
+			finish(rt, a, AGD_FAILED, err, &dead);
+			goto out;
+		}
+		pthread_mutex_lock(&rt->mu);
+		rt->resident++;
+		pthread_mutex_unlock(&rt->mu);
+	}
+	agd_vm_resume(a->vm, deliver, msg, &res);
+	free(msg);
+
+	pthread_mutex_lock(&rt->mu);
+	a->on_cpu = 0;
+	rt->busy--;
+	a->switches++;
+	rt->switches++;
+	a->memory = agd_vm_memory(a->vm);
+	a->instructions = agd_vm_instructions(a->vm);
+	switch (res.status) {
+	case AGD_VM_PREEMPTED:
+		enqueue(rt, a);
+		break;
+	case AGD_VM_SLEEP:
+	case AGD_VM_RECV:
+		a->wait = res.status == AGD_VM_SLEEP ? W_SLEEP : W_RECV;
+		if (a->wait == W_RECV && a->mb_head != NULL) {
+			enqueue(rt, a); /* a message came while it ran */
+			break;
+		}
+		if (a->kill_req) {
+			enqueue(rt, a);
+			break;
+		}
+		set_state(rt, a, AGD_WAITING, a->wait == W_SLEEP ? "sleep" : "recv");
+		a->idle_since = agd_now_ms();
+		if (res.timeout >= 0) {
+			double ms = res.timeout * 1000.0;
+
+			a->wake_at = a->idle_since + (ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms);
+			if (heap_push(rt, a) != 0) {
+				finish(rt, a, AGD_FAILED, "out of memory", &dead);
+				break;
+			}
+			if (a->wake_at < rt->poll_deadline)
+				agd_loop_wake(rt->loop);
+		}
+		if (a->on_demand && rt->cfg->passivate_after >= 0 && agd_vm_can_persist()) {
+			if (rt->cfg->passivate_after == 0) {
+				a->passivate_req = 1;
+				enqueue(rt, a);
+			} else
+				lru_append(rt, a);
+		}
+		break;
+	case AGD_VM_DONE:
+		finish(rt, a, AGD_FINISHED, "returned", &dead);
+		break;
+	case AGD_VM_ERROR:
+		finish(rt, a, AGD_FAILED, res.reason, &dead);
+		break;
+	case AGD_VM_KILLED:
+		finish(rt, a, AGD_KILLED, a->kill_req && a->reason[0] ? a->reason : res.reason,
+		       &dead);
+		break;
+	}
+out:
+	pthread_cond_broadcast(&rt->idle_cv);
+	if (dead != NULL) {
+		pthread_mutex_unlock(&rt->mu);
+		agd_vm_destroy(&dead, 0);
+		pthread_mutex_lock(&rt->mu);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct agd_rt *rt = arg;
+
+	pthread_mutex_lock(&rt->mu);
+	for (;;) {
+		struct agd_agent *a;
+
+		while (rt->rq_head == NULL && !rt->stopped)
+			pthread_cond_wait(&rt->work_cv, &rt->mu);
+		if (rt->stopped && rt->rq_head == NULL)
+			break;
+		a = dequeue(rt);
+		if (a != NULL)
+			work(rt, a);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return NULL;
+}
+
+/* --------------------------------------------------------------- public */
+
+int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_rt **out)
+{
+	struct agd_rt *rt = calloc(1, sizeof *rt);
+	char path[AGD_CONFIG_STR_MAX + 32];
+	int rc;
+
+	*out = NULL;
+	if (rt == NULL || sodium_init() < 0) {
+		free(rt);
+		return AGD_ERR_NOMEM;
+	}
+	rt->cfg = cfg;
+	rt->loop = loop;
+	rt->nbuckets = 1024;
+	rt->buckets = calloc(rt->nbuckets, sizeof *rt->buckets);
+	rt->poll_deadline = UINT64_MAX;
+	rt->started = wall_ms();
+	pthread_mutex_init(&rt->mu, NULL);
+	pthread_cond_init(&rt->work_cv, NULL);
+	pthread_cond_init(&rt->idle_cv, NULL);
+	if (rt->buckets == NULL) {
+		agd_rt_destroy(&rt);
+		return AGD_ERR_NOMEM;
+	}
+	if (cfg->data_dir[0] != '\0') {
+		if (mkdir(cfg->data_dir, 0700) != 0 && errno != EEXIST) {
+			agd_log(AGD_LOG_ERROR, "store.failed", "op=mkdir dir=%s error=\"%s\"",
+				cfg->data_dir, strerror(errno));
+			agd_rt_destroy(&rt);
+			return AGD_ERR_IO;
+		}
+		snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
+		rc = agd_store_open(path, &rt->store);
+		if (rc != 0) {
+			agd_log(AGD_LOG_ERROR, "store.failed", "op=open path=%s error=\"%s\"", path,
+				agd_store_strerror(rc));
+			agd_rt_destroy(&rt);
+			return AGD_ERR_STORE;
+		}
+	}
+	rc = agd_trust_load(cfg->trust_store, &rt->trust, rt->trust_why, sizeof rt->trust_why);
+	if (rc != 0)
+		agd_log(AGD_LOG_WARN, "trust.unavailable", "path=%s error=\"%s\"", cfg->trust_store,
+			rt->trust_why);
+	*out = rt;
+	return 0;
+}
+
+/* Recreates agent records from the store; each resumes from its state (or
+ * starts at its entry when none was persisted). */
+struct load_ctx {
+	struct agd_rt *rt;
+	unsigned n;
+};
+
+static int load_one(const struct agd_agent_rec *rec, void *ud)
+{
+	struct load_ctx *lc = ud;
+	struct agd_rt *rt = lc->rt;
+	struct agd_code *code;
+	struct agd_agent *a;
+	int terminal = strcmp(rec->status, "finished") == 0 || strcmp(rec->status, "failed") == 0 ||
+		       strcmp(rec->status, "killed") == 0 || strcmp(rec->status, "migrating") == 0 ||
+		       strcmp(rec->status, "gone") == 0;
+
+	if (terminal || strlen(rec->id) != AGD_ID_LEN)
+		return 0;
+	code = agd_rt_code_find(rt, rec->segment);
+	if (code == NULL) {
+		agd_log(AGD_LOG_WARN, "agent.resume_failed", "agent=%s error=\"segment not cached\"",
+			rec->id);
+		return 0;
+	}
+	a = calloc(1, sizeof *a);
+	if (a == NULL) {
+		agd_code_unref(rt, &code);
+		return 0;
+	}
+	memcpy(a->id, rec->id, AGD_ID_LEN);
+	a->code = code;
+	a->state = AGD_RUNNING;
+	a->persisted = rec->state != NULL || rec->state_len > 0;
+	a->on_demand = rec->activation == 2;
+	a->epoch = (uint32_t)rec->epoch;
+	snprintf(a->home, sizeof a->home, "%.63s", rec->home);
+	a->mem_quota = code->memory && code->memory < rt->cfg->memory_limit ? code->memory
+									  : rt->cfg->memory_limit;
+	a->instr_quota = rt->cfg->instruction_limit;
+	a->created = rec->updated_ms;
+	snprintf(a->reason, sizeof a->reason, "resumed after restart");
+	pthread_mutex_lock(&rt->mu);
+	if (find(rt, a->id) != NULL || insert(rt, a) != 0) {
+		pthread_mutex_unlock(&rt->mu);
+		agd_code_unref(rt, &a->code);
+		free(a);
+		return 0;
+	}
+	ring_add(a, "[state] resumed after restart", 29);
+	enqueue(rt, a);
+	pthread_mutex_unlock(&rt->mu);
+	agd_log(AGD_LOG_INFO, "agent.resumed", "agent=%s persisted=%d", a->id, a->persisted);
+	lc->n++;
+	return 0;
+}
+
+int agd_rt_start(struct agd_rt *rt)
+{
+	unsigned n = rt->cfg->workers;
+	struct load_ctx lc = { rt, 0 };
+
+	if (n == 0) {
+		long c = sysconf(_SC_NPROCESSORS_ONLN);
+		n = c > 0 ? (unsigned)c : 1;
+	}
+	rt->workers = calloc(n, sizeof *rt->workers);
+	if (rt->workers == NULL)
+		return AGD_ERR_NOMEM;
+	for (unsigned i = 0; i < n; i++) {
+		if (pthread_create(&rt->workers[i], NULL, worker_main, rt) != 0)
+			break;
+		rt->nworkers++;
+	}
+	if (rt->nworkers == 0)
+		return AGD_ERR_NOMEM;
+	if (rt->store != NULL) {
+		agd_store_agent_list(rt->store, NULL, 0, load_one, &lc);
+		if (lc.n > 0)
+			agd_log(AGD_LOG_INFO, "daemon.resumed", "agents=%u", lc.n);
+	}
+	return 0;
+}
+
+void agd_rt_stop(struct agd_rt *rt, int persist)
+{
+	size_t persisted = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	if (rt->stopped) {
+		pthread_mutex_unlock(&rt->mu);
+		return;
+	}
+	rt->stopping = 1;
+	if (persist) {
+		/* Queue every agent that has a vm: the workers persist each at
+		 * its next safe point (now for waiting ones, after its slice for
+		 * running ones) and close it. */
+		for (size_t i = 0; i < rt->nbuckets; i++)
+			for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
+				if (a->vm != NULL && !ended(a->state)) {
+					enqueue(rt, a);
+					persisted++;
+				}
+		while (rt->rq_head != NULL || rt->busy > 0)
+			pthread_cond_wait(&rt->idle_cv, &rt->mu);
+		/* Agents on CPU when we started were requeued by their worker
+		 * (stopping makes it persist instead of run). */
+		for (;;) {
+			int again = 0;
+
+			for (size_t i = 0; i < rt->nbuckets; i++)
+				for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
+					if (a->vm != NULL && !ended(a->state) && !a->on_cpu) {
+						if (!a->persisted || a->queued) {
+							enqueue(rt, a);
+							again = 1;
+						}
+					}
+			if (!again)
+				break;
+			while (rt->rq_head != NULL || rt->busy > 0)
+				pthread_cond_wait(&rt->idle_cv, &rt->mu);
+			break;
+		}
+	}
+	rt->stopped = 1;
+	rt->rq_head = rt->rq_tail = NULL;
+	pthread_cond_broadcast(&rt->work_cv);
+	pthread_mutex_unlock(&rt->mu);
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		pthread_join(rt->workers[i], NULL);
+	rt->nworkers = 0;
+	agd_log(AGD_LOG_INFO, "daemon.persisted", "agents=%zu", persisted);
+}
+
+void agd_rt_destroy(struct agd_rt **rt_p)
+{
+	struct agd_rt *rt;
+
+	if (rt_p == NULL || *rt_p == NULL)
+		return;
+	rt = *rt_p;
+	if (rt->nworkers > 0)
+		agd_rt_stop(rt, 0);
+	for (size_t i = 0; rt->buckets && i < rt->nbuckets; i++) {
+		while (rt->buckets[i] != NULL) {
+			struct agd_agent *a = rt->buckets[i];
+
+			rt->buckets[i] = a->hnext;
+			agd_vm_destroy(&a->vm, 0);
+			mbox_clear(a);
+			mig_buf_free(&a->saved);
+			if (a->log) {
+				for (unsigned k = 0; k < a->log->n; k++)
+					free(a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
+				free(a->log);
+			}
+			a->code->refs--;
+			free(a);
+		}
+	}
+	while (rt->codes != NULL) {
+		struct agd_code *c = rt->codes;
+
+		rt->codes = c->next;
+		mig_segment_destroy(&c->seg);
+		free(c->text);
+		free(c);
+	}
+	free(rt->buckets);
+	free(rt->heap);
+	free(rt->workers);
+	agd_store_close(&rt->store);
+	agd_trust_destroy(&rt->trust);
+	pthread_mutex_destroy(&rt->mu);
+	pthread_cond_destroy(&rt->work_cv);
+	pthread_cond_destroy(&rt->idle_cv);
+	free(rt);
+	*rt_p = NULL;
+}
+
+int agd_rt_tick(struct agd_loop *loop, void *ud)
+{
+	struct agd_rt *rt = ud;
+	uint64_t now = agd_now_ms();
+	int wait = -1;
+	uint64_t idle_ms = (uint64_t)(rt->cfg->passivate_after * 1000.0);
+	size_t scanned = 0;
+
+	(void)loop;
+	pthread_mutex_lock(&rt->mu);
+	while (rt->nheap > 0 && rt->heap[0]->wake_at <= now) {
+		struct agd_agent *a = rt->heap[0];
+
+		heap_remove(rt, a);
+		a->timed_out = 1;
+		wake(rt, a);
+	}
+	/* Idle on-demand agents, oldest first; bounded per tick so the
+	 * dispatcher never stalls on a long list. */
+	while (rt->lru_head != NULL && !rt->stopping && scanned++ < 4096 &&
+	       now - rt->lru_head->idle_since >= idle_ms) {
+		struct agd_agent *a = rt->lru_head;
+
+		lru_remove(rt, a);
+		a->passivate_req = 1;
+		enqueue(rt, a);
+	}
+	if (rt->cfg->checkpoint_interval > 0 && !rt->stopping &&
+	    now - rt->last_checkpoint >= (uint64_t)(rt->cfg->checkpoint_interval * 1000.0)) {
+		rt->last_checkpoint = now;
+		for (size_t i = 0; i < rt->nbuckets; i++)
+			for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
+				if (a->vm != NULL && !ended(a->state) && a->state != AGD_MIGRATING) {
+					a->checkpoint_req = 1;
+					enqueue(rt, a);
+				}
+	}
+	if (rt->nheap > 0) {
+		uint64_t d = rt->heap[0]->wake_at - now;
+		wait = d > 1000 ? 1000 : (int)d;
+	}
+	if (rt->lru_head != NULL) {
+		uint64_t since = now - rt->lru_head->idle_since;
+		int d = since >= idle_ms ? 1 : (int)(idle_ms - since > 1000 ? 1000 : idle_ms - since);
+
+		if (wait < 0 || d < wait)
+			wait = d;
+	}
+	if (rt->cfg->checkpoint_interval > 0 && (wait < 0 || wait > 1000))
+		wait = 1000;
+	rt->poll_deadline = wait < 0 ? UINT64_MAX : now + (uint64_t)wait;
+	pthread_mutex_unlock(&rt->mu);
+	return wait;
+}
+
+/* ------------------------------------------------------------ code cache */
+
+static struct agd_code *code_lookup(struct agd_rt *rt, const uint8_t hash[32])
+{
+	for (struct agd_code *c = rt->codes; c; c = c->next)
+		if (memcmp(c->hash, hash, 32) == 0)
+			return c;
+	return NULL;
+}
+
+struct agd_code *agd_rt_code_find(struct agd_rt *rt, const uint8_t hash[32])
+{
+	struct agd_code *c;
+
+	pthread_mutex_lock(&rt->mu);
+	c = code_lookup(rt, hash);
+	if (c != NULL)
+		c->refs++;
+	pthread_mutex_unlock(&rt->mu);
+	if (c == NULL && rt->store != NULL) {
+		uint8_t *bytes = NULL;
+		size_t len = 0;
+		char err[256];
+
+		/* Not in memory: the store's code cache holds it once verified. */
+		if (agd_store_segment_get(rt->store, hash, &bytes, &len) == 0) {
+			if (agd_rt_code_add(rt, bytes, len, &c, err, sizeof err) != 0)
+				c = NULL;
+			free(bytes);
+		}
+	}
+	return c;
+}
+
+void agd_code_unref(struct agd_rt *rt, struct agd_code **code_p)
+{
+	if (code_p == NULL || *code_p == NULL)
+		return;
+	pthread_mutex_lock(&rt->mu);
+	(*code_p)->refs--;
+	pthread_mutex_unlock(&rt->mu);
+	*code_p = NULL;
+}
+
+static int code_insert(struct agd_rt *rt, struct agd_code *c, struct agd_code **out)
+{
+	struct agd_code *old;
+
+	pthread_mutex_lock(&rt->mu);
+	old = code_lookup(rt, c->hash);
+	if (old != NULL) {
+		old->refs++;
+		pthread_mutex_unlock(&rt->mu);
+		mig_segment_destroy(&c->seg);
+		free(c->text);
+		free(c);
+		*out = old;
+		return 0;
+	}
+	c->refs = 1;
+	c->next = rt->codes;
+	rt->codes = c;
+	pthread_mutex_unlock(&rt->mu);
+	*out = c;
+	return 0;
+}
+
+int agd_rt_code_add(struct agd_rt *rt, const void *bytes, size_t len, struct agd_code **out,
+		    char *err, size_t err_len)
+{
+	struct mig_segment *seg = NULL;
+	struct mig_error e;
+	const struct mig_manifest *m;
+	struct agd_code *c;
+	int rc;
+
+	*out = NULL;
+	rc = mig_segment_decode(bytes, len, &seg, &e);
+	if (rc != 0) {
+		snprintf(err, err_len, "segment: %s", e.msg);
+		return AGD_ERR_SEGMENT;
+	}
+	if (rt->trust == NULL) {
+		snprintf(err, err_len, "no trust store (%s): refusing all code", rt->trust_why);
+		mig_segment_destroy(&seg);
+		return AGD_ERR_UNTRUSTED;
+	}
+	rc = agd_trust_decide(rt->trust, seg, err, err_len);
+	if (rc != 0) {
+		mig_segment_destroy(&seg);
+		return AGD_ERR_UNTRUSTED;
+	}
+	m = mig_segment_manifest(seg);
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		mig_segment_destroy(&seg);
+		return AGD_ERR_NOMEM;
+	}
+	memcpy(c->hash, mig_segment_hash(seg), 32);
+	mig_hash_hex(c->hash, c->hex);
+	snprintf(c->name, sizeof c->name, "%s", m->name);
+	snprintf(c->entry_file, sizeof c->entry_file, "%s", m->entry_file);
+	snprintf(c->entry_func, sizeof c->entry_func, "%s", m->entry_func);
+	c->on_demand = m->activation == MIG_ACTIVATION_ON_DEMAND;
+	c->memory = m->quota_memory;
+	c->slice = m->quota_instructions > UINT32_MAX ? UINT32_MAX : (uint32_t)m->quota_instructions;
+	c->seg = seg;
+	if (rt->store != NULL) {
+		rc = agd_store_segment_put(rt->store, seg);
+		if (rc != 0)
+			agd_log(AGD_LOG_WARN, "store.failed", "op=segment_put segment=%s error=\"%s\"",
+				c->hex, agd_store_strerror(rc));
+	}
+	return code_insert(rt, c, out);
+}
+
+int agd_rt_code_source(struct agd_rt *rt, const char *name, const char *text, size_t len,
+		       struct agd_code **out, char *err, size_t err_len)
+{
+	struct agd_code *c;
+
+	*out = NULL;
+	if (!rt->cfg->allow_source) {
+		snprintf(err, err_len, "plain source is refused: run a signed segment");
+		return AGD_ERR_UNTRUSTED;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL || (c->text = malloc(len + 1)) == NULL) {
+		free(c);
+		return AGD_ERR_NOMEM;
+	}
+	memcpy(c->text, text, len);
+	c->text[len] = '\0';
+	c->text_len = len;
+	crypto_generichash(c->hash, 32, (const unsigned char *)text, len, NULL, 0);
+	sodium_bin2hex(c->hex, sizeof c->hex, c->hash, 32);
+	snprintf(c->name, sizeof c->name, "%s", name && name[0] ? name : "source");
+	snprintf(c->entry_file, sizeof c->entry_file, "%s.lua", c->name);
+	return code_insert(rt, c, out);
+}
+
+/* --------------------------------------------------------------- agents */
+
+static void new_id(char out[AGD_ID_LEN + 1])
+{
+	unsigned char b[AGD_ID_LEN / 2];
+
+	randombytes_buf(b, sizeof b);
+	sodium_bin2hex(out, AGD_ID_LEN + 1, b, sizeof b);
+}
+
+static int add_agent(struct agd_rt *rt, struct agd_agent *a, int start)
+{
+	int rc;
+
+	pthread_mutex_lock(&rt->mu);
+	if (rt->stopping) {
+		pthread_mutex_unlock(&rt->mu);
+		return AGD_ERR_STOPPING;
+	}
+	if (find(rt, a->id) != NULL) {
+		pthread_mutex_unlock(&rt->mu);
+		return AGD_ERR_ARG;
+	}
+	rc = insert(rt, a);
+	if (rc == 0) {
+		a->code->refs++;
+		ring_add(a, "[state] created", 15);
+		if (start) {
+			set_state(rt, a, AGD_RUNNING, "started");
+			enqueue(rt, a);
+		}
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return rc;
+}
+
+static struct agd_agent *agent_alloc(struct agd_rt *rt, struct agd_code *code)
+{
+	struct agd_agent *a = calloc(1, sizeof *a);
+
+	if (a == NULL)
+		return NULL;
+	a->code = code;
+	a->state = AGD_CREATED;
+	a->on_demand = code->on_demand ? 1 : rt->cfg->activation == AGD_ACTIVATION_ON_DEMAND;
+	a->mem_quota = code->memory && code->memory < rt->cfg->memory_limit ? code->memory
+									  : rt->cfg->memory_limit;
+	a->instr_quota = rt->cfg->instruction_limit;
+	a->created = wall_ms();
+	snprintf(a->home, sizeof a->home, "%s", rt->cfg->host);
+	return a;
+}
+
+int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_opts *opts,
+		 char id_out[AGD_ID_LEN + 1], char *err, size_t err_len)
+{
+	struct agd_agent *a = agent_alloc(rt, code);
+	int rc;
+
+	if (a == NULL)
+		return AGD_ERR_NOMEM;
+	if (opts != NULL) {
+		if (opts->activation >= 0)
+			a->on_demand = opts->activation == AGD_ACTIVATION_ON_DEMAND;
+		if (opts->memory > 0 && opts->memory < a->mem_quota)
+			a->mem_quota = opts->memory;
+		if (opts->instructions > 0 &&
+		    (a->instr_quota == 0 || opts->instructions < a->instr_quota))
+			a->instr_quota = opts->instructions;
+		if (opts->home != NULL && opts->home[0] != '\0')
+			snprintf(a->home, sizeof a->home, "%s", opts->home);
+	}
+	new_id(a->id);
+	/* The record goes to the store first, so that a crash right after the
+	 * reply still finds the agent (it starts again at its entry). */
+	rc = store_put(rt, a, NULL, 0, "created");
+	if (rc != 0 && rc != AGD_ERR_UNAVAILABLE) {
+		snprintf(err, err_len, "cannot record the agent in the store");
+		free(a);
+		return rc;
+	}
+	rc = add_agent(rt, a, 1);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s", agd_strerror(rc));
+		free(a);
+		return rc;
+	}
+	memcpy(id_out, a->id, AGD_ID_LEN + 1);
+	return 0;
+}
+
+int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code, char *err,
+		 size_t err_len)
+{
+	struct agd_agent *a;
+	int rc;
+
+	if (in->id == NULL || strlen(in->id) != AGD_ID_LEN) {
+		snprintf(err, err_len, "bad agent id");
+		return AGD_ERR_ARG;
+	}
+	a = agent_alloc(rt, code);
+	if (a == NULL)
+		return AGD_ERR_NOMEM;
+	memcpy(a->id, in->id, AGD_ID_LEN + 1);
+	a->epoch = in->epoch;
+	a->on_demand = in->activation == AGD_ACTIVATION_ON_DEMAND;
+	if (in->home != NULL)
+		snprintf(a->home, sizeof a->home, "%s", in->home);
+	if (in->state != NULL) {
+		rc = store_put(rt, a, in->state, in->state_len, "running");
+		if (rc != 0) {
+			if (rc != AGD_ERR_UNAVAILABLE) {
+				snprintf(err, err_len, "cannot store the agent");
+				free(a);
+				return rc;
+			}
+			a->saved.data = malloc(in->state_len ? in->state_len : 1);
+			if (a->saved.data == NULL) {
+				free(a);
+				return AGD_ERR_NOMEM;
+			}
+			memcpy(a->saved.data, in->state, in->state_len);
+			a->saved.len = a->saved.cap = in->state_len;
+		}
+		a->persisted = 1;
+	}
+	rc = add_agent(rt, a, 1);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s", agd_strerror(rc));
+		mig_buf_free(&a->saved);
+		free(a);
+	}
+	return rc;
+}
+
+int agd_rt_kill(struct agd_rt *rt, const char *id, const char *reason)
+{
+	struct agd_agent *a;
+	struct agd_vm *dead = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a == NULL) {
+		pthread_mutex_unlock(&rt->mu);
+		return AGD_ERR_NOTFOUND;
+	}
+	if (ended(a->state)) {
+		pthread_mutex_unlock(&rt->mu);
+		return AGD_ERR_STATE;
+	}
+	a->kill_req = 1;
+	snprintf(a->reason, sizeof a->reason, "%s", reason ? reason : "killed");
+	if (a->on_cpu) {
+		if (a->vm != NULL)
+			agd_vm_kill(a->vm, a->reason);
+	} else if (a->state == AGD_MIGRATING || (!a->queued && a->vm == NULL)) {
+		char r[128];
+
+		snprintf(r, sizeof r, "%s", a->reason);
+		finish(rt, a, AGD_KILLED, r, &dead);
+	} else {
+		heap_remove(rt, a);
+		lru_remove(rt, a);
+		enqueue(rt, a);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	agd_vm_destroy(&dead, 0);
+	return 0;
+}
+
+int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void *data, size_t len)
+{
+	struct agd_agent *a;
+	struct agd_msg *m;
+
+	if (len > rt->cfg->message_max)
+		return AGD_ERR_TOOBIG;
+	m = malloc(sizeof *m + len);
+	if (m == NULL)
+		return AGD_ERR_NOMEM;
+	m->next = NULL;
+	snprintf(m->from, sizeof m->from, "%s", from ? from : "");
+	m->len = len;
+	memcpy(m->data, data, len);
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, to);
+	if (a == NULL || ended(a->state) || a->state == AGD_MIGRATING || a->mb_n >= rt->cfg->mailbox_max) {
+		int rc = a == NULL ? AGD_ERR_NOTFOUND
+			 : a->mb_n >= rt->cfg->mailbox_max ? AGD_ERR_FULL : AGD_ERR_STATE;
+
+		pthread_mutex_unlock(&rt->mu);
+		free(m);
+		return rc;
+	}
+	if (a->mb_tail)
+		a->mb_tail->next = m;
+	else
+		a->mb_head = m;
+	a->mb_tail = m;
+	a->mb_n++;
+	if (a->state == AGD_WAITING && a->wait == W_RECV)
+		wake(rt, a);
+	pthread_mutex_unlock(&rt->mu);
+	return 0;
+}
+
+int agd_rt_suspend(struct agd_rt *rt, const char *id, agd_rt_suspend_fn done, void *ud)
+{
+	struct agd_agent *a;
+	int rc = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a == NULL)
+		rc = AGD_ERR_NOTFOUND;
+	else if (ended(a->state) || a->state == AGD_MIGRATING || a->suspend_fn != NULL)
+		rc = AGD_ERR_STATE;
+	else if (!agd_vm_can_persist())
+		rc = AGD_ERR_UNAVAILABLE;
+	else {
+		a->suspend_fn = done;
+		a->suspend_ud = ud;
+		enqueue(rt, a);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return rc;
+}
+
+int agd_rt_release(struct agd_rt *rt, const char *id)
+{
+	struct agd_agent *a;
+	int rc = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a == NULL)
+		rc = AGD_ERR_NOTFOUND;
+	else if (a->state != AGD_MIGRATING)
+		rc = AGD_ERR_STATE;
+	else {
+		set_state(rt, a, AGD_RUNNING, "transfer abandoned");
+		/* A recv pending when it was suspended is still pending. */
+		enqueue(rt, a);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return rc;
+}
+
+int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
+{
+	struct agd_agent *a;
+	struct agd_vm *dead = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a == NULL || a->on_cpu) {
+		pthread_mutex_unlock(&rt->mu);
+		return a == NULL ? AGD_ERR_NOTFOUND : AGD_ERR_STATE;
+	}
+	heap_remove(rt, a);
+	lru_remove(rt, a);
+	if (a->vm != NULL) {
+		dead = a->vm;
+		a->vm = NULL;
+		rt->resident--;
+	}
+	mbox_clear(a);
+	mig_buf_free(&a->saved);
+	agd_log(AGD_LOG_INFO, "agent.gone", "agent=%s to=%s", a->id, where ? where : "?");
+	unlink_agent(rt, a);
+	pthread_mutex_unlock(&rt->mu);
+	agd_vm_destroy(&dead, 1);
+	if (a->log) {
+		for (unsigned k = 0; k < a->log->n; k++)
+			free(a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
+		free(a->log);
+	}
+	agd_code_unref(rt, &a->code);
+	free(a);
+	return 0;
+}
+
+/* ------------------------------------------------- bindings' services */
+
+const struct agd_config *agd_rt_config(const struct agd_rt *rt)
+{
+	return rt->cfg;
+}
+
+const char *agd_agent_id(const struct agd_agent *a)
+{
+	return a->id;
+}
+
+const char *agd_agent_home(const struct agd_agent *a)
+{
+	return a->home;
+}
+
+struct agd_code *agd_agent_code(const struct agd_agent *a)
+{
+	return a->code;
+}
+
+void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, size_t len)
+{
+	agd_log(AGD_LOG_INFO, "agent.log", "agent=%s text=\"%.*s\"", a->id,
+		(int)(len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len), text);
+	pthread_mutex_lock(&rt->mu);
+	ring_add(a, text, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a)
+{
+	struct agd_msg *m;
+
+	pthread_mutex_lock(&rt->mu);
+	m = a->mb_head;
+	if (m != NULL) {
+		a->mb_head = m->next;
+		if (a->mb_head == NULL)
+			a->mb_tail = NULL;
+		a->mb_n--;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return m;
+}
+
+/* ----------------------------------------------------------------- JSON */
+
+static void agent_json(struct agd_rt *rt, struct agd_agent *a, struct agd_jw *w)
+{
+	agd_jw_obj_begin(w);
+	agd_jw_key(w, "id");
+	agd_jw_str(w, a->id);
+	agd_jw_key(w, "name");
+	agd_jw_str(w, a->code->name);
+	agd_jw_key(w, "state");
+	agd_jw_str(w, agd_state_name(a->state));
+	agd_jw_key(w, "reason");
+	agd_jw_str(w, a->reason);
+	agd_jw_key(w, "host");
+	agd_jw_str(w, rt->cfg->host);
+	agd_jw_key(w, "home");
+	agd_jw_str(w, a->home);
+	agd_jw_key(w, "segment");
+	agd_jw_str(w, a->code->hex);
+	agd_jw_key(w, "activation");
+	agd_jw_str(w, a->on_demand ? "on-demand" : "resident");
+	agd_jw_key(w, "resident");
+	agd_jw_bool(w, a->vm != NULL);
+	agd_jw_key(w, "epoch");
+	agd_jw_int(w, a->epoch);
+	agd_jw_key(w, "memory");
+	agd_jw_int(w, (long long)a->memory);
+	agd_jw_key(w, "instructions");
+	agd_jw_int(w, (long long)a->instructions);
+	agd_jw_key(w, "switches");
+	agd_jw_int(w, (long long)a->switches);
+	agd_jw_key(w, "mailbox");
+	agd_jw_int(w, a->mb_n);
+	agd_jw_key(w, "created_ms");
+	agd_jw_int(w, a->created);
+	agd_jw_obj_end(w);
+}
+
+void agd_rt_status_json(struct agd_rt *rt, struct agd_jw *w)
+{
+	pthread_mutex_lock(&rt->mu);
+	agd_jw_key(w, "agents");
+	agd_jw_int(w, (long long)(rt->nagents - rt->counts[AGD_FINISHED] - rt->counts[AGD_FAILED] -
+				  rt->counts[AGD_KILLED]));
+	agd_jw_key(w, "states");
+	agd_jw_obj_begin(w);
+	for (int s = AGD_CREATED; s <= AGD_KILLED; s++) {
+		agd_jw_key(w, agd_state_name((enum agd_state)s));
+		agd_jw_int(w, (long long)rt->counts[s]);
+	}
+	agd_jw_obj_end(w);
+	agd_jw_key(w, "resident");
+	agd_jw_int(w, (long long)rt->resident);
+	agd_jw_key(w, "workers");
+	agd_jw_int(w, rt->nworkers);
+	agd_jw_key(w, "isolation");
+	agd_jw_str(w, rt->cfg->isolation == AGD_ISOLATION_PROCESS ? "process" : "in-daemon");
+	agd_jw_key(w, "switches");
+	agd_jw_int(w, (long long)rt->switches);
+	agd_jw_key(w, "persistence");
+	agd_jw_bool(w, agd_vm_can_persist());
+	agd_jw_key(w, "store");
+	agd_jw_bool(w, rt->store != NULL);
+	agd_jw_key(w, "trust_keys");
+	agd_jw_int(w, rt->trust ? (long long)agd_trust_count(rt->trust) : 0);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+void agd_rt_ps_json(struct agd_rt *rt, struct agd_jw *w, int include_ended)
+{
+	size_t n = 0;
+	int truncated = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	agd_jw_key(w, "agents");
+	agd_jw_arr_begin(w);
+	for (size_t i = 0; i < rt->nbuckets && !truncated; i++) {
+		for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext) {
+			if (!include_ended && ended(a->state))
+				continue;
+			if (n++ == PS_MAX) {
+				truncated = 1;
+				break;
+			}
+			agent_json(rt, a, w);
+		}
+	}
+	agd_jw_arr_end(w);
+	agd_jw_key(w, "truncated");
+	agd_jw_bool(w, truncated);
+	pthread_mutex_unlock(&rt->mu);
+}
+
+int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
+{
+	struct agd_agent *a;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a != NULL) {
+		agd_jw_key(w, "agent");
+		agent_json(rt, a, w);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return a ? 0 : AGD_ERR_NOTFOUND;
+}
+
+int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
+{
+	struct agd_agent *a;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a != NULL) {
+		agd_jw_key(w, "id");
+		agd_jw_str(w, a->id);
+		agd_jw_key(w, "state");
+		agd_jw_str(w, agd_state_name(a->state));
+		agd_jw_key(w, "reason");
+		agd_jw_str(w, a->reason);
+		agd_jw_key(w, "lines");
+		agd_jw_arr_begin(w);
+		for (unsigned k = 0; a->log && k < a->log->n; k++)
+			agd_jw_str(w, a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
+		agd_jw_arr_end(w);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return a ? 0 : AGD_ERR_NOTFOUND;
+}

@@ -1,0 +1,177 @@
+/*
+ * agd_rt.h: the agent runtime without Lua: the registry of agents, their
+ * life cycle, mailboxes, the run queue and the worker pool, sleeping agents,
+ * passivation and activation, and the code cache (docs/runtime.md).
+ *
+ * Model (the seeds' LWP server): agents are user-level threads (a Lua
+ * coroutine each, in its own lua_State) multiplexed over N kernel worker
+ * threads. A worker takes the agent at the head of the FIFO run queue, runs
+ * it for one slice (agd_vm_resume), and then puts it back at the tail
+ * (preempted), parks it (sleep, recv: waiting on a timer or a message) or
+ * ends it. No agent blocks a worker: every blocking host call yields.
+ *
+ * Locking: one mutex (rt->mu) guards the registry, every agent's scheduling
+ * fields, mailboxes, the run queue and the sleepers heap. An agent's Lua
+ * state (a->vm) belongs to the one worker that has it on CPU (a->on_cpu) and
+ * is touched without the lock; no other thread touches it then, except
+ * agd_vm_kill, which only sets a flag and the hook.
+ *
+ * Never: run agent code on the dispatcher thread; hold rt->mu across a
+ * lua_resume; exit the process.
+ */
+#ifndef AGD_RT_H
+#define AGD_RT_H
+
+#include "agd_config.h"
+#include "agd_err.h"
+#include "agd_json.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define AGD_ID_LEN 16           /* hex digits of an agent id */
+#define AGD_NAME_MAX 64         /* agent name bytes */
+#define AGD_LOG_LINES 32        /* lines kept per agent for `logs` */
+#define AGD_LOG_TEXT_MAX 400    /* bytes of one agent log line */
+
+struct agd_rt;
+struct agd_agent;
+struct agd_vm;
+struct agd_loop;
+struct mig_segment;
+
+/* Life-cycle states (docs/runtime.md, "Life cycle"). */
+enum agd_state {
+	AGD_CREATED,
+	AGD_RUNNING,   /* runnable or on a worker */
+	AGD_WAITING,   /* sleeping or waiting for a message (resident or passivated) */
+	AGD_MIGRATING, /* handed out to the transfer protocol */
+	AGD_FINISHED,  /* returned from its entry */
+	AGD_FAILED,    /* raised an error, or could not be restored */
+	AGD_KILLED,    /* ended by kill, or by a quota */
+};
+const char *agd_state_name(enum agd_state s);
+
+/* A queued message: plain data encoded by mig_data_encode. */
+struct agd_msg {
+	struct agd_msg *next;          /* mailbox order */
+	char from[AGD_ID_LEN + 1];     /* sender id, or "" for the control channel */
+	size_t len;                    /* bytes of data */
+	uint8_t data[];                /* the encoding */
+};
+
+/* Code an agent runs: a verified segment, or (allow_source only) plain text.
+ * Immutable once made; shared by reference count across threads. */
+struct agd_code {
+	int refs;                       /* guarded by rt->mu */
+	uint8_t hash[32];               /* segment hash (or BLAKE2b of the text) */
+	char hex[65];                   /* its hex */
+	struct mig_segment *seg;        /* owned; NULL for plain text */
+	char *text;                     /* owned plain text, or NULL */
+	size_t text_len;                /* its bytes */
+	char name[AGD_NAME_MAX + 1];    /* agent name from the manifest */
+	char entry_file[132];           /* file whose chunk runs first */
+	char entry_func[68];            /* global called after the chunk, or "" */
+	int on_demand;                  /* the manifest asks for on-demand activation */
+	size_t memory;                  /* quota asked for (0 = host default) */
+	uint32_t slice;                 /* instructions per slice asked for (0 = default) */
+	struct agd_code *next;          /* cache chain */
+};
+
+/* Options of a new agent (from `run`). */
+struct agd_run_opts {
+	int activation;          /* -1: manifest/config default; else enum agd_activation */
+	size_t memory;           /* 0: default; else at most the host's limit */
+	uint64_t instructions;   /* 0: default; else at most the host's limit */
+	const char *home;        /* home host, NULL: this host */
+};
+
+/* Creates the runtime: no threads yet. Returns 0 or a negative agd_err. The
+ * config and loop are borrowed and must outlive it. */
+int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_rt **out);
+/* Starts the workers, resumes every agent the store holds. 0 or agd_err. */
+int agd_rt_start(struct agd_rt *rt);
+/* Stops accepting work, persists every agent it can (when persist), stops
+ * the workers. Idempotent. */
+void agd_rt_stop(struct agd_rt *rt, int persist);
+/* Frees everything. NULL-safe. */
+void agd_rt_destroy(struct agd_rt **rt_p);
+
+/* The dispatcher's tick (agd_loop_set_tick): wakes due sleepers and queues
+ * idle on-demand agents for passivation; returns ms until the next due. */
+int agd_rt_tick(struct agd_loop *loop, void *rt);
+
+/* Decodes, verifies (signature and trust store) and caches a signed segment
+ * file. On success *out is a new reference (agd_code_unref). */
+int agd_rt_code_add(struct agd_rt *rt, const void *bytes, size_t len, struct agd_code **out,
+		    char *err, size_t err_len);
+/* Wraps plain Lua text as code (only when the config allows it). */
+int agd_rt_code_source(struct agd_rt *rt, const char *name, const char *text, size_t len,
+		       struct agd_code **out, char *err, size_t err_len);
+/* A cached segment by hash, as a new reference, or NULL. */
+struct agd_code *agd_rt_code_find(struct agd_rt *rt, const uint8_t hash[32]);
+void agd_code_unref(struct agd_rt *rt, struct agd_code **code_p);
+
+/* Creates and schedules an agent running `code` from its entry. Writes its
+ * id (AGD_ID_LEN + 1 bytes) to id_out. 0 or agd_err. */
+int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_opts *opts,
+		 char id_out[AGD_ID_LEN + 1], char *err, size_t err_len);
+
+/* Ends an agent (state killed, reason recorded). 0, AGD_ERR_NOTFOUND or
+ * AGD_ERR_STATE (already ended). */
+int agd_rt_kill(struct agd_rt *rt, const char *id, const char *reason);
+
+/* Queues a message (copied) for agent `to`, activating it if passivated.
+ * 0, AGD_ERR_NOTFOUND, AGD_ERR_STATE (ended), AGD_ERR_FULL, AGD_ERR_TOOBIG. */
+int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void *data,
+		size_t len);
+
+/* JSON writers for the control channel. */
+void agd_rt_status_json(struct agd_rt *rt, struct agd_jw *w);
+void agd_rt_ps_json(struct agd_rt *rt, struct agd_jw *w, int include_ended);
+/* Writes {"id":..,"state":..,"lines":[..]}; AGD_ERR_NOTFOUND when unknown. */
+int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
+/* Writes one agent's ps entry; AGD_ERR_NOTFOUND when unknown. */
+int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
+
+/* ---- seams for daemon-to-daemon migration (agd_xfer, engineer `mig`) ----
+ *
+ * agd_rt_suspend: asks agent `id` to stop at its next safe point (a host
+ * call that yields, or the end of a slice), then persists it and calls
+ * done(ud, id, rc, state, len, code) on a worker thread: rc 0 with the
+ * persisted state bytes (borrowed for the call) and the agent's code (a
+ * borrowed reference; take agd_code refs to keep it). The agent is then in
+ * state MIGRATING and runs no more until agd_rt_release (resume it here,
+ * the transfer failed) or agd_rt_forget (it now lives elsewhere).
+ */
+typedef void (*agd_rt_suspend_fn)(void *ud, const char *id, int rc, const uint8_t *state,
+				  size_t len, struct agd_code *code);
+int agd_rt_suspend(struct agd_rt *rt, const char *id, agd_rt_suspend_fn done, void *ud);
+int agd_rt_release(struct agd_rt *rt, const char *id);
+int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where);
+
+/* agd_rt_admit: admits an arriving agent with its id, persisted state bytes
+ * (copied) and code (borrowed; the runtime takes its own reference) and
+ * schedules it to resume. 0, AGD_ERR_ARG (id taken), or agd_err. */
+struct agd_admit {
+	const char *id;          /* its id (kept across hosts) */
+	const char *home;        /* its home host */
+	uint32_t epoch;          /* transfer epoch */
+	int activation;          /* enum agd_activation */
+	const uint8_t *state;    /* persisted state, or NULL to start at the entry */
+	size_t state_len;        /* bytes */
+};
+int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code,
+		 char *err, size_t err_len);
+
+/* ---- used by the Lua bindings (agd_lua.c) ---- */
+const struct agd_config *agd_rt_config(const struct agd_rt *rt);
+const char *agd_agent_id(const struct agd_agent *a);
+const char *agd_agent_home(const struct agd_agent *a);
+struct agd_code *agd_agent_code(const struct agd_agent *a);
+/* Appends a line to the agent's log ring and the daemon log. */
+void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, size_t len);
+/* Takes the oldest queued message (caller frees with free()), or NULL. */
+struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a);
+
+#endif

@@ -1,0 +1,79 @@
+/*
+ * agd_vm.h: one agent's Lua side: its sandboxed lua_State, the coroutine it
+ * runs in, its memory and instruction accounting, and persistence through
+ * the strong-mobility engine. Implemented by agd_lua.c, the one file of Lua
+ * bindings (docs/agent-api.md).
+ *
+ * Thread-safety: a vm is used by one thread at a time (the worker that has
+ * its agent on CPU), except agd_vm_kill, which any thread may call.
+ */
+#ifndef AGD_VM_H
+#define AGD_VM_H
+
+#include "agd_rt.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct mig_buf;
+
+/* Why agd_vm_resume returned. */
+enum agd_vm_status {
+	AGD_VM_PREEMPTED, /* slice used up: runnable again */
+	AGD_VM_SLEEP,     /* agent.sleep: wake after `timeout` seconds */
+	AGD_VM_RECV,      /* agent.recv: wake on a message, or after `timeout` (< 0: never) */
+	AGD_VM_DONE,      /* the entry returned */
+	AGD_VM_ERROR,     /* an error escaped (reason holds the message) */
+	AGD_VM_KILLED,    /* a quota or agd_vm_kill ended it (reason says which) */
+};
+
+struct agd_vm_result {
+	enum agd_vm_status status; /* see above */
+	double timeout;            /* seconds for SLEEP and RECV */
+	char reason[256];          /* for ERROR and KILLED */
+};
+
+/* Quotas of one agent. */
+struct agd_vm_limits {
+	size_t memory;          /* bytes the allocator grants */
+	uint32_t slice;         /* instructions per slice */
+	uint64_t instructions;  /* total instructions; 0 = unlimited */
+};
+
+/* Whether this build has the strong-mobility engine (persistence). */
+int agd_vm_can_persist(void);
+
+/* Makes a fresh vm for agent a (borrowed; must outlive the vm) that will
+ * run its code from the entry. 0 or agd_err with err filled. */
+int agd_vm_new(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+	       struct agd_vm **out, char *err, size_t err_len);
+/* Rebuilds a vm from persisted bytes. 0 or agd_err with err filled. */
+int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+		   const void *state, size_t len, struct agd_vm **out, char *err, size_t err_len);
+/* Persists a suspended vm (appends to out). 0 or agd_err with err filled. */
+int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err_len);
+
+/* Runs one slice. When deliver is set (the agent waits in agent.recv), msg
+ * (borrowed; NULL for a timeout) becomes recv's result. */
+void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
+		   struct agd_vm_result *res);
+
+/* Ends the agent at its next instruction (thread-safe). reason is copied. */
+void agd_vm_kill(struct agd_vm *vm, const char *reason);
+
+/* Bytes the agent's state holds, and instructions it has run (approximate:
+ * counted per hook period). */
+size_t agd_vm_memory(const struct agd_vm *vm);
+uint64_t agd_vm_instructions(const struct agd_vm *vm);
+
+/* Encodes JSON value v as an agent message (what agent.recv returns:
+ * objects become tables, arrays sequences, null nil). Appends to out.
+ * 0 or agd_err with err filled. Thread-safe (uses a scratch state). */
+int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
+		      struct mig_buf *out, char *err, size_t err_len);
+
+/* Closes the state. `moved` drops pending finalizers first (the agent lives
+ * on elsewhere). NULL-safe. */
+void agd_vm_destroy(struct agd_vm **vm_p, int moved);
+
+#endif
