@@ -134,6 +134,7 @@ const char *agd_store_strerror(int code)
 	case AGD_STORE_ERR_ARG: return "invalid argument";
 	case AGD_STORE_ERR_TOOBIG: return "value too large";
 	case AGD_STORE_ERR_SQL: return "store error";
+	case AGD_STORE_ERR_ABORTED: return "transaction aborted by an earlier error";
 	}
 	return "unknown store error";
 }
@@ -223,9 +224,21 @@ static void unlock(struct agd_store *st)
 	pthread_mutex_unlock(&st->lock);
 }
 
+/* SQLite rolls a transaction back by itself after some errors (full disk,
+ * I/O, out of memory). Statements after that would each commit on their
+ * own, breaking the caller's atomicity: refuse them until rollback. */
+static int tx_aborted(struct agd_store *st)
+{
+	return st->in_tx && sqlite3_get_autocommit(st->db);
+}
+
 /* The prepared statement `id`, reset and unbound, or NULL (*rc set). */
 static sqlite3_stmt *stmt(struct agd_store *st, enum stmt_id id, int *rc)
 {
+	if (tx_aborted(st)) {
+		*rc = AGD_STORE_ERR_ABORTED;
+		return NULL;
+	}
 	if (st->stmts[id] == NULL) {
 		int r = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 					   &st->stmts[id], NULL);
@@ -457,11 +470,17 @@ static int end_tx(struct agd_store *st, int commit)
 		unlock(st);
 		return AGD_STORE_ERR_ARG;
 	}
-	rc = exec(st, commit ? "COMMIT" : "ROLLBACK");
-	/* A failed COMMIT (full disk, I/O) may leave the transaction open:
-	 * roll it back so the handle is usable and nothing half-done stays. */
-	if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
-		exec(st, "ROLLBACK");
+	if (tx_aborted(st)) {
+		/* Already rolled back by SQLite: a rollback has nothing left to
+		 * do, a commit must not pretend it kept anything. */
+		rc = commit ? AGD_STORE_ERR_ABORTED : 0;
+	} else {
+		rc = exec(st, commit ? "COMMIT" : "ROLLBACK");
+		/* A failed COMMIT (full disk, I/O) may leave the transaction
+		 * open: roll it back so nothing half-done stays. */
+		if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
+			exec(st, "ROLLBACK");
+	}
 	exec(st, "PRAGMA synchronous = FULL");
 	st->in_tx = 0;
 	unlock(st); /* this call's */
@@ -589,7 +608,7 @@ int agd_store_segment_list(struct agd_store *st,
 			       "SELECT hash, name, length(signed), added_ms FROM segments "
 			       "ORDER BY added_ms, hash",
 			       -1, &s, NULL);
-	rc = map(r);
+	rc = tx_aborted(st) ? AGD_STORE_ERR_ABORTED : map(r);
 	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
 		struct agd_segment_info info;
 
@@ -769,6 +788,8 @@ int agd_store_agent_list(struct agd_store *st, const char *status, int with_stat
 			  "updated_ms, reason FROM agents ORDER BY id";
 	lock(st);
 	rc = map(sqlite3_prepare_v2(st->db, sql, -1, &s, NULL));
+	if (rc == 0 && tx_aborted(st))
+		rc = AGD_STORE_ERR_ABORTED;
 	if (rc == 0 && status != NULL)
 		sqlite3_bind_text(s, 1, status, -1, SQLITE_STATIC);
 	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
@@ -961,6 +982,8 @@ int agd_store_resource_list(struct agd_store *st,
 	rc = map(sqlite3_prepare_v2(st->db,
 				    "SELECT id, kind, attachment, home, meta FROM resources ORDER BY id",
 				    -1, &s, NULL));
+	if (rc == 0 && tx_aborted(st))
+		rc = AGD_STORE_ERR_ABORTED;
 	while (rc == 0 && (r = sqlite3_step(s)) == SQLITE_ROW) {
 		struct agd_resource_rec rec;
 

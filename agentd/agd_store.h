@@ -60,6 +60,8 @@ enum agd_store_err {
 	AGD_STORE_ERR_ARG = -108,        /* misuse: bad argument, no transaction open... */
 	AGD_STORE_ERR_TOOBIG = -109,     /* a value larger than SQLite takes */
 	AGD_STORE_ERR_SQL = -110,        /* any other SQLite failure */
+	AGD_STORE_ERR_ABORTED = -111,    /* an earlier error (full disk, I/O) ended the open
+					    transaction: nothing of it was kept; roll back */
 };
 
 /* A static string for a code; never NULL. */

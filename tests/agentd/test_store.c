@@ -1,0 +1,620 @@
+/*
+ * test_store.c: the durable store keeps what it acknowledged (across
+ * reopen and kill -9), enforces its invariants (an agent's segment is
+ * cached; a cached segment in use stays), makes transactions atomic across
+ * threads, and turns full disks, I/O errors and foreign files into error
+ * codes.
+ */
+#include "agd_store.h"
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static char dir[256];
+static char path[512];
+static struct mig_key *author;
+
+static void setup(void)
+{
+	cr_assert_eq(tst_tmpdir(dir, sizeof dir), 0);
+	snprintf(path, sizeof path, "%s/%s", dir, AGD_STORE_FILE);
+	cr_assert_eq(mig_key_generate("author", &author), 0);
+}
+
+static void teardown(void)
+{
+	mig_key_destroy(&author);
+	tst_rmtree(dir);
+}
+
+TestSuite(agd_store, .init = setup, .fini = teardown, .timeout = 120);
+
+/* A signed, decoded segment named `name` whose source is `src`. */
+static struct mig_segment *segment(const char *name, const char *src)
+{
+	char manifest[256];
+	struct mig_seg_file f = { "main.lua", src, strlen(src) };
+	struct mig_segment *seg = NULL, *signed_seg = NULL;
+	struct mig_error err;
+	uint8_t *buf;
+	size_t len;
+
+	snprintf(manifest, sizeof manifest,
+		 "agentd-manifest 1\nname = %s\nversion = 1\nentry = main.lua main\nmobility = strong\n"
+		 "file = main.lua\n", name);
+	cr_assert_eq(mig_segment_build(manifest, strlen(manifest), &f, 1, &seg, &err), 0, "%s", err.msg);
+	cr_assert_eq(mig_segment_sign(seg, author, &buf, &len), 0);
+	cr_assert_eq(mig_segment_decode(buf, len, &signed_seg, &err), 0, "%s", err.msg);
+	free(buf);
+	mig_segment_destroy(&seg);
+	return signed_seg;
+}
+
+static struct agd_store *open_store(void)
+{
+	struct agd_store *st = NULL;
+	int rc = agd_store_open(path, &st);
+
+	cr_assert_eq(rc, 0, "%s", agd_store_strerror(rc));
+	return st;
+}
+
+static void agent(struct agd_agent_rec *r, const char *id, const struct mig_segment *seg,
+		  const char *state, const char *status)
+{
+	memset(r, 0, sizeof *r);
+	snprintf(r->id, sizeof r->id, "%s", id);
+	memcpy(r->segment, mig_segment_hash(seg), 32);
+	r->state = (uint8_t *)state;
+	r->state_len = state != NULL ? strlen(state) : 0;
+	snprintf(r->status, sizeof r->status, "%s", status);
+	r->epoch = 7;
+	snprintf(r->home, sizeof r->home, "tcp://127.0.0.1:7401");
+	r->mobility = MIG_MOBILITY_STRONG;
+	r->activation = MIG_ACTIVATION_ON_DEMAND;
+	snprintf(r->reason, sizeof r->reason, "created by test");
+}
+
+Test(agd_store, fresh_store_has_the_versioned_schema_in_wal_mode)
+{
+	struct agd_store *st = open_store();
+	sqlite3 *db;
+	sqlite3_stmt *s;
+
+	agd_store_close(&st);
+	cr_assert_null(st);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), AGD_STORE_SCHEMA);
+	sqlite3_finalize(s);
+	cr_assert_eq(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &s, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_str_eq((const char *)sqlite3_column_text(s, 0), "wal");
+	sqlite3_finalize(s);
+	cr_assert_eq(sqlite3_prepare_v2(db,
+					"SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN "
+					"('segments','agents','forwards','resources','kv')",
+					-1, &s, NULL),
+		     SQLITE_OK);
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	cr_assert_eq(sqlite3_column_int(s, 0), 5);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	/* And it opens again. */
+	st = open_store();
+	agd_store_close(&st);
+}
+
+Test(agd_store, code_cache_answers_has_and_gives_back_the_signed_bytes)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end"), *back = NULL;
+	const uint8_t *orig;
+	uint8_t *bytes = NULL, other[32] = { 1 };
+	size_t len, olen;
+	struct mig_error err;
+
+	cr_assert_eq(agd_store_segment_has(st, mig_segment_hash(seg)), 0);
+	cr_assert_eq(agd_store_segment_get(st, mig_segment_hash(seg), &bytes, &len), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	cr_assert_eq(agd_store_segment_put(st, seg), 0, "storing twice is harmless");
+	cr_assert_eq(agd_store_segment_has(st, mig_segment_hash(seg)), 1);
+	cr_assert_eq(agd_store_segment_has(st, other), 0);
+	cr_assert_eq(agd_store_segment_get(st, mig_segment_hash(seg), &bytes, &len), 0);
+	orig = mig_segment_signed_bytes(seg, &olen);
+	cr_assert_eq(len, olen);
+	cr_assert_eq(memcmp(bytes, orig, len), 0);
+	cr_assert_eq(mig_segment_decode(bytes, len, &back, &err), 0);
+	cr_assert_eq(mig_segment_verify(back), 0);
+	free(bytes);
+	mig_segment_destroy(&back);
+	cr_assert_eq(agd_store_segment_delete(st, mig_segment_hash(seg)), 0);
+	cr_assert_eq(agd_store_segment_has(st, mig_segment_hash(seg)), 0);
+	cr_assert_eq(agd_store_segment_delete(st, mig_segment_hash(seg)), AGD_STORE_ERR_NOTFOUND);
+	mig_segment_destroy(&seg);
+	agd_store_close(&st);
+}
+
+Test(agd_store, an_unsigned_segment_is_not_cached)
+{
+	struct agd_store *st = open_store();
+	static const char m[] = "agentd-manifest 1\nname = a\nversion = 1\nentry = a.lua f\n"
+				"mobility = weak\nfile = a.lua\n";
+	struct mig_seg_file f = { "a.lua", "x = 1", 5 };
+	struct mig_segment *seg = NULL;
+
+	cr_assert_eq(mig_segment_build(m, strlen(m), &f, 1, &seg, NULL), 0);
+	cr_assert_eq(agd_store_segment_put(st, seg), AGD_STORE_ERR_ARG);
+	mig_segment_destroy(&seg);
+	agd_store_close(&st);
+}
+
+static int count_seg(const struct agd_segment_info *info, void *ud)
+{
+	(void)info;
+	++*(int *)ud;
+	return 0;
+}
+
+Test(agd_store, agents_round_trip_and_need_their_segment)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct mig_segment *stray = segment("stray", "function main() return 1 end");
+	struct agd_agent_rec r, got;
+	int nseg = 0;
+
+	agent(&r, "a1", stray, "STATE-BYTES", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), AGD_STORE_ERR_CONSTRAINT,
+		     "an agent whose code is not cached is refused");
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "a1", seg, "STATE-BYTES", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_str_eq(got.id, "a1");
+	cr_assert_eq(memcmp(got.segment, mig_segment_hash(seg), 32), 0);
+	cr_assert_eq(got.state_len, 11);
+	cr_assert_eq(memcmp(got.state, "STATE-BYTES", 11), 0);
+	cr_assert_str_eq(got.status, "passive");
+	cr_assert_eq(got.epoch, 7);
+	cr_assert_str_eq(got.home, "tcp://127.0.0.1:7401");
+	cr_assert_eq(got.mobility, MIG_MOBILITY_STRONG);
+	cr_assert_eq(got.activation, MIG_ACTIVATION_ON_DEMAND);
+	cr_assert_str_eq(got.reason, "created by test");
+	cr_assert_gt(got.updated_ms, 1600000000000LL);
+	agd_store_agent_clear(&got);
+	cr_assert_null(got.state);
+
+	/* Replace: new state, new epoch. */
+	agent(&r, "a1", seg, "NEW", "running");
+	r.epoch = 8;
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_eq(got.state_len, 3);
+	cr_assert_eq(got.epoch, 8);
+	agd_store_agent_clear(&got);
+
+	/* A cached segment in use cannot be evicted. */
+	cr_assert_eq(agd_store_segment_delete(st, mig_segment_hash(seg)), AGD_STORE_ERR_CONSTRAINT);
+	cr_assert_eq(agd_store_agent_set_status(st, "a1", "failed", "out of memory"), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_str_eq(got.status, "failed");
+	cr_assert_str_eq(got.reason, "out of memory");
+	cr_assert_eq(got.state_len, 3, "set_status keeps the state");
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_agent_set_status(st, "zz", "failed", NULL), AGD_STORE_ERR_NOTFOUND);
+
+	cr_assert_eq(agd_store_agent_delete(st, "a1"), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_agent_delete(st, "a1"), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_segment_list(st, count_seg, &nseg), 0);
+	cr_assert_eq(nseg, 1);
+	cr_assert_eq(agd_store_segment_delete(st, mig_segment_hash(seg)), 0);
+	mig_segment_destroy(&seg);
+	mig_segment_destroy(&stray);
+	agd_store_close(&st);
+}
+
+Test(agd_store, oversized_or_missing_fields_are_refused)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec r;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "a1", seg, NULL, "passive");
+	memset(r.id, 'x', sizeof r.id); /* no NUL inside */
+	cr_assert_eq(agd_store_agent_put(st, &r), AGD_STORE_ERR_ARG);
+	agent(&r, "", seg, NULL, "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), AGD_STORE_ERR_ARG);
+	agent(&r, "a1", seg, NULL, "");
+	cr_assert_eq(agd_store_agent_put(st, &r), AGD_STORE_ERR_ARG);
+	agent(&r, "a1", seg, NULL, "passive");
+	r.state_len = 5; /* with a NULL state */
+	cr_assert_eq(agd_store_agent_put(st, &r), AGD_STORE_ERR_ARG);
+	cr_assert_eq(agd_store_agent_get(st, NULL, &r), AGD_STORE_ERR_ARG);
+	mig_segment_destroy(&seg);
+	agd_store_close(&st);
+}
+
+struct listing {
+	int n;
+	char ids[8][AGD_STORE_ID_MAX + 1];
+	size_t state_bytes;
+};
+
+static int collect(const struct agd_agent_rec *rec, void *ud)
+{
+	struct listing *l = ud;
+
+	if (l->n < 8)
+		snprintf(l->ids[l->n], sizeof l->ids[0], "%s", rec->id);
+	l->n++;
+	l->state_bytes += rec->state_len;
+	return 0;
+}
+
+static int stop_at_two(const struct agd_agent_rec *rec, void *ud)
+{
+	(void)rec;
+	return ++*(int *)ud == 2 ? 42 : 0;
+}
+
+Test(agd_store, agents_are_listed_by_status_with_or_without_state)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec r;
+	struct listing l;
+	uint64_t count;
+	int n = 0;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "c", seg, "333", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	agent(&r, "a", seg, "1", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	agent(&r, "b", seg, "22", "running");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+
+	memset(&l, 0, sizeof l);
+	cr_assert_eq(agd_store_agent_list(st, NULL, 1, collect, &l), 0);
+	cr_assert_eq(l.n, 3);
+	cr_assert_str_eq(l.ids[0], "a");
+	cr_assert_str_eq(l.ids[2], "c");
+	cr_assert_eq(l.state_bytes, 6);
+	memset(&l, 0, sizeof l);
+	cr_assert_eq(agd_store_agent_list(st, "passive", 0, collect, &l), 0);
+	cr_assert_eq(l.n, 2);
+	cr_assert_eq(l.state_bytes, 0, "without state no state is read");
+	cr_assert_eq(agd_store_agent_list(st, NULL, 0, stop_at_two, &n), 42);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(agd_store_agent_count(st, NULL, &count), 0);
+	cr_assert_eq(count, 3);
+	cr_assert_eq(agd_store_agent_count(st, "running", &count), 0);
+	cr_assert_eq(count, 1);
+	mig_segment_destroy(&seg);
+	agd_store_close(&st);
+}
+
+/* A listing callback may call the store (same thread). */
+static int reenter(const struct agd_agent_rec *rec, void *ud)
+{
+	struct agd_store *st = ud;
+
+	return agd_store_agent_set_status(st, rec->id, "running", "activated");
+}
+
+Test(agd_store, a_listing_callback_may_call_the_store)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec r;
+	uint64_t count;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "a", seg, "1", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	agent(&r, "b", seg, "1", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_list(st, "passive", 0, reenter, st), 0);
+	cr_assert_eq(agd_store_agent_count(st, "running", &count), 0);
+	cr_assert_eq(count, 2);
+	mig_segment_destroy(&seg);
+	agd_store_close(&st);
+}
+
+Test(agd_store, forwards_resources_and_kv_round_trip)
+{
+	struct agd_store *st = open_store();
+	char host[AGD_STORE_HOST_MAX + 1];
+	uint64_t epoch;
+	struct agd_resource_rec res, got;
+	void *val;
+	size_t len;
+
+	cr_assert_eq(agd_store_forward_get(st, "a1", host, &epoch), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_forward_put(st, "a1", "h2", 3), 0);
+	cr_assert_eq(agd_store_forward_put(st, "a1", "h3", 4), 0);
+	cr_assert_eq(agd_store_forward_get(st, "a1", host, &epoch), 0);
+	cr_assert_str_eq(host, "h3");
+	cr_assert_eq(epoch, 4);
+	cr_assert_eq(agd_store_forward_delete(st, "a1"), 0);
+	cr_assert_eq(agd_store_forward_delete(st, "a1"), AGD_STORE_ERR_NOTFOUND);
+
+	memset(&res, 0, sizeof res);
+	snprintf(res.id, sizeof res.id, "printer-1");
+	snprintf(res.kind, sizeof res.kind, "device");
+	snprintf(res.attachment, sizeof res.attachment, "fixed");
+	snprintf(res.home, sizeof res.home, "h1");
+	res.meta = (uint8_t *)"{\"path\":\"/dev/null\"}";
+	res.meta_len = strlen((char *)res.meta);
+	cr_assert_eq(agd_store_resource_put(st, &res), 0);
+	cr_assert_eq(agd_store_resource_get(st, "printer-1", &got), 0);
+	cr_assert_str_eq(got.kind, "device");
+	cr_assert_str_eq(got.attachment, "fixed");
+	cr_assert_eq(got.meta_len, res.meta_len);
+	cr_assert_eq(memcmp(got.meta, res.meta, res.meta_len), 0);
+	agd_store_resource_clear(&got);
+	cr_assert_eq(agd_store_resource_delete(st, "printer-1"), 0);
+	cr_assert_eq(agd_store_resource_get(st, "printer-1", &got), AGD_STORE_ERR_NOTFOUND);
+
+	cr_assert_eq(agd_store_kv_get(st, "host.id", &val, &len), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_kv_put(st, "host.id", "h1\0x", 4), 0);
+	cr_assert_eq(agd_store_kv_get(st, "host.id", &val, &len), 0);
+	cr_assert_eq(len, 4);
+	cr_assert_eq(memcmp(val, "h1\0x", 4), 0);
+	free(val);
+	cr_assert_eq(agd_store_kv_put(st, "empty", NULL, 0), 0);
+	cr_assert_eq(agd_store_kv_get(st, "empty", &val, &len), 0);
+	cr_assert_eq(len, 0);
+	free(val);
+	cr_assert_eq(agd_store_kv_delete(st, "host.id"), 0);
+	agd_store_close(&st);
+}
+
+static int count_res(const struct agd_resource_rec *rec, void *ud)
+{
+	(void)rec;
+	++*(int *)ud;
+	return 0;
+}
+
+Test(agd_store, rollback_discards_and_commit_survives_reopen)
+{
+	struct agd_store *st = open_store();
+	struct agd_resource_rec res;
+	int n = 0;
+
+	memset(&res, 0, sizeof res);
+	snprintf(res.kind, sizeof res.kind, "kv");
+	snprintf(res.attachment, sizeof res.attachment, "unattached");
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_begin(st, 1), AGD_STORE_ERR_ARG, "no nesting");
+	snprintf(res.id, sizeof res.id, "r1");
+	cr_assert_eq(agd_store_resource_put(st, &res), 0);
+	cr_assert_eq(agd_store_rollback(st), 0);
+	cr_assert_eq(agd_store_commit(st), AGD_STORE_ERR_ARG, "nothing to commit");
+
+	cr_assert_eq(agd_store_begin(st, 0), 0);
+	snprintf(res.id, sizeof res.id, "r2");
+	cr_assert_eq(agd_store_resource_put(st, &res), 0);
+	snprintf(res.id, sizeof res.id, "r3");
+	cr_assert_eq(agd_store_resource_put(st, &res), 0);
+	cr_assert_eq(agd_store_commit(st), 0);
+	agd_store_close(&st);
+
+	st = open_store();
+	cr_assert_eq(agd_store_resource_list(st, count_res, &n), 0);
+	cr_assert_eq(n, 2);
+	cr_assert_eq(agd_store_resource_get(st, "r1", &res), AGD_STORE_ERR_NOTFOUND);
+	agd_store_close(&st);
+}
+
+/* Each thread adds 1 to a shared counter 200 times, read-modify-write in a
+ * transaction; without isolation between threads updates would be lost. */
+static void *increment(void *arg)
+{
+	struct agd_store *st = arg;
+
+	for (int i = 0; i < 200; i++) {
+		void *val = NULL;
+		size_t len = 0;
+		uint64_t v = 0;
+
+		if (agd_store_begin(st, 0) != 0)
+			return (void *)1;
+		if (agd_store_kv_get(st, "counter", &val, &len) == 0 && len == sizeof v)
+			memcpy(&v, val, sizeof v);
+		free(val);
+		v++;
+		if (agd_store_kv_put(st, "counter", &v, sizeof v) != 0 || agd_store_commit(st) != 0)
+			return (void *)1;
+	}
+	return NULL;
+}
+
+Test(agd_store, transactions_are_atomic_across_threads)
+{
+	struct agd_store *st = open_store();
+	pthread_t th[4];
+	void *val, *ret;
+	size_t len;
+	uint64_t v;
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, increment, st), 0);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(pthread_join(th[i], &ret), 0);
+		cr_assert_null(ret);
+	}
+	cr_assert_eq(agd_store_kv_get(st, "counter", &val, &len), 0);
+	cr_assert_eq(len, sizeof v);
+	memcpy(&v, val, sizeof v);
+	free(val);
+	cr_assert_eq(v, 800);
+	agd_store_close(&st);
+}
+
+Test(agd_store, a_commit_survives_kill_9)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+	struct agd_store *st;
+	void *val;
+	size_t len;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct agd_store *cst = NULL;
+
+		close(fds[0]);
+		if (agd_store_open(path, &cst) != 0 || agd_store_begin(cst, 1) != 0 ||
+		    agd_store_kv_put(cst, "acked", "yes", 3) != 0 || agd_store_commit(cst) != 0)
+			_exit(1);
+		/* Acknowledge, then keep the store open with a transaction in
+		 * progress that must not survive. */
+		if (agd_store_begin(cst, 1) != 0 || agd_store_kv_put(cst, "pending", "no", 2) != 0)
+			_exit(1);
+		if (write(fds[1], "k", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &c, 1), 1, "the child did not commit");
+	close(fds[0]);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+
+	st = open_store();
+	cr_assert_eq(agd_store_kv_get(st, "acked", &val, &len), 0);
+	cr_assert_eq(len, 3);
+	free(val);
+	cr_assert_eq(agd_store_kv_get(st, "pending", &val, &len), AGD_STORE_ERR_NOTFOUND);
+	agd_store_close(&st);
+}
+
+Test(agd_store, size_limit_reports_full_and_the_store_stays_usable)
+{
+	struct agd_store *st = open_store();
+	size_t big = 1 << 20;
+	char *blob = calloc(1, big);
+	void *val;
+	size_t len;
+	int rc;
+
+	cr_assert_eq(agd_store_kv_put(st, "small", "x", 1), 0);
+	cr_assert_eq(agd_store_set_max_size(st, 256 * 1024), 0);
+	rc = agd_store_kv_put(st, "big", blob, big);
+	cr_assert_eq(rc, AGD_STORE_ERR_FULL, "%s", agd_store_strerror(rc));
+	/* In a transaction too: the commit fails or the put does; either way
+	 * the store is left consistent and usable. */
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "small1", "z", 1), 0);
+	rc = agd_store_kv_put(st, "big", blob, big);
+	cr_assert_eq(rc, AGD_STORE_ERR_FULL);
+	/* SQLite may have ended the transaction by itself: then nothing more
+	 * may run in it, and a commit does not claim to keep "small1". */
+	rc = agd_store_kv_put(st, "small3", "w", 1);
+	cr_assert(rc == 0 || rc == AGD_STORE_ERR_ABORTED, "%d", rc);
+	rc = agd_store_commit(st);
+	if (rc == 0) {
+		cr_assert_eq(agd_store_kv_get(st, "small1", &val, &len), 0);
+		free(val);
+	} else {
+		cr_assert_eq(rc, AGD_STORE_ERR_ABORTED);
+		cr_assert_eq(agd_store_kv_get(st, "small1", &val, &len), AGD_STORE_ERR_NOTFOUND);
+		cr_assert_eq(agd_store_kv_get(st, "small3", &val, &len), AGD_STORE_ERR_NOTFOUND);
+	}
+	cr_assert_eq(agd_store_commit(st), AGD_STORE_ERR_ARG, "the transaction is over");
+	cr_assert_eq(agd_store_kv_get(st, "small", &val, &len), 0);
+	free(val);
+	cr_assert_eq(agd_store_kv_get(st, "big", &val, &len), AGD_STORE_ERR_NOTFOUND);
+	cr_assert_eq(agd_store_kv_put(st, "small2", "y", 1), 0);
+	cr_assert_eq(agd_store_set_max_size(st, 0), 0);
+	cr_assert_eq(agd_store_kv_put(st, "big", blob, big), 0);
+	free(blob);
+	agd_store_close(&st);
+}
+
+Test(agd_store, a_file_size_limit_gives_an_error_not_a_crash)
+{
+	struct agd_store *st = open_store();
+	struct rlimit rl = { 64 * 1024, 64 * 1024 };
+	size_t big = 1 << 20;
+	char *blob = calloc(1, big);
+	int rc;
+
+	/* Writing past RLIMIT_FSIZE fails with EFBIG once SIGXFSZ is ignored:
+	 * an I/O error from the disk's point of view. (Each Criterion test
+	 * runs in its own process, so the limit stays here.) */
+	signal(SIGXFSZ, SIG_IGN);
+	cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+	rc = agd_store_kv_put(st, "big", blob, big);
+	cr_assert(rc == AGD_STORE_ERR_IO || rc == AGD_STORE_ERR_FULL, "got %d (%s)", rc,
+		  agd_store_strerror(rc));
+	cr_assert_neq(strlen(agd_store_errmsg(st)), 0);
+	free(blob);
+	agd_store_close(&st);
+}
+
+Test(agd_store, foreign_newer_or_unreachable_files_are_refused)
+{
+	struct agd_store *st = NULL;
+	char other[600];
+	FILE *f;
+	sqlite3 *db;
+
+	/* Not a database at all. */
+	snprintf(other, sizeof other, "%s/junk.db", dir);
+	f = fopen(other, "w");
+	for (int i = 0; i < 200; i++)
+		fputs("this is not an SQLite database, just text. ", f);
+	fclose(f);
+	cr_assert_eq(agd_store_open(other, &st), AGD_STORE_ERR_CORRUPT);
+	cr_assert_null(st);
+
+	/* An SQLite database that is someone else's. */
+	snprintf(other, sizeof other, "%s/theirs.db", dir);
+	cr_assert_eq(sqlite3_open(other, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "CREATE TABLE t(x); PRAGMA user_version = 1", NULL, NULL, NULL),
+		     SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(agd_store_open(other, &st), AGD_STORE_ERR_CORRUPT);
+
+	/* Our store, from a newer build. */
+	st = open_store();
+	agd_store_close(&st);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	sqlite3_close(db);
+	cr_assert_eq(agd_store_open(path, &st), AGD_STORE_ERR_VERSION);
+
+	/* A directory that is not there. */
+	snprintf(other, sizeof other, "%s/no/such/dir/agentd.db", dir);
+	cr_assert_eq(agd_store_open(other, &st), AGD_STORE_ERR_IO);
+	/* A directory where the file should be. */
+	cr_assert_neq(agd_store_open(dir, &st), 0);
+	cr_assert_null(st);
+}
+
+Test(agd_store, strerror_names_every_code)
+{
+	for (int c = AGD_STORE_ERR_NOMEM; c >= AGD_STORE_ERR_ABORTED; c--)
+		cr_assert_str_neq(agd_store_strerror(c), "unknown store error", "code %d", c);
+	cr_assert_str_eq(agd_store_strerror(-1), "unknown store error");
+}
