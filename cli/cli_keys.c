@@ -85,12 +85,12 @@ static int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv)
 	}
 	rc = mig_key_generate(name, &k);
 	if (rc != 0) {
-		fprintf(ctx->err, "agentctl keygen: bad key name '%s' (1-%d printable characters, no blanks)\n",
+		cli_errorf(ctx, "keygen: bad key name '%s' (1-%d printable characters, no blanks)",
 			name, MIG_KEY_NAME_MAX);
 		return rc == MIG_ERR_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAIL;
 	}
 	if (mig_key_save(k, prefix, &err) != 0) {
-		fprintf(ctx->err, "agentctl keygen: %s\n", err.msg);
+		cli_errorf(ctx, "keygen: %s", err.msg);
 		mig_key_destroy(&k);
 		return CLI_EXIT_FAIL;
 	}
@@ -112,7 +112,7 @@ static int cmd_keygen(struct cli_ctx *ctx, int argc, char **argv)
 		agd_jw_str(&w, prefix);
 		agd_jw_obj_end(&w);
 		text = agd_jw_take(&w, NULL);
-		fprintf(ctx->out, "%s\n", text != NULL ? text : "{}");
+		cli_json_emit(ctx, text != NULL ? text : "{}");
 		free(text);
 	} else {
 		fprintf(ctx->out, "wrote %s.key (secret, mode 0600) and %s.pub\nkey id %s, name %s\n", prefix,
@@ -174,30 +174,33 @@ static int cmd_sign(struct cli_ctx *ctx, int argc, char **argv)
 	    outpath == NULL)
 		return CLI_EXIT_USAGE;
 	if (mig_key_load(keypath, &k, &err) != 0) {
-		fprintf(ctx->err, "agentctl sign: %s\n", err.msg);
+		cli_errorf(ctx, "sign: %s", err.msg);
 		return input_exit(&err);
 	}
 	if (mig_segment_load_dir(pos[0], &seg, &err) != 0) {
-		fprintf(ctx->err, "agentctl sign: %s: %s\n", pos[0], err.msg);
+		cli_errorf(ctx, "sign: %s: %s", pos[0], err.msg);
 		rc = input_exit(&err);
 		goto out;
 	}
 	if (mig_segment_sign(seg, k, &buf, &len) != 0) {
-		fprintf(ctx->err, "agentctl sign: out of memory\n");
+		cli_errorf(ctx, "sign: out of memory");
 		rc = CLI_EXIT_FAIL;
 		goto out;
 	}
 	if ((e = write_atomic(outpath, buf, len)) != 0) {
-		fprintf(ctx->err, "agentctl sign: cannot write %s: %s\n", outpath, strerror(e));
+		cli_errorf(ctx, "sign: cannot write %s: %s", outpath, strerror(e));
 		rc = CLI_EXIT_FAIL;
 		goto out;
 	}
 	mig_segment_hash_hex(seg, hex);
 	mig_key_id_hex(mig_key_public(k), idhex);
-	if (ctx->json)
-		fprintf(ctx->out, "{\"hash\":\"%s\",\"name\":\"%s\",\"key_id\":\"%s\",\"bytes\":%zu}\n", hex,
-			mig_segment_manifest(seg)->name, idhex, len);
-	else
+	if (ctx->json) {
+		char json[256];
+
+		snprintf(json, sizeof json, "{\"hash\":\"%s\",\"name\":\"%s\",\"key_id\":\"%s\",\"bytes\":%zu}",
+			 hex, mig_segment_manifest(seg)->name, idhex, len);
+		cli_json_emit(ctx, json);
+	} else
 		fprintf(ctx->out, "%s  %s signed by key %s, %zu bytes -> %s\n", hex,
 			mig_segment_manifest(seg)->name, idhex, len, outpath);
 	rc = CLI_EXIT_OK;
@@ -221,36 +224,41 @@ static int cmd_verify(struct cli_ctx *ctx, int argc, char **argv)
 	if (parse_opts(argc, argv, opts, pos, 1, &npos) != 0 || npos != 1)
 		return CLI_EXIT_USAGE;
 	if (trustpath != NULL && (rc = agd_trust_load(trustpath, &trust, why, sizeof why)) != 0) {
-		fprintf(ctx->err, "agentctl verify: %s\n", why);
+		cli_errorf(ctx, "verify: %s", why);
 		return rc == AGD_TRUST_ERR_IO && access(trustpath, F_OK) != 0 ? CLI_EXIT_NOTFOUND
 									   : CLI_EXIT_FAIL;
 	}
 	if (mig_segment_read_file(pos[0], &seg, &err) != 0) {
-		fprintf(ctx->err, "agentctl verify: %s: %s\n", pos[0], err.msg);
+		cli_errorf(ctx, "verify: %s: %s", pos[0], err.msg);
 		rc = input_exit(&err);
 		goto out;
 	}
 	mig_segment_hash_hex(seg, hex);
 	mig_key_id_hex(mig_segment_signer(seg), idhex);
 	if (mig_segment_verify(seg) != 0) {
-		fprintf(ctx->err, "agentctl verify: %s: BAD signature (claims key %s)\n", pos[0], idhex);
+		cli_errorf(ctx, "verify: %s: BAD signature (claims key %s)", pos[0], idhex);
 		rc = CLI_EXIT_UNTRUSTED;
 		goto out;
 	}
 	if (trust != NULL) {
 		verdict = agd_trust_decide(trust, seg, why, sizeof why);
 		if (verdict != 0) {
-			fprintf(ctx->err, "agentctl verify: %s: %s: %s\n", pos[0],
+			cli_errorf(ctx, "verify: %s: %s: %s", pos[0],
 				agd_trust_strerror(verdict), why);
 			rc = CLI_EXIT_UNTRUSTED;
 			goto out;
 		}
 	}
-	if (ctx->json)
-		fprintf(ctx->out, "{\"hash\":\"%s\",\"name\":\"%s\",\"key_id\":\"%s\",\"signature\":\"good\","
-			"\"trusted\":%s}\n", hex, mig_segment_manifest(seg)->name, idhex,
-			trust == NULL ? "null" : "true");
-	else
+	if (ctx->json) {
+		char json[256];
+
+		/* Agent names are [A-Za-z0-9_.-]: nothing to escape. */
+		snprintf(json, sizeof json,
+			 "{\"hash\":\"%s\",\"name\":\"%s\",\"key_id\":\"%s\",\"signature\":\"good\","
+			 "\"trusted\":%s}",
+			 hex, mig_segment_manifest(seg)->name, idhex, trust == NULL ? "null" : "true");
+		cli_json_emit(ctx, json);
+	} else
 		fprintf(ctx->out, "%s: good signature by key %s; segment %s (%s)%s\n", pos[0], idhex, hex,
 			mig_segment_manifest(seg)->name, trust != NULL ? "; trusted" : "");
 	rc = CLI_EXIT_OK;
@@ -357,7 +365,7 @@ static void inspect_json(struct cli_ctx *ctx, const struct mig_segment *seg, int
 	agd_jw_str(&w, good ? "good" : "bad");
 	agd_jw_obj_end(&w);
 	text = agd_jw_take(&w, NULL);
-	fprintf(ctx->out, "%s\n", text != NULL ? text : "{}");
+	cli_json_emit(ctx, text != NULL ? text : "{}");
 	free(text);
 }
 
@@ -422,7 +430,7 @@ static int cmd_inspect(struct cli_ctx *ctx, int argc, char **argv)
 	if (parse_opts(argc, argv, opts, pos, 1, &npos) != 0 || npos != 1)
 		return CLI_EXIT_USAGE;
 	if (mig_segment_read_file(pos[0], &seg, &err) != 0) {
-		fprintf(ctx->err, "agentctl inspect: %s: %s\n", pos[0], err.msg);
+		cli_errorf(ctx, "inspect: %s: %s", pos[0], err.msg);
 		return input_exit(&err);
 	}
 	good = mig_segment_verify(seg) == 0;
