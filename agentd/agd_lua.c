@@ -66,6 +66,12 @@ struct agd_vm {
 	char kill_reason[128];   /* written before kill is set */
 };
 
+void agd_buf_free(struct mig_buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof *b);
+}
+
 int agd_vm_can_persist(void)
 {
 	return AGD_HAVE_ENGINE;
@@ -277,14 +283,14 @@ static int l_send(lua_State *L)
 
 		rc = mig_data_encode(L, 2, &buf, &e);
 		if (rc != 0) {
-			mig_buf_free(&buf);
+			agd_buf_free(&buf);
 			lua_pushnil(L);
 			lua_pushfstring(L, "message is not plain data: %s", e.msg);
 			lua_pushstring(L, "arg");
 			return 3;
 		}
 		rc = agd_rt_send(vm->rt, agd_agent_id(vm->a), to, buf.data, buf.len);
-		mig_buf_free(&buf);
+		agd_buf_free(&buf);
 	}
 #else
 	{
@@ -985,7 +991,7 @@ int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
 	if (p == NULL)
 		return AGD_ERR_NOMEM;
 	memcpy(p, v->str, v->str_len);
-	mig_buf_free(out);
+	agd_buf_free(out);
 	out->data = p;
 	out->len = out->cap = v->str_len;
 	(void)doc;

@@ -468,7 +468,7 @@ static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, con
 		a->vm = NULL;
 		rt->resident--;
 	}
-	mig_buf_free(&a->saved);
+	agd_buf_free(&a->saved);
 	a->persisted = 0;
 	set_state(rt, a, s, reason);
 }
@@ -532,15 +532,15 @@ static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const char *status
 
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "agent.persist_failed", "agent=%s error=\"%s\"", a->id, err);
-		mig_buf_free(&buf);
+		agd_buf_free(&buf);
 		return rc;
 	}
 	rc = store_put(rt, a, buf.data, buf.len, status);
 	if (rc == 0) {
-		mig_buf_free(&buf);
-		mig_buf_free(&a->saved);
+		agd_buf_free(&buf);
+		agd_buf_free(&a->saved);
 	} else {
-		mig_buf_free(&a->saved);
+		agd_buf_free(&a->saved);
 		a->saved = buf;
 	}
 	a->persisted = 1;
@@ -983,7 +983,7 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 			rt->buckets[i] = a->hnext;
 			agd_vm_destroy(&a->vm, 0);
 			mbox_clear(a);
-			mig_buf_free(&a->saved);
+			agd_buf_free(&a->saved);
 			if (a->log) {
 				for (unsigned k = 0; k < a->log->n; k++)
 					free(a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
@@ -1339,7 +1339,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 	rc = add_agent(rt, a, 1);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s", agd_strerror(rc));
-		mig_buf_free(&a->saved);
+		agd_buf_free(&a->saved);
 		free(a);
 	}
 	return rc;
@@ -1477,7 +1477,7 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 		rt->resident--;
 	}
 	mbox_clear(a);
-	mig_buf_free(&a->saved);
+	agd_buf_free(&a->saved);
 	agd_log(AGD_LOG_INFO, "agent.gone", "agent=%s to=%s", a->id, where ? where : "?");
 	unlink_agent(rt, a);
 	pthread_mutex_unlock(&rt->mu);

@@ -288,7 +288,7 @@ static int cmd_run(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		 * message, delivered before anything else. */
 		if (agd_msg_from_json(req->doc, args, &buf, req->err, sizeof req->err) == 0)
 			agd_rt_send(s->rt, "", id, buf.data, buf.len);
-		mig_buf_free(&buf);
+		agd_buf_free(&buf);
 	}
 	if (rc == 0) {
 		agd_jw_key(w, "id");
@@ -367,7 +367,7 @@ static int cmd_send(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		if (rc == AGD_ERR_NOTFOUND)
 			fail(req, "no agent %s here", id);
 	}
-	mig_buf_free(&buf);
+	agd_buf_free(&buf);
 	if (rc != 0)
 		return rc;
 	agd_jw_key(w, "id");

@@ -40,6 +40,10 @@ struct agd_vm_limits {
 	uint64_t instructions;  /* total instructions; 0 = unlimited */
 };
 
+/* Frees a mig_buf's bytes and zeroes it (like mig_buf_free; kept here so
+ * the runtime links whichever parts of the engine are present). */
+void agd_buf_free(struct mig_buf *b);
+
 /* Whether this build has the strong-mobility engine (persistence). */
 int agd_vm_can_persist(void);
 
