@@ -86,8 +86,10 @@ static int pick_hosts(struct cli_ctx *ctx, int all, struct cli_host *one,
 
 static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 {
-	int all = 0, npos = 0, rc, worst = CLI_EXIT_OK;
-	const struct cli_opt opts[] = { { "--all", "-a", NULL, &all }, { NULL, NULL, NULL, NULL } };
+	int all = 0, ended = 0, npos = 0, rc, worst = CLI_EXIT_OK;
+	const struct cli_opt opts[] = { { "--all", "-a", NULL, &all },
+					{ "--ended", "-e", NULL, &ended },
+					{ NULL, NULL, NULL, NULL } };
 	struct cli_host one;
 	const struct cli_host *hosts = NULL;
 	struct cli_reply *replies;
@@ -100,7 +102,9 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	if (rc != CLI_EXIT_OK)
 		return rc;
 	replies = calloc(n ? n : 1, sizeof *replies);
-	if (replies == NULL || cli_request_all(ctx, hosts, n, "ps", "{}", replies) != 0) {
+	/* {} lists ended agents too; {"all": false} the live ones. */
+	if (replies == NULL ||
+	    cli_request_all(ctx, hosts, n, "ps", ended ? "{}" : "{\"all\":false}", replies) != 0) {
 		free(replies);
 		cli_errorf(ctx, "out of memory or threads");
 		return CLI_EXIT_FAIL;
@@ -181,12 +185,24 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	return worst;
 }
 
+/* Whether a ps entry is an agent that has ended (its logs are still there). */
+static int has_ended(const struct agd_json *doc, const struct agd_json_val *a)
+{
+	const char *state = NULL;
+
+	if (agd_json_get_str(doc, a, "state", &state) != 0)
+		return 0;
+	return strcmp(state, "finished") == 0 || strcmp(state, "failed") == 0 ||
+	       strcmp(state, "killed") == 0;
+}
+
 int cli_locate(struct cli_ctx *ctx, const char *id, struct cli_host *out)
 {
 	const char *given = ctx->host ? ctx->host : getenv("AGENTCTL_HOST");
 	struct cli_reply *replies;
 	int rc, found = 0, reached = 0;
 	size_t n;
+	char body[128];
 
 	if ((given != NULL && given[0] != '\0'))
 		return cli_target(ctx, out);
@@ -197,28 +213,59 @@ int cli_locate(struct cli_ctx *ctx, const char *id, struct cli_host *out)
 		return cli_target(ctx, out);
 	n = ctx->clu->n;
 	replies = calloc(n, sizeof *replies);
-	if (replies == NULL || cli_request_all(ctx, ctx->clu->hosts, n, "ps", "{}", replies) != 0) {
+	if (replies == NULL || strlen(id) > 64) {
+		free(replies);
+		cli_errorf(ctx, "bad agent id %.64s", id);
+		return CLI_EXIT_USAGE;
+	}
+	/* Ask every host at once about this one agent; ids are hex, so the
+	 * body needs no escaping beyond what agd_jw does. */
+	{
+		struct agd_jw w;
+		char *b;
+
+		agd_jw_init(&w);
+		agd_jw_obj_begin(&w);
+		agd_jw_key(&w, "agent");
+		agd_jw_str(&w, id);
+		agd_jw_obj_end(&w);
+		b = agd_jw_take(&w, NULL);
+		snprintf(body, sizeof body, "%s", b ? b : "{}");
+		free(b);
+	}
+	if (cli_request_all(ctx, ctx->clu->hosts, n, "ps", body, replies) != 0) {
 		free(replies);
 		cli_errorf(ctx, "out of memory or threads");
 		return CLI_EXIT_FAIL;
 	}
-	for (size_t i = 0; i < n && !found; i++) {
+	/* The host where it is alive wins over one where it has ended (an
+	 * agent that left keeps no entry, or a "moved" one, at its source). */
+	for (size_t i = 0; i < n && found < 2; i++) {
 		struct agd_json *doc = NULL;
-		const struct agd_json_val *list, *a;
+		const struct agd_json_val *a, *list;
 
-		if (replies[i].rc != 0 || !replies[i].ok)
+		if (replies[i].rc != 0)
 			continue;
 		reached++;
-		if (agd_json_parse(replies[i].body, strlen(replies[i].body), &doc, NULL) != 0)
+		if (!replies[i].ok ||
+		    agd_json_parse(replies[i].body, strlen(replies[i].body), &doc, NULL) != 0)
 			continue;
+		/* {"agent": {...}} for a one-agent ps; {"agents": [...]} also
+		 * accepted, from daemons that list everything. */
+		a = agd_json_get(doc, agd_json_root(doc), "agent");
 		list = agents_of(doc);
-		for (a = list ? agd_json_first(doc, list) : NULL; a != NULL && !found;
-		     a = agd_json_next(doc, a)) {
-			const char *aid = NULL;
-			if (agd_json_get_str(doc, a, "id", &aid) == 0 && strcmp(aid, id) == 0 &&
-			    is_here(doc, a)) {
+		if (a == NULL && list != NULL) {
+			for (a = agd_json_first(doc, list); a != NULL; a = agd_json_next(doc, a)) {
+				const char *aid = NULL;
+				if (agd_json_get_str(doc, a, "id", &aid) == 0 && strcmp(aid, id) == 0)
+					break;
+			}
+		}
+		if (a != NULL && a->type == AGD_JSON_OBJ && is_here(doc, a)) {
+			int live = !has_ended(doc, a);
+			if (found == 0 || live) {
 				*out = ctx->clu->hosts[i];
-				found = 1;
+				found = live ? 2 : 1;
 			}
 		}
 		agd_json_destroy(&doc);
@@ -236,6 +283,6 @@ int cli_locate(struct cli_ctx *ctx, const char *id, struct cli_host *out)
 }
 
 const struct cli_cmd cli_ps_cmds[] = {
-	{ "ps", cmd_ps, "[--all]", "agents of a host, or of every host with their location" },
+	{ "ps", cmd_ps, "[--all] [--ended]", "live agents of a host (or of every host, with their location)" },
 	{ NULL, NULL, NULL, NULL },
 };

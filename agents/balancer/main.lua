@@ -75,8 +75,12 @@ local function pool(njobs, size, nworkers)
   return total
 end
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   local njobs = tonumber(args.jobs) or 12
   local size = tonumber(args.size) or 20000
   local home_id = agent.id()

@@ -9,8 +9,12 @@
 -- Arguments (agentctl run --args): {rounds = N, hosts = {"h1", "h2"}, pause = S}
 -- Exported methods: count() -> n, path() -> {host, ...}
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   local rounds = tonumber(args.rounds) or 2
   local pause = tonumber(args.pause) or 0
   local hosts = args.hosts or agent.hosts()

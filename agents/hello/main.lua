@@ -13,8 +13,12 @@ local function greet(name)
   return ("hello, %s, from %s"):format(tostring(name or "world"), agent.host())
 end
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   agent.log(("hello from %s: I am %s, my home is %s"):format(agent.host(), agent.id(), agent.home()))
   -- export may be unavailable on a host without the access-transparency
   -- layer: then the agent still runs, reachable by messages only.

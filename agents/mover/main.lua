@@ -11,8 +11,12 @@
 --
 -- Arguments: {hosts = {...}}. Exported methods: notes() -> file content.
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   local hosts = args.hosts or agent.hosts()
   local notes, err = agent.resource("notes")
   if notes == nil then

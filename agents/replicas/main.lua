@@ -15,8 +15,12 @@
 --
 -- Arguments: {copies = 3, value = 42, linger = seconds}
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   local copies = tonumber(args.copies) or 3
   local value = args.value
   if value == nil then value = 42 end

@@ -26,8 +26,12 @@ local function describe(probe)
   return tostring(info.action or "none"), tostring(info.mode or "?")
 end
 
+-- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
+-- them too when the host passes them on.
+local start_args = ...
+
 function main(args)
-  args = args or {}
+  args = args or start_args or {}
   local hosts = args.hosts or agent.hosts()
   local probe, perr = agent.resource("probe")
   local visits, itinerary = {}, { agent.host() }
