@@ -95,6 +95,12 @@ static inline char *fx_lua(lua_State *L, const char *chunk)
 	return out;
 }
 
+/* Runs chunk for its effects; fails the test if it raises. */
+static inline void fx_lua_do(lua_State *L, const char *chunk)
+{
+	free(fx_lua(L, chunk));
+}
+
 static inline void fx_lua_eq(lua_State *L, const char *chunk, const char *want)
 {
 	char *got = fx_lua(L, chunk);

@@ -118,7 +118,7 @@ Test(res_actions, mv_of_a_kv_store_carries_every_pair)
 			    "attachment=unattached", NULL), 0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "cart", RES_BIND_ID, "cart");
-	fx_lua(A, "for i = 1, 50 do assert(h:put('item' .. i, string.rep('x', i))) end");
+	fx_lua_do(A, "for i = 1, 50 do assert(h:put('item' .. i, string.rep('x', i))) end");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=MV origin=default tried=MV:ok");
 	cr_assert(!fx_exists(fx_path(c.dir, "cart.db")));
@@ -128,7 +128,7 @@ Test(res_actions, mv_of_a_kv_store_carries_every_pair)
 	cr_assert_eq(strlen(v), 50);
 	free(v);
 	fx_lua_eq(A, "return #h:keys() .. ' ' .. h:get('item7')", "50 xxxxxxx");
-	fx_lua(A, "assert(h:put('new', 'at h2')) assert(h:delete('item1'))");
+	fx_lua_do(A, "assert(h:put('new', 'at h2')) assert(h:delete('item1'))");
 	v = db_get(info.path, "new");
 	cr_assert_str_eq(v, "at h2");
 	free(v);
@@ -146,7 +146,7 @@ Test(res_actions, mv_while_others_bind_falls_back_to_gr_and_content_stays)
 	cr_assert_eq(res_registry_bind(H1->reg, "log"), 0); /* another agent */
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "log", RES_BIND_ID, "log");
-	fx_lua(A, "assert(h:write('a'))");
+	fx_lua_do(A, "assert(h:write('a'))");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=GR origin=default tried=MV:shared,GR:ok");
 	cr_assert_eq(res_registry_info(H2->reg, "log", &info), RES_ERR_NOTFOUND);
@@ -171,13 +171,13 @@ Test(res_actions, cp_by_value_gives_the_target_its_own_copy)
 	cr_assert_eq(fx_add(H1->reg, NULL, "doc", "kind=file", fx_pathkv(c.dir, "doc"), NULL), 0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "doc", RES_BIND_VALUE, "doc");
-	fx_lua(A, "assert(h:write('draft'))");
+	fx_lua_do(A, "assert(h:write('draft'))");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=CP origin=default tried=CP:ok");
 	cr_assert_eq(res_registry_info(H2->reg, "doc.copy", &info), 0);
 	fx_lua_eq(A, "local i = h:info() return i.id .. '@' .. i.home .. ' ' .. i.action .. ' ' .. h:read()",
 		  "doc.copy@h2 CP draft");
-	fx_lua(A, "assert(h:write('edited at h2'))");
+	fx_lua_do(A, "assert(h:write('edited at h2'))");
 	disk = fx_slurp(info.path, NULL);
 	cr_assert_str_eq(disk, "edited at h2");
 	free(disk);
@@ -200,7 +200,7 @@ Test(res_actions, cp_of_a_kv_store_and_fresh_ids_on_repeat)
 			    "attachment=unattached", NULL), 0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "prefs", RES_BIND_VALUE, "prefs");
-	fx_lua(A, "assert(h:put('lang', 'en'))");
+	fx_lua_do(A, "assert(h:put('lang', 'en'))");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=CP origin=default tried=CP:ok");
 	fx_lua_eq(A, "assert(h:put('lang', 'fr')) return h:info().id .. ' ' .. h:get('lang')",
@@ -241,12 +241,12 @@ Test(res_actions, rb_by_type_binds_the_targets_own_store)
 	cr_assert_eq(fx_add(H2->reg, NULL, "cache2", "kind=kv", fx_pathkv(c.dir, "c2.db"), NULL), 0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "cache", RES_BIND_TYPE, "kv");
-	fx_lua(A, "assert(h:put('where', 'h1'))");
+	fx_lua_do(A, "assert(h:put('where', 'h1'))");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=RB origin=default tried=RB:ok");
 	fx_lua_eq(A, "local i = h:info() return i.id .. '@' .. i.home .. ' ' .. i.mode .. ' ' .. tostring(h:get('where'))",
 		  "cache2@h2 local nil");
-	fx_lua(A, "assert(h:put('where', 'h2'))");
+	fx_lua_do(A, "assert(h:put('where', 'h2'))");
 	v = db_get(fx_path(c.dir, "c2.db"), "where");
 	cr_assert_str_eq(v, "h2");
 	free(v);
@@ -267,7 +267,7 @@ Test(res_actions, rb_without_a_kind_on_the_target_falls_back_to_gr)
 	fx_agent_bind(A, H1, "cache", RES_BIND_TYPE, "kv");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=GR origin=default tried=RB:no-kind,GR:ok");
-	fx_lua(A, "assert(h:put('k', 'from h2'))");
+	fx_lua_do(A, "assert(h:put('k', 'from h2'))");
 	v = db_get(fx_path(c.dir, "c1.db"), "k");
 	cr_assert_str_eq(v, "from h2");
 	free(v);
@@ -284,10 +284,10 @@ Test(res_actions, gr_keeps_working_after_two_further_hops)
 		     0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "ledger", RES_BIND_ID, "ledger");
-	fx_lua(A, "assert(h:put('stop', 'h1'))");
+	fx_lua_do(A, "assert(h:put('stop', 'h1'))");
 	A = fx_migrate(&c, A, 0, 1, &d); /* h1 -> h2 */
 	cr_assert_str_eq(decision(&d), "action=GR origin=default tried=GR:ok");
-	fx_lua(A, "assert(h:put('stop', 'h2'))");
+	fx_lua_do(A, "assert(h:put('stop', 'h2'))");
 	A = fx_migrate(&c, A, 1, 2, &d); /* h2 -> h3 */
 	cr_assert_str_eq(decision(&d), "action=GR origin=default tried=GR:ok");
 	fx_lua_eq(A, "assert(h:get('stop') == 'h2') assert(h:put('stop', 'h3')) "
@@ -323,12 +323,12 @@ Test(res_actions, mv_back_home_replaces_the_forward_and_chains_are_followed)
 		res_lua_push_handle(B, &b);
 		lua_setglobal(B, "h");
 	}
-	fx_lua(A, "assert(h:write('1'))");
+	fx_lua_do(A, "assert(h:write('1'))");
 	A = fx_migrate(&c, A, 0, 1, &d); /* MV h1 -> h2 */
 	cr_assert_eq(d.action, RES_ACT_MV);
 	A = fx_migrate(&c, A, 1, 2, &d); /* MV h2 -> h3 */
 	cr_assert_eq(d.action, RES_ACT_MV);
-	fx_lua(A, "assert(h:append('3'))");
+	fx_lua_do(A, "assert(h:append('3'))");
 	/* B, still at h1 and bound to (bag, h1), follows h1 -> h2 -> h3. */
 	fx_lua_eq(B, "return h:read() .. ' ' .. h:info().home", "13 h3");
 	A = fx_migrate(&c, A, 2, 0, &d); /* MV h3 -> h1: home again */
@@ -351,10 +351,10 @@ Test(res_actions, fixed_printer_is_reached_by_gr_from_elsewhere)
 	cr_assert_eq(fx_add(H1->reg, NULL, "lp0", "kind=printer", fx_pathkv(c.dir, "lp0"), NULL), 0);
 	A = fx_agent_new(H1);
 	fx_agent_bind(A, H1, "printer", RES_BIND_ID, "lp0");
-	fx_lua(A, "assert(h:print('from h1'))");
+	fx_lua_do(A, "assert(h:print('from h1'))");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_str_eq(decision(&d), "action=GR origin=default tried=GR:ok");
-	fx_lua(A, "assert(h:print('from h2'))");
+	fx_lua_do(A, "assert(h:print('from h2'))");
 	disk = fx_slurp(fx_path(c.dir, "lp0"), NULL);
 	cr_assert_str_eq(disk, "from h1\nfrom h2\n");
 	free(disk);
@@ -379,7 +379,7 @@ Test(res_actions, gr_to_a_dead_home_fails_clearly_and_the_agent_goes_on)
 	fx_agent_bind(A, H1, "db", RES_BIND_ID, "db");
 	A = fx_migrate(&c, A, 0, 1, &d);
 	cr_assert_eq(d.action, RES_ACT_GR);
-	fx_lua(A, "assert(h:put('k', 'v'))");
+	fx_lua_do(A, "assert(h:put('k', 'v'))");
 	c.net.down[0] = 1; /* h1 dies */
 	fx_lua_eq(A,
 		  "local v, msg, code = h:get('k') "

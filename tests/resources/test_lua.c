@@ -239,7 +239,7 @@ Test(res_lua, restore_applies_the_daemons_rebind_by_name)
 	fx_lua_eq(L, "local i = r:info() return i.id .. '@' .. i.home .. ' ' .. i.action .. ' ' .. "
 		     "i.attachment .. ' ' .. i.mode",
 		  "kv@h1 RB unattached local");
-	fx_lua(L, "assert(r:put('x', 'y'))");
+	fx_lua_do(L, "assert(r:put('x', 'y'))");
 	/* A GR outcome (empty id) keeps the persisted home and id. */
 	rb[1].action = RES_ACT_GR;
 	rb[1].id[0] = '\0';
