@@ -53,7 +53,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 					     B(F_MOB) | B(F_KIND) | B(F_SIZE), 1 },
 	[AGD_MSG_ACCEPT] = { "ACCEPT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_REFUSE] = { "REFUSE", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
-	[AGD_MSG_TRANSFER] = { "TRANSFER", B(F_CORR) | B(F_AGENT) | B(F_NAME) | B(F_EPOCH) |
+	[AGD_MSG_TRANSFER] = { "TRANSFER", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_NAME) | B(F_EPOCH) |
 						   B(F_HASH) | B(F_MOB) | B(F_KIND), 2 },
 	[AGD_MSG_COMMITTED] = { "COMMITTED", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_ABORT] = { "ABORT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
@@ -68,6 +68,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 	[AGD_MSG_RES_OP] = { "RES_OP", B(F_CORR) | B(F_NAME) | B(F_MSGID) | B(F_OP), 1 },
 	[AGD_MSG_RES_REPLY] = { "RES_REPLY", B(F_CORR) | B(F_MSGID) | B(F_CODE) | B(F_TEXT), 1 },
 	[AGD_MSG_MOVED] = { "MOVED", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_EPOCH), 0 },
+	[AGD_MSG_ACTIVATE] = { "ACTIVATE", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 };
 
 static const struct type_info *type_get(int type)

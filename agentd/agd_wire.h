@@ -69,7 +69,7 @@ enum agd_wire_type {
 	AGD_MSG_OFFER = 8,         /* corr, agent, epoch, hash, mobility, kind, size, name(new id for clone); blob0 bindings summary */
 	AGD_MSG_ACCEPT = 9,        /* corr, agent, epoch */
 	AGD_MSG_REFUSE = 10,       /* corr, agent, epoch, code, text */
-	AGD_MSG_TRANSFER = 11,     /* corr, agent, epoch, hash, mobility, kind, name; blob0 state or initial data, blob1 resource segment */
+	AGD_MSG_TRANSFER = 11,     /* corr, host (home), agent, name, epoch, hash, mobility, kind; blob0 state or initial data, blob1 resource segment */
 	AGD_MSG_COMMITTED = 12,    /* corr, agent, epoch (the new epoch, at the target) */
 	AGD_MSG_ABORT = 13,        /* corr, agent, epoch, code, text */
 	AGD_MSG_PULL_REQUEST = 14, /* corr, agent, host (where to send it), mobility */
@@ -82,9 +82,10 @@ enum agd_wire_type {
 	AGD_MSG_RES_OP = 21,       /* corr, name (resource), op, msgid; blob0 arguments */
 	AGD_MSG_RES_REPLY = 22,    /* corr, msgid, code, text; blob0 results */
 	AGD_MSG_MOVED = 23,        /* corr, agent, epoch, host: forwarding update to the home */
+	AGD_MSG_ACTIVATE = 24,     /* corr, agent, epoch: the source committed; run it */
 };
 #define AGD_MSG_TYPE_MIN AGD_MSG_HELLO
-#define AGD_MSG_TYPE_MAX AGD_MSG_MOVED
+#define AGD_MSG_TYPE_MAX AGD_MSG_ACTIVATE
 
 /* Mobility and kind of a transfer (u8 on the wire). */
 enum agd_wire_mobility { AGD_MOB_WEAK = 1, AGD_MOB_STRONG = 2 };

@@ -272,10 +272,10 @@ Test(agd_wire, bad_field_values_are_malformed)
 	uint8_t body[AGD_WIRE_BODY_MAX];
 	size_t mob_off;
 
-	/* TRANSFER body: corr(8) agent(2+n) name(2+n) epoch(8) hash(32) mob kind ... */
+	/* TRANSFER body: corr(8) host(2+n) agent(2+n) name(2+n) epoch(8) hash(32) mob kind ... */
 	fill(&m, AGD_MSG_TRANSFER);
 	cr_assert_eq(agd_wire_encode(&m, &fr), 0);
-	mob_off = 8 + 2 + strlen(m.agent) + 2 + strlen(m.name) + 8 + 32;
+	mob_off = 8 + 2 + strlen(m.host) + 2 + strlen(m.agent) + 2 + strlen(m.name) + 8 + 32;
 	memcpy(f, fr.f, sizeof f);
 	memcpy(body, fr.f[1].data, fr.f[1].len);
 	f[1].data = body;
@@ -287,9 +287,9 @@ Test(agd_wire, bad_field_values_are_malformed)
 	cr_assert_eq(agd_wire_decode(f, fr.n, &d), AGD_WIRE_ERR_MALFORMED);
 	body[mob_off + 1] = AGD_KIND_CLONE;
 	/* A NUL inside the agent id. */
-	body[8 + 2 + 3] = 0;
+	body[8 + 2 + strlen(m.host) + 2 + 3] = 0;
 	cr_assert_eq(agd_wire_decode(f, fr.n, &d), AGD_WIRE_ERR_MALFORMED);
-	body[8 + 2 + 3] = m.agent[3];
+	body[8 + 2 + strlen(m.host) + 2 + 3] = (uint8_t)m.agent[3];
 	cr_assert_eq(agd_wire_decode(f, fr.n, &d), 0);
 }
 

@@ -1,0 +1,177 @@
+/*
+ * agd_xfer.h: the two-phase transfer protocol that moves (push, pull) or
+ * copies (clone) an agent between daemons exactly once (docs/protocol.md,
+ * "Transfer").
+ *
+ * The source coordinates. For an attempt to move agent X to host T:
+ *
+ *   source                                  target
+ *   epoch' = epoch + 1, X's row (state,
+ *   epoch', "migrating") written durably
+ *   OFFER(X, epoch', segment hash)   ---->  segment cached?  no: GET_SEGMENT
+ *                                    <----  ... SEGMENT ...  (code on demand)
+ *                                    <----  ACCEPT(X, epoch') or REFUSE
+ *   TRANSFER(X, epoch', state, res)  ---->  X stored durably as "arriving"
+ *                                    <----  COMMITTED(X, epoch')   (the ACK)
+ *   X's row deleted, forwarding
+ *   pointer (X -> T, epoch') written,
+ *   durably, in one transaction: the
+ *   commit point
+ *   ACTIVATE(X, epoch')              ---->  X runs at T
+ *
+ * Invariants:
+ * - The target never runs an arriving agent before the source has durably
+ *   committed; the source never lets the agent run again after it has.
+ *   So a timeout or a refusal before the commit point simply resumes X at
+ *   the source (done() with an error); after it, the target gets ACTIVATE.
+ * - Every attempt has its own epoch, written durably at the source before
+ *   the OFFER. A message whose (agent, epoch) is older than what a host
+ *   knows (a row or a forwarding pointer with an epoch at least as high) is
+ *   stale: refused or ignored, it activates nothing. A duplicate of the
+ *   current step is answered again, idempotently.
+ * - Crash recovery needs only the stores: a target holding an "arriving"
+ *   agent asks its source (COMMITTED again, every retry interval) until the
+ *   source answers ACTIVATE (it holds a forwarding pointer to this target at
+ *   that epoch) or ABORT (anything else). A source that restarts with X's
+ *   row still "migrating" treats the attempt as aborted: X resumes there.
+ *
+ * The module is pure protocol over a store and wire messages: it sends
+ * through ops->send and touches the runtime only through ops callbacks, so
+ * two instances can be tested in one process without sockets.
+ *
+ * Thread-safety: none; one thread (the dispatcher) owns an agd_xfer.
+ */
+#ifndef AGD_XFER_H
+#define AGD_XFER_H
+
+#include "agd_store.h"
+#include "agd_wire.h"
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Error codes (negative) of this module; 0 is success. */
+enum agd_xfer_err {
+	AGD_XFER_OK = 0,
+	AGD_XFER_ERR_NOMEM = -300,    /* out of memory */
+	AGD_XFER_ERR_ARG = -301,      /* bad argument */
+	AGD_XFER_ERR_BUSY = -302,     /* an attempt for this agent is under way */
+	AGD_XFER_ERR_TIMEOUT = -303,  /* the target did not answer in time */
+	AGD_XFER_ERR_REFUSED = -304,  /* the target refused (reason in why) */
+	AGD_XFER_ERR_STORE = -305,    /* the durable store failed */
+	AGD_XFER_ERR_SEND = -306,     /* the message could not be sent */
+	AGD_XFER_ERR_STALE = -307,    /* a stale epoch */
+	AGD_XFER_ERR_NOTFOUND = -308, /* no such agent here */
+	AGD_XFER_ERR_SEGMENT = -309,  /* the code segment is missing or not trusted */
+};
+
+const char *agd_xfer_strerror(int code);
+
+/* Status words this module writes in the agents table. */
+#define AGD_XFER_STATUS_MIGRATING "migrating" /* source: an attempt is under way */
+#define AGD_XFER_STATUS_ARRIVING "arriving"   /* target: stored, not yet activated */
+#define AGD_XFER_STATUS_RUNNING "running"     /* target: activated; source: aborted */
+
+/* An agent becoming ours (ops->activate). Everything is borrowed for the
+ * call. */
+struct agd_xfer_arrival {
+	const char *id;          /* the agent's id here (the clone's new id) */
+	const char *origin;      /* for a clone, the original's id; else id */
+	const char *from;        /* the source host */
+	const char *home;        /* its home host */
+	uint64_t epoch;          /* its epoch from now on */
+	int mobility;            /* AGD_MOB_WEAK (start at the entry) or AGD_MOB_STRONG */
+	int kind;                /* AGD_KIND_PUSH, PULL or CLONE */
+	const uint8_t *segment;  /* code segment hash (stored in the store) */
+	const uint8_t *state;    /* persisted state, or the initial data (weak) */
+	size_t state_len;        /* bytes */
+	const uint8_t *res;      /* resource segment, or NULL */
+	size_t res_len;          /* bytes */
+};
+
+struct agd_xfer_ops {
+	/* Sends m to host. 0 or negative (the attempt then fails or retries). */
+	int (*send)(void *ud, const char *host, const struct agd_wire_msg *m);
+	/* A signed segment arrived: verify it against the trust store and put
+	 * it in the store; set hash. 0 or negative (why filled). */
+	int (*segment_in)(void *ud, const uint8_t *bytes, size_t len, uint8_t hash[AGD_WIRE_HASH_LEN],
+			  char *why, size_t why_len);
+	/* Target: an agent is ours now; run it. Its row is in the store with
+	 * status "running". Non-zero: it could not be started (logged by the
+	 * callee); its row stays for the next start. */
+	int (*activate)(void *ud, const struct agd_xfer_arrival *a);
+	/* Source: an attempt ended. rc 0: committed, the agent now lives at
+	 * host (forget it here, except for a clone); rc < 0: it stays here
+	 * (resume it) and why says why. */
+	void (*done)(void *ud, const char *agent, int rc, const char *host, uint64_t epoch,
+		     const char *why);
+	/* Source: a host asks for agent (PULL_REQUEST). The callee suspends it
+	 * and calls agd_xfer_push; NULL refuses every pull. */
+	int (*pull)(void *ud, const char *agent, const char *to, int mobility);
+};
+
+struct agd_xfer_cfg {
+	const char *host;        /* this host's name */
+	struct agd_store *store; /* borrowed; outlives the xfer */
+	uint64_t timeout_ms;     /* source: an attempt's deadline; 0: 5000 */
+	uint64_t retry_ms;       /* target: how often to ask about an arriving agent; 0: 1000 */
+};
+
+struct agd_xfer;
+
+/* Creates the state machine. Returns 0 or a negative code; *out is the
+ * caller's (agd_xfer_destroy). */
+int agd_xfer_new(const struct agd_xfer_cfg *cfg, const struct agd_xfer_ops *ops, void *ud,
+		 struct agd_xfer **out);
+void agd_xfer_destroy(struct agd_xfer **x);
+
+/*
+ * After a (re)start: reads the store and schedules a question to the source
+ * of every "arriving" agent, and marks every "migrating" row (an attempt the
+ * crash aborted) "running" again. Returns the number of arriving agents, or
+ * a negative code.
+ */
+int agd_xfer_recover(struct agd_xfer *x, uint64_t now_ms);
+
+/* What agd_xfer_push moves. Borrowed for the call (copied). */
+struct agd_xfer_req {
+	const char *agent;       /* its id here */
+	const char *to;          /* target host */
+	int kind;                /* AGD_KIND_PUSH, PULL or CLONE */
+	int mobility;            /* AGD_MOB_WEAK or AGD_MOB_STRONG */
+	const char *clone_id;    /* CLONE: the new id at the target */
+	const uint8_t *state;    /* persisted state (strong) or initial data (weak) */
+	size_t state_len;
+	const uint8_t *res;      /* resource segment, or NULL */
+	size_t res_len;
+	const uint8_t *bindings; /* resource bindings summary for the OFFER, or NULL */
+	size_t bindings_len;
+};
+
+/*
+ * Source: starts an attempt. The agent's row must be in the store (its
+ * segment, home and epoch are read from it) and the agent suspended by the
+ * caller. Writes the new epoch durably, sends the OFFER. The outcome comes
+ * through ops->done (never from inside this call). Returns 0,
+ * AGD_XFER_ERR_BUSY, AGD_XFER_ERR_NOTFOUND, AGD_XFER_ERR_ARG or
+ * AGD_XFER_ERR_STORE; on error nothing was sent and done() is not called.
+ */
+int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t now_ms);
+
+/* Target side of a pull: asks `from` to send agent here. Fire and forget:
+ * the agent arrives through the usual transfer, or not. */
+int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int mobility);
+
+/* Handles one protocol message from `from` (authenticated). Messages of
+ * other modules (LOCATE, DELIVER, CALL, RES_OP...) return 0 untouched:
+ * returns 1 if the message was the transfer protocol's, 0 if not. */
+int agd_xfer_input(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m,
+		   uint64_t now_ms);
+
+/* Deadlines and retries. Returns ms until the next one is due (-1: none). */
+int64_t agd_xfer_tick(struct agd_xfer *x, uint64_t now_ms);
+
+/* Number of attempts under way at the source, for status and tests. */
+size_t agd_xfer_pending(const struct agd_xfer *x);
+
+#endif
