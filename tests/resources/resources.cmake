@@ -6,3 +6,4 @@ agentd_test(test_res_kinds SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_kinds.c LIBS r
 agentd_test(test_res_op SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_op.c LIBS res TIMEOUT 60)
 agentd_test(test_res_actions SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_actions.c LIBS res PkgConfig::SQLITE TIMEOUT 120)
 agentd_test(test_res_lua SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_lua.c LIBS res TIMEOUT 60)
+agentd_test(test_res_mobility SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_mobility.c LIBS res mig TIMEOUT 60)

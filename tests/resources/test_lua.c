@@ -227,7 +227,7 @@ Test(res_lua, restore_applies_the_daemons_rebind_by_name)
 	snprintf(rb[1].name, sizeof rb[1].name, "k");
 	rb[1].bound = 1;
 	rb[1].action = RES_ACT_RB;
-	rb[1].kind = RES_KIND_KV;
+	rb[1].kind = RES_KIND_FILE; /* ignored: no action changes the kind */
 	rb[1].attach = RES_ATT_UNATTACHED;
 	snprintf(rb[1].id, sizeof rb[1].id, "kv");
 	snprintf(rb[1].home, sizeof rb[1].home, "h1");
@@ -237,8 +237,8 @@ Test(res_lua, restore_applies_the_daemons_rebind_by_name)
 				  "attachment='fastened', action='none', bound=true, id='old', home='h2'}"),
 		     LUA_OK);
 	fx_lua_eq(L, "local i = r:info() return i.id .. '@' .. i.home .. ' ' .. i.action .. ' ' .. "
-		     "i.attachment .. ' ' .. i.mode",
-		  "kv@h1 RB unattached local");
+		     "i.attachment .. ' ' .. i.mode .. ' ' .. i.kind",
+		  "kv@h1 RB unattached local kv");
 	fx_lua_do(L, "assert(r:put('x', 'y'))");
 	/* A GR outcome (empty id) keeps the persisted home and id. */
 	rb[1].action = RES_ACT_GR;
