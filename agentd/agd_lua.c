@@ -53,6 +53,8 @@ struct agd_vm {
 	lua_State *co;           /* the coroutine it runs in (anchored by root_ref) */
 	int root_ref;            /* registry ref of the root table {co=, phase=} */
 	int phase;               /* 0: entry chunk, 1: entry function */
+	int started;             /* resumed at least once (by this vm) */
+	int entry_nargs;         /* arguments waiting on a fresh entry coroutine */
 	struct agd_rt *rt;       /* borrowed */
 	struct agd_agent *a;     /* borrowed */
 	size_t mem;              /* bytes allocated */
@@ -741,6 +743,9 @@ static int next_phase(struct agd_vm *vm)
 	co = lua_newthread(L);
 	lua_insert(L, -2);
 	lua_xmove(L, co, 1);
+	lua_getfield(L, -3, "args");
+	lua_xmove(L, co, 1);
+	vm->entry_nargs = 1;
 	lua_setfield(L, -3, "co");
 	lua_pop(L, 1);
 	vm->phase = 1;
@@ -785,7 +790,17 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 			lua_pushnil(vm->co);
 		}
 		nargs = 1;
+		if (!vm->started && vm->phase == 0) {
+			/* The run arguments: kept in the root so that the entry
+			 * function gets them too. */
+			lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->root_ref);
+			lua_pushvalue(vm->co, -1);
+			lua_xmove(vm->co, vm->L, 1);
+			lua_setfield(vm->L, -2, "args");
+			lua_pop(vm->L, 1);
+		}
 	}
+	vm->started = 1;
 again:
 	vm->why = Y_NONE;
 	st = lua_resume(vm->co, vm->L, nargs, &nres);
@@ -816,7 +831,8 @@ again:
 	if (st == LUA_OK) {
 		lua_settop(vm->co, 0);
 		if (next_phase(vm)) {
-			nargs = 0;
+			nargs = vm->entry_nargs;
+			vm->entry_nargs = 0;
 			goto again;
 		}
 		res->status = AGD_VM_DONE;

@@ -1280,6 +1280,22 @@ int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_
 			a->instr_quota = opts->instructions;
 		if (opts->home != NULL && opts->home[0] != '\0')
 			snprintf(a->home, sizeof a->home, "%s", opts->home);
+		if (opts->args != NULL) {
+			/* Delivered at the first resume, as a pending recv's
+			 * value would be: it becomes the chunk's `...`. */
+			struct agd_msg *m = malloc(sizeof *m + opts->args_len);
+
+			if (m == NULL) {
+				free(a);
+				return AGD_ERR_NOMEM;
+			}
+			memset(m, 0, sizeof *m);
+			m->len = opts->args_len;
+			memcpy(m->data, opts->args, opts->args_len);
+			a->mb_head = a->mb_tail = m;
+			a->mb_n = 1;
+			a->wait = W_RECV;
+		}
 	}
 	new_id(a->id);
 	/* The record goes to the store first, so that a crash right after the
@@ -1287,12 +1303,14 @@ int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_
 	rc = store_put(rt, a, NULL, 0, "created");
 	if (rc != 0 && rc != AGD_ERR_UNAVAILABLE) {
 		snprintf(err, err_len, "cannot record the agent in the store");
+		mbox_clear(a);
 		free(a);
 		return rc;
 	}
 	rc = add_agent(rt, a, 1);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s", agd_strerror(rc));
+		mbox_clear(a);
 		free(a);
 		return rc;
 	}

@@ -84,6 +84,8 @@ struct agd_run_opts {
 	size_t memory;           /* 0: default; else at most the host's limit */
 	uint64_t instructions;   /* 0: default; else at most the host's limit */
 	const char *home;        /* home host, NULL: this host */
+	const void *args;        /* encoded arguments (the entry's `...`), or NULL */
+	size_t args_len;         /* their bytes */
 };
 
 /* Creates the runtime: no threads yet. Returns 0 or a negative agd_err. The

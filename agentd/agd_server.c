@@ -212,7 +212,8 @@ static int cmd_run(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 {
 	struct agd_server *s = ud;
 	const char *b64 = NULL, *hash = NULL, *path = NULL, *src = NULL, *name = NULL, *act = NULL;
-	struct agd_run_opts opts = { -1, 0, 0, NULL };
+	struct agd_run_opts opts = { -1, 0, 0, NULL, NULL, 0 };
+	struct mig_buf argbuf = { 0 };
 	struct agd_code *code = NULL;
 	const struct agd_json_val *args;
 	char id[AGD_ID_LEN + 1];
@@ -280,16 +281,17 @@ static int cmd_run(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 	}
 	if (rc != 0)
 		return rc;
-	rc = agd_rt_spawn(s->rt, code, &opts, id, req->err, sizeof req->err);
-	if (rc == 0 && (args = agd_json_get(req->doc, req->args, "args")) != NULL) {
-		struct mig_buf buf = { 0 };
-
-		/* The arguments arrive as the entry chunk's `...`: the first
-		 * message, delivered before anything else. */
-		if (agd_msg_from_json(req->doc, args, &buf, req->err, sizeof req->err) == 0)
-			agd_rt_send(s->rt, "", id, buf.data, buf.len);
-		agd_buf_free(&buf);
+	if ((args = agd_json_get(req->doc, req->args, "args")) != NULL) {
+		rc = agd_msg_from_json(req->doc, args, &argbuf, req->err, sizeof req->err);
+		if (rc != 0) {
+			agd_code_unref(s->rt, &code);
+			return rc;
+		}
+		opts.args = argbuf.data;
+		opts.args_len = argbuf.len;
 	}
+	rc = agd_rt_spawn(s->rt, code, &opts, id, req->err, sizeof req->err);
+	agd_buf_free(&argbuf);
 	if (rc == 0) {
 		agd_jw_key(w, "id");
 		agd_jw_str(w, id);

@@ -49,7 +49,7 @@ static void stop(void)
 static void spawn(const char *src, char id[AGD_ID_LEN + 1], uint64_t instructions)
 {
 	struct agd_code *code = NULL;
-	struct agd_run_opts o = { -1, 0, instructions, NULL };
+	struct agd_run_opts o = { -1, 0, instructions, NULL, NULL, 0 };
 	char err[256];
 
 	cr_assert_eq(agd_rt_code_source(rt, "t", src, strlen(src), &code, err, sizeof err), 0, "%s", err);

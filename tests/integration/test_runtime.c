@@ -1,0 +1,219 @@
+/*
+ * test_runtime.c: a real agentd (loopback tcp and ipc control endpoints,
+ * its own data directory, trust store and author key) runs signed agents:
+ * blocking calls never block other agents, busy loops are preempted,
+ * quotas end only the offending agent with a reason, the control commands
+ * do what docs/control-protocol.md says, and bad requests get error replies
+ * without hurting the daemon.
+ */
+#include "itest.h"
+
+#include "mig_key.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <zmq.h>
+
+static struct itest t;
+
+static void up(void)
+{
+	itest_setup(&t, "[agents]\nmemory_limit = 4M\n");
+	itest_start(&t);
+}
+
+static void up_one_worker(void)
+{
+	itest_setup(&t, "[agents]\nmemory_limit = 4M\n");
+	/* One worker: the seeds' iterative server, where only preemption
+	 * keeps a busy agent from starving the rest. */
+	{
+		FILE *f = fopen(t.conf, "a");
+		fputs("[daemon]\nworkers = 1\n", f);
+		fclose(f);
+	}
+	itest_start(&t);
+}
+
+static void down(void)
+{
+	itest_teardown(&t);
+}
+
+TestSuite(daemon_runtime, .init = up, .fini = down, .timeout = 60);
+TestSuite(daemon_one_worker, .init = up_one_worker, .fini = down, .timeout = 60);
+
+Test(daemon_runtime, runs_a_signed_agent_to_the_end_and_keeps_its_log)
+{
+	char id[17];
+
+	itest_run(&t, "hello", "function main() agent.log('hello from', agent.host()) end", "main",
+		  "", id);
+	cr_assert(itest_wait_state(&t, id, "finished", 5000));
+	cr_assert(itest_log_has(&t, id, "hello from h1"));
+	cr_assert(itest_log_has(&t, id, "[state] running -> finished: returned"));
+}
+
+Test(daemon_runtime, run_args_reach_the_entry_chunk)
+{
+	char id[17];
+
+	itest_run(&t, "args", "local a = ... agent.log('arg', a)\n"
+		  "function main(b) agent.log('main', b) end", "main", ",\"args\":\"xyz\"", id);
+	cr_assert(itest_wait_state(&t, id, "finished", 5000));
+	cr_assert(itest_log_has(&t, id, "arg xyz"));
+	cr_assert(itest_log_has(&t, id, "main xyz"));
+}
+
+Test(daemon_one_worker, a_sleeping_agent_does_not_block_another)
+{
+	char a[17], b[17];
+
+	itest_run(&t, "sleeper", "agent.sleep(60) agent.log('woke')", "", "", a);
+	itest_run(&t, "quick", "agent.log('quick done')", "", "", b);
+	cr_assert(itest_wait_state(&t, b, "finished", 5000));
+	cr_assert(itest_wait_state(&t, a, "waiting", 2000));
+}
+
+Test(daemon_one_worker, a_busy_loop_is_preempted)
+{
+	char a[17], b[17], st[32];
+
+	itest_run(&t, "spinner", "while true do end", "", "", a);
+	itest_run(&t, "quick", "agent.log('still scheduled')", "", "", b);
+	cr_assert(itest_wait_state(&t, b, "finished", 5000), "the busy agent starved the other");
+	itest_state(&t, a, st, sizeof st);
+	cr_assert_str_eq(st, "running");
+}
+
+Test(daemon_runtime, memory_quota_kills_only_that_agent_with_a_reason)
+{
+	char a[17], b[17];
+
+	itest_run(&t, "hog",
+		  "local t = {} while true do pcall(function() for i = 1, 1e7 do "
+		  "t[#t + 1] = string.rep('y', 100) .. i end end) end", "", "", a);
+	itest_run(&t, "bystander", "agent.sleep(0.2) agent.log('bystander ok')", "", "", b);
+	cr_assert(itest_wait_state(&t, a, "killed", 20000));
+	cr_assert(itest_log_has(&t, a, "memory quota exceeded"));
+	cr_assert(itest_wait_state(&t, b, "finished", 5000));
+}
+
+Test(daemon_runtime, instruction_quota_from_run_kills_through_pcall)
+{
+	char a[17];
+
+	itest_run(&t, "spin", "while true do pcall(function() while true do end end) end", "",
+		  ",\"instructions\":1000000", a);
+	cr_assert(itest_wait_state(&t, a, "killed", 20000));
+	cr_assert(itest_log_has(&t, a, "instruction quota exceeded"));
+}
+
+Test(daemon_runtime, kill_and_send_and_ps_over_the_control_channel)
+{
+	char a[17], b[17], body[128], *reply = NULL;
+
+	itest_run(&t, "echo", "local m = agent.recv() agent.log('got', m) agent.recv()", "", "", a);
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000));
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":\"ping\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "send", body, &reply), 1, "%s", reply);
+	free(reply);
+	cr_assert(itest_wait_log(&t, a, "got ping", 5000));
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000));
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "kill", body, &reply), 1, "%s", reply);
+	free(reply);
+	cr_assert(itest_wait_state(&t, a, "killed", 5000));
+	cr_assert_eq(itest_req(&t, NULL, "kill", body, &reply), 0);
+	cr_assert(strstr(reply, "\"code\":\"state\"") != NULL, "%s", reply);
+	free(reply);
+	itest_run(&t, "other", "agent.recv()", "", "", b);
+	cr_assert_eq(itest_req(&t, NULL, "ps", "{}", &reply), 1);
+	cr_assert(strstr(reply, a) != NULL && strstr(reply, b) != NULL, "%s", reply);
+	free(reply);
+	/* The ipc endpoint answers too. */
+	cr_assert_eq(itest_req(&t, t.ipc, "status", "{}", &reply), 1);
+	cr_assert(strstr(reply, "\"host\":\"h1\"") != NULL, "%s", reply);
+	free(reply);
+}
+
+Test(daemon_runtime, unknown_agents_and_untrusted_code_are_refused)
+{
+	struct mig_key *stranger = NULL;
+	char *reply = NULL;
+
+	cr_assert_eq(itest_req(&t, NULL, "kill", "{\"agent\":\"0123456789abcdef\"}", &reply), 0);
+	cr_assert(strstr(reply, "notfound") != NULL, "%s", reply);
+	free(reply);
+	cr_assert_eq(mig_key_generate("stranger", &stranger), 0);
+	cr_assert_eq(itest_run_with(&t, stranger, "evil", "agent.log('x')", "", &reply), 0);
+	cr_assert(strstr(reply, "untrusted") != NULL, "%s", reply);
+	free(reply);
+	mig_key_destroy(&stranger);
+}
+
+/* Sends raw frames on a DEALER (no REQ state machine) and returns the
+ * reply's status frame, or "" when none came. */
+static void raw(const char *const *frames, const size_t *lens, int n, char *status, size_t len)
+{
+	void *ctx = zmq_ctx_new(), *s = zmq_socket(ctx, ZMQ_DEALER);
+	int tmo = 3000, linger = 0;
+	char buf[64];
+
+	status[0] = '\0';
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_connect(s, t.endpoint);
+	for (int i = 0; i < n; i++)
+		zmq_send(s, frames[i], lens[i], i + 1 < n ? ZMQ_SNDMORE : 0);
+	/* Reply: [version][status][body] (no delimiter was sent). */
+	if (zmq_recv(s, buf, sizeof buf, 0) >= 0) {
+		int r = zmq_recv(s, buf, sizeof buf - 1, 0);
+		if (r >= 0) {
+			buf[r < (int)sizeof buf - 1 ? r : (int)sizeof buf - 1] = '\0';
+			snprintf(status, len, "%s", buf);
+		}
+	}
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+}
+
+Test(daemon_runtime, bad_requests_get_errors_and_the_daemon_lives_on)
+{
+	static char deep[5000];
+	const char *v1[] = { "AGD-CTL/0", "status", "{}" };
+	const char *v2[] = { "AGD-CTL/1", "status" };
+	const char *v3[] = { "AGD-CTL/1", "status", "{not json" };
+	const char *v4[] = { "AGD-CTL/1", "nosuchcommand", "{}" };
+	const char *v5[] = { "AGD-CTL/1", "run", "{\"segment\":\"!!!\"}" };
+	const char *v6[] = { "AGD-CTL/1", "run", "{\"segment\":\"AAAA\"}" };
+	const char *v7[] = { "AGD-CTL/1", "send", deep };
+	const char *v8[] = { "AGD-CTL/1", "upload", "{\"hash\":\"00\",\"offset\":0,\"total\":1e30,\"data\":\"\"}" };
+	const char *v9[] = { "AGD-CTL/1", "status", "{}", "x", "y", "z", "w", "v", "u", "t" };
+	const char *const *cases[] = { v1, v2, v3, v4, v5, v6, v7, v8, v9 };
+	const int counts[] = { 3, 2, 3, 3, 3, 3, 3, 3, 10 };
+	char status[64], *reply = NULL;
+
+	memset(deep, '[', sizeof deep - 1);
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		size_t lens[10];
+
+		for (int k = 0; k < counts[i]; k++)
+			lens[k] = strlen(cases[i][k]);
+		raw(cases[i], lens, counts[i], status, sizeof status);
+		cr_assert_str_eq(status, "error", "case %zu answered '%s'", i, status);
+	}
+	cr_assert_eq(itest_req(&t, NULL, "status", "{}", &reply), 1);
+	free(reply);
+}
+
+Test(daemon_runtime, sigterm_stops_cleanly)
+{
+	int st = itest_stop(&t);
+
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
