@@ -3,3 +3,8 @@
 agentd_test(test_agents_mock
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_agents_mock.c
   LIBS mig lua_pinned TIMEOUT 60)
+#   test_cli             agentctl against a real 3-host loopback cluster
+agentd_test(test_cli
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c
+  LIBS agd TIMEOUT 600)
+add_dependencies(test_cli agentd agentctl)

@@ -1,0 +1,199 @@
+/*
+ * test_cli.c: agentctl against real daemons. A three-host cluster on
+ * loopback (scripts/cluster) per test; agents signed with the cluster's
+ * author key; every command's exit code and output checked, including the
+ * errors a user meets: an unreachable host, an untrusted key, an unknown
+ * agent.
+ */
+#include "test_cli_support.h"
+
+#include <sys/stat.h>
+
+static void setup(void)
+{
+	clu_start(3);
+}
+
+TestSuite(cli, .init = setup, .fini = clu_stop, .timeout = 120);
+
+Test(cli, status_all_asks_every_host_and_each_answers_with_its_name)
+{
+	struct agd_json *doc;
+	const struct agd_json_val *hosts, *h, *st;
+	int i = 1;
+
+	cr_assert_eq(ctl("--json", "status", "--all", NULL), 0, "%s", clu_out);
+	doc = clu_json();
+	hosts = agd_json_get(doc, agd_json_root(doc), "hosts");
+	cr_assert_not_null(hosts);
+	cr_assert_eq(hosts->count, 3);
+	for (h = agd_json_first(doc, hosts); h != NULL; h = agd_json_next(doc, h), i++) {
+		const char *name = NULL, *reported = NULL;
+		char want[16];
+
+		snprintf(want, sizeof want, "h%d", i);
+		cr_assert_eq(agd_json_get_str(doc, h, "name", &name), 0);
+		cr_assert_str_eq(name, want);
+		st = agd_json_get(doc, h, "status");
+		cr_assert_not_null(st, "no status from %s", name);
+		cr_assert_eq(agd_json_get_str(doc, st, "host", &reported), 0);
+		cr_assert_str_eq(reported, want, "the daemon behind %s calls itself %s", name, reported);
+	}
+	agd_json_destroy(&doc);
+}
+
+Test(cli, a_stopped_host_is_reported_down_with_exit_3_and_the_others_still_listed)
+{
+	struct agd_json *doc;
+	const struct agd_json_val *hosts, *h;
+	int up[3] = { -1, -1, -1 }, i = 0;
+	pid_t pid = clu_pid(3);
+
+	cr_assert_eq(kill(pid, SIGTERM), 0);
+	for (int t = 0; t < 100 && kill(pid, 0) == 0; t++)
+		usleep(100000);
+	cr_assert_neq(kill(pid, 0), 0, "h3 did not stop");
+	cr_assert_eq(ctl("--json", "--timeout", "1000", "status", "--all", NULL), 3);
+	doc = clu_json();
+	hosts = agd_json_get(doc, agd_json_root(doc), "hosts");
+	for (h = agd_json_first(doc, hosts); h != NULL && i < 3; h = agd_json_next(doc, h), i++)
+		cr_assert_eq(agd_json_get_bool(doc, h, "up", &up[i]), 0);
+	cr_assert_eq(up[0], 1);
+	cr_assert_eq(up[1], 1);
+	cr_assert_eq(up[2], 0);
+	agd_json_destroy(&doc);
+	cr_assert_eq(ctl("--host", "h3", "--timeout", "500", "ps", NULL), 3);
+}
+
+Test(cli, hello_runs_where_asked_and_is_found_by_ps_logs_send_and_kill)
+{
+	const char *seg = clu_sign("hello");
+	char id[64];
+	struct agd_json *doc;
+	const struct agd_json_val *agents, *a;
+	int seen = 0;
+
+	snprintf(id, sizeof id, "%s", clu_run(seg, "h2", NULL));
+	cr_assert_eq(strspn(id, "0123456789abcdef"), strlen(id), "id %s", id);
+
+	/* ps --all finds it on h2, with the documented columns. */
+	cr_assert_eq(ctl("--json", "ps", "--all", NULL), 0, "%s", clu_out);
+	doc = clu_json();
+	agents = agd_json_get(doc, agd_json_root(doc), "agents");
+	cr_assert_not_null(agents);
+	for (a = agd_json_first(doc, agents); a != NULL; a = agd_json_next(doc, a)) {
+		const char *aid = NULL, *host = NULL, *state = NULL;
+		long long epoch = -1;
+		double mem = -1;
+
+		agd_json_get_str(doc, a, "id", &aid);
+		if (aid == NULL || strcmp(aid, id) != 0)
+			continue;
+		seen++;
+		cr_assert_eq(agd_json_get_str(doc, a, "host", &host), 0);
+		cr_assert_str_eq(host, "h2");
+		cr_assert_eq(agd_json_get_str(doc, a, "state", &state), 0);
+		cr_assert_eq(agd_json_get_int(doc, a, "epoch", &epoch), 0);
+		cr_assert_eq(agd_json_get_num(doc, a, "memory", &mem), 0);
+	}
+	agd_json_destroy(&doc);
+	cr_assert_eq(seen, 1, "agent %s listed %d times: %s", id, seen, clu_out);
+
+	/* logs without --host: agentctl finds the host itself. */
+	cr_assert(clu_logs_wait(id, "hello from h2", 5000), "logs: %s", clu_out);
+	cr_assert_eq(ctl("send", id, "hi there", NULL), 0, "%s", clu_out);
+	cr_assert(clu_logs_wait(id, "got hi there on h2", 5000), "logs: %s", clu_out);
+
+	cr_assert_eq(ctl("kill", id, NULL), 0, "%s", clu_out);
+	cr_assert(strstr(clu_out, "killed") != NULL);
+	/* Gone from the live list, but its logs remain. */
+	cr_assert_eq(ctl("ps", "--all", NULL), 0);
+	cr_assert(strstr(clu_out, id) == NULL, "still listed: %s", clu_out);
+	cr_assert_eq(ctl("ps", "--all", "--ended", NULL), 0);
+	cr_assert(strstr(clu_out, id) != NULL, "ended agent not listed with --ended: %s", clu_out);
+	cr_assert(clu_logs_wait(id, "killed", 3000), "logs: %s", clu_out);
+}
+
+Test(cli, an_agent_signed_by_an_unknown_key_is_refused_with_exit_6)
+{
+	char prefix[400], key[420], seg[420], dir[512];
+
+	snprintf(prefix, sizeof prefix, "%s/mallory", clu_dir);
+	snprintf(key, sizeof key, "%s.key", prefix);
+	snprintf(seg, sizeof seg, "%s/evil.seg", clu_dir);
+	cr_assert_eq(ctl("keygen", "-o", prefix, "--name", "mallory", NULL), 0);
+	cr_assert_eq(ctl("sign", clu_src("agents/hello", dir, sizeof dir), "-k", key, "-o", seg, NULL), 0);
+	cr_assert_eq(ctl("--host", "h1", "run", seg, NULL), 6, "%s", clu_out);
+	cr_assert_eq(ctl("--host", "h1", "--json", "run", seg, NULL), 6);
+	cr_assert(strstr(clu_out, "\"error\"") != NULL, "json error: %s", clu_out);
+}
+
+Test(cli, a_tampered_segment_is_refused_before_it_is_sent)
+{
+	const char *seg = clu_sign("hello");
+	FILE *f = fopen(seg, "r+b");
+	int c;
+
+	cr_assert_not_null(f);
+	/* Flip one bit of the signature, the file's last byte: the segment
+	 * still decodes, and only the signature check can tell. */
+	fseek(f, -1, SEEK_END);
+	c = fgetc(f);
+	fseek(f, -1, SEEK_END);
+	fputc(c ^ 0x01, f);
+	fclose(f);
+	cr_assert_eq(ctl("--host", "h1", "run", seg, NULL), 6);
+}
+
+Test(cli, a_segment_directory_runs_with_key_signed_in_memory)
+{
+	char dir[512], key[400];
+
+	snprintf(key, sizeof key, "%s/author.key", clu_dir);
+	cr_assert_eq(ctl("--host", "h1", "run", clu_src("agents/hello", dir, sizeof dir), "--key", key,
+			 NULL),
+		     0, "%s", clu_out);
+	cr_assert_eq(strspn(clu_out, "0123456789abcdef"), 16, "id: %s", clu_out);
+}
+
+Test(cli, a_large_segment_is_uploaded_in_chunks_then_run)
+{
+	char sdir[400], path[450], key[400], seg[420];
+	FILE *f;
+	const char *id;
+
+	/* A 3 MiB source file (a long comment): over the 1 MiB inline limit. */
+	snprintf(sdir, sizeof sdir, "%s/big", clu_dir);
+	cr_assert_eq(mkdir(sdir, 0755), 0);
+	snprintf(path, sizeof path, "%s/manifest", sdir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fprintf(f, "agentd-manifest 1\nname = big\nversion = 1\nentry = main.lua main\n"
+		   "mobility = weak\nfile = main.lua\n");
+	fclose(f);
+	snprintf(path, sizeof path, "%s/main.lua", sdir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	for (int i = 0; i < 3 * 1024; i++) {
+		fputs("-- ", f);
+		for (int k = 0; k < 1020; k++)
+			fputc('a' + (i + k) % 26, f);
+		fputc('\n', f);
+	}
+	fputs("function main() agent.log('big agent ran') end\n", f);
+	fclose(f);
+	snprintf(key, sizeof key, "%s/author.key", clu_dir);
+	snprintf(seg, sizeof seg, "%s/big.seg", clu_dir);
+	cr_assert_eq(ctl("sign", sdir, "-k", key, "-o", seg, NULL), 0);
+	id = clu_run(seg, "h1", NULL);
+	cr_assert(clu_logs_wait(id, "big agent ran", 10000), "logs: %s", clu_out);
+}
+
+Test(cli, unknown_agents_and_hosts_have_their_own_exit_codes)
+{
+	cr_assert_eq(ctl("kill", "0123456789abcdef", NULL), 5, "%s", clu_out);
+	cr_assert_eq(ctl("--host", "h1", "logs", "0123456789abcdef", NULL), 5);
+	cr_assert_eq(ctl("--host", "nosuchhost", "status", NULL), 5);
+	cr_assert_eq(ctl("--json", "kill", "0123456789abcdef", NULL), 5);
+	cr_assert(strstr(clu_out, "\"exit\":5") != NULL, "%s", clu_out);
+}
