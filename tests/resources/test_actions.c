@@ -543,3 +543,36 @@ Test(res_actions, commit_and_resolve_check_their_arguments)
 		cr_assert_null(blob);
 	}
 }
+
+Test(res_actions, ctx_fill_reports_the_sources_facts)
+{
+	struct res_bind b;
+	struct res_policy_ctx ctx;
+	struct fx_reply r;
+
+	cr_assert_eq(fx_add(H1->reg, NULL, "db", "kind=kv", fx_pathkv(c.dir, "db.db"),
+			    "transfer_limit=1k", "remote=no", "copy=no", NULL), 0);
+	cr_assert_eq(fx_op(H1->reg, "db", "put", 0, &r, "key", "value", NULL), 0);
+	fx_reply_free(&r);
+	cr_assert_eq(res_bind_resolve(H1->reg, "d", RES_BIND_VALUE, "db", &b), 0);
+	cr_assert_eq(res_registry_bind(H1->reg, "db"), 0);
+	cr_assert_eq(res_registry_bind(H1->reg, "db"), 0);
+	cr_assert_eq(res_policy_ctx_fill(H1->reg, &b, &ctx), 0);
+	cr_assert_eq(ctx.binding, RES_BIND_VALUE);
+	cr_assert_eq(ctx.attach, RES_ATT_FASTENED);
+	cr_assert_eq(ctx.size, 8);
+	cr_assert_eq(ctx.transfer_limit, 1024);
+	cr_assert_eq(ctx.other_binders, 1, "the mover is not counted");
+	cr_assert_eq(ctx.not_local, 0);
+	cr_assert_eq(ctx.remote_denied, 1);
+	cr_assert_eq(ctx.copy_denied, 1);
+	cr_assert_eq(ctx.home_down, 0, "peer facts are the daemon's");
+	/* Seen from h2, the same binding is not local. */
+	cr_assert_eq(res_policy_ctx_fill(H2->reg, &b, &ctx), 0);
+	cr_assert_eq(ctx.not_local, 1);
+	cr_assert_eq(ctx.attach, RES_ATT_FASTENED, "the binding's attachment is kept");
+	/* After a move, the source's forward is not local either. */
+	cr_assert_eq(res_move_commit(H1->reg, "db", "h2"), 0);
+	cr_assert_eq(res_policy_ctx_fill(H1->reg, &b, &ctx), 0);
+	cr_assert_eq(ctx.not_local, 1);
+}
