@@ -33,7 +33,7 @@ static struct res_policy_ctx make_ctx(enum res_binding b, enum res_attach a, uns
 	c.attach = a;
 	c.size = 1000;
 	c.transfer_limit = (f & F_TOO_LARGE) ? 999 : 1000; /* equal to the size: allowed */
-	c.other_binders = (f & F_SHARED) ? 2 : 0;
+	c.other_binders = (f & F_SHARED) ? 1 : 0; /* the boundary: one other */
 	c.not_local = !!(f & F_NOT_LOCAL);
 	c.target_lacks_kind = !!(f & F_NO_KIND);
 	c.target_refuses = !!(f & F_REFUSES);
