@@ -8,3 +8,9 @@ agentd_test(test_cli
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c
   LIBS agd TIMEOUT 600)
 add_dependencies(test_cli agentd agentctl)
+#   test_demo            scripts/demo on this build: loopback, and network
+#                        namespaces when run as root (skipped otherwise)
+agentd_test(test_demo
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_demo.c
+  TIMEOUT 1200)
+add_dependencies(test_demo agentd agentctl)
