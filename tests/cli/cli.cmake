@@ -14,3 +14,6 @@ agentd_test(test_cli_output
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_output.c
   LIBS agd PkgConfig::ZMQ TIMEOUT 120)
 add_dependencies(test_cli_output agentctl)
+agentd_test(test_cli_completion
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_completion.c
+  TIMEOUT 60)
