@@ -54,7 +54,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 	[AGD_MSG_ACCEPT] = { "ACCEPT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_REFUSE] = { "REFUSE", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
 	[AGD_MSG_TRANSFER] = { "TRANSFER", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_NAME) | B(F_EPOCH) |
-						   B(F_HASH) | B(F_MOB) | B(F_KIND), 2 },
+						   B(F_HASH) | B(F_MOB) | B(F_KIND), 3 },
 	[AGD_MSG_COMMITTED] = { "COMMITTED", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_ABORT] = { "ABORT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
 	[AGD_MSG_PULL_REQUEST] = { "PULL_REQUEST", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MOB), 0 },
@@ -62,7 +62,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 	[AGD_MSG_LOCATED] = { "LOCATED", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_EPOCH) |
 						 B(F_HOPS) | B(F_CODE), 0 },
 	[AGD_MSG_DELIVER] = { "DELIVER", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MSGID), 1 },
-	[AGD_MSG_DELIVERED] = { "DELIVERED", B(F_CORR) | B(F_AGENT) | B(F_MSGID) | B(F_CODE), 0 },
+	[AGD_MSG_DELIVERED] = { "DELIVERED", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MSGID) | B(F_CODE), 0 },
 	[AGD_MSG_CALL] = { "CALL", B(F_CORR) | B(F_AGENT) | B(F_NAME) | B(F_MSGID), 1 },
 	[AGD_MSG_REPLY] = { "REPLY", B(F_CORR) | B(F_AGENT) | B(F_MSGID) | B(F_CODE) | B(F_TEXT), 1 },
 	[AGD_MSG_RES_OP] = { "RES_OP", B(F_CORR) | B(F_NAME) | B(F_MSGID) | B(F_OP), 1 },

@@ -37,7 +37,7 @@
 #define AGD_WIRE_NAME_MAX 64          /* host names, agent ids, method names */
 #define AGD_WIRE_TEXT_MAX 512         /* reasons and error texts */
 #define AGD_WIRE_BODY_MAX 4096        /* frame 1 */
-#define AGD_WIRE_BLOBS_MAX 2          /* frames after the body */
+#define AGD_WIRE_BLOBS_MAX 3          /* frames after the body */
 #define AGD_WIRE_BLOB_MAX (64u << 20) /* one blob: states up to 64 MiB */
 #define AGD_WIRE_FRAME_MAX AGD_WIRE_BLOB_MAX /* largest frame (ZMQ_MAXMSGSIZE) */
 #define AGD_WIRE_FRAMES_MAX (2 + AGD_WIRE_BLOBS_MAX)
@@ -69,14 +69,14 @@ enum agd_wire_type {
 	AGD_MSG_OFFER = 8,         /* corr, agent, epoch, hash, mobility, kind, size, name(new id for clone); blob0 bindings summary */
 	AGD_MSG_ACCEPT = 9,        /* corr, agent, epoch */
 	AGD_MSG_REFUSE = 10,       /* corr, agent, epoch, code, text */
-	AGD_MSG_TRANSFER = 11,     /* corr, host (home), agent, name, epoch, hash, mobility, kind; blob0 state or initial data, blob1 resource segment */
+	AGD_MSG_TRANSFER = 11,     /* corr, host (home), agent, name, epoch, hash, mobility, kind; blob0 state or initial data, blob1 resource segment, blob2 delivered message ids */
 	AGD_MSG_COMMITTED = 12,    /* corr, agent, epoch (the new epoch, at the target) */
 	AGD_MSG_ABORT = 13,        /* corr, agent, epoch, code, text */
 	AGD_MSG_PULL_REQUEST = 14, /* corr, agent, host (where to send it), mobility */
 	AGD_MSG_LOCATE = 15,       /* corr, agent, hops */
 	AGD_MSG_LOCATED = 16,      /* corr, agent, epoch, host, hops, code (0 found, <0 not) */
 	AGD_MSG_DELIVER = 17,      /* corr, agent, msgid, host (sender); blob0 payload */
-	AGD_MSG_DELIVERED = 18,    /* corr, agent, msgid, code */
+	AGD_MSG_DELIVERED = 18,    /* corr, host (where to try, code 1), agent, msgid, code */
 	AGD_MSG_CALL = 19,         /* corr, agent, msgid, name (method); blob0 arguments */
 	AGD_MSG_REPLY = 20,        /* corr, agent, msgid, code, text; blob0 results */
 	AGD_MSG_RES_OP = 21,       /* corr, name (resource), op, msgid; blob0 arguments */

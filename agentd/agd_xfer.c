@@ -45,6 +45,8 @@ struct attempt {
 	size_t state_len;
 	uint8_t *res;                       /* owned copy, or NULL */
 	size_t res_len;
+	uint8_t *seen;                      /* owned copy, or NULL */
+	size_t seen_len;
 	struct attempt *next;
 };
 
@@ -126,6 +128,7 @@ static void attempt_free(struct attempt *a)
 		return;
 	free(a->state);
 	free(a->res);
+	free(a->seen);
 	free(a);
 }
 
@@ -267,7 +270,7 @@ static int arrival_note(struct agd_xfer *x, const char *id, const char *from, ui
 
 /* ---- the target's durable arrival record (kv "xfer.in.<id>") ----
  * u8 len | source host | u8 len | origin id | u8 kind | u8 mobility
- * | u32 len | resource segment. Big-endian; read with bounds checks, since a
+ * | u32 len | resource segment | u32 len | delivered ids. Big-endian; read with bounds checks, since a
  * damaged store must not crash the daemon either. */
 
 struct inrec {
@@ -275,9 +278,54 @@ struct inrec {
 	char origin[AGD_WIRE_NAME_MAX + 1];
 	int kind;
 	int mobility;
-	uint8_t *res; /* malloc'd, or NULL */
+	uint8_t *res; /* malloc'd on get, or NULL */
 	size_t res_len;
+	uint8_t *seen; /* as res */
+	size_t seen_len;
 };
+
+static void inrec_free(struct inrec *r)
+{
+	free(r->res);
+	free(r->seen);
+	r->res = NULL;
+	r->seen = NULL;
+}
+
+static void put32(uint8_t *p, size_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static size_t get32(const uint8_t *p)
+{
+	return (size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3];
+}
+
+/* Copies n bytes at *p (bounded by end) into a malloc'd *dst. */
+static int take_blob(const uint8_t **p, const uint8_t *end, uint8_t **dst, size_t *dlen)
+{
+	size_t n;
+
+	if (end - *p < 4)
+		return AGD_XFER_ERR_STORE;
+	n = get32(*p);
+	*p += 4;
+	if ((size_t)(end - *p) < n)
+		return AGD_XFER_ERR_STORE;
+	if (n) {
+		*dst = malloc(n);
+		if (*dst == NULL)
+			return AGD_XFER_ERR_NOMEM;
+		memcpy(*dst, *p, n);
+		*dlen = n;
+		*p += n;
+	}
+	return 0;
+}
 
 static void kv_key(char *key, size_t len, const char *id)
 {
@@ -287,7 +335,7 @@ static void kv_key(char *key, size_t len, const char *id)
 static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 {
 	size_t fl = strlen(r->from), ol = strlen(r->origin);
-	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len;
+	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len + 4 + r->seen_len;
 	uint8_t *b = malloc(len), *p;
 	char key[AGD_STORE_KEY_MAX + 1];
 	int rc;
@@ -303,12 +351,15 @@ static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 	p += ol;
 	*p++ = (uint8_t)r->kind;
 	*p++ = (uint8_t)r->mobility;
-	*p++ = (uint8_t)(r->res_len >> 24);
-	*p++ = (uint8_t)(r->res_len >> 16);
-	*p++ = (uint8_t)(r->res_len >> 8);
-	*p++ = (uint8_t)r->res_len;
+	put32(p, r->res_len);
+	p += 4;
 	if (r->res_len)
 		memcpy(p, r->res, r->res_len);
+	p += r->res_len;
+	put32(p, r->seen_len);
+	p += 4;
+	if (r->seen_len)
+		memcpy(p, r->seen, r->seen_len);
 	kv_key(key, sizeof key, id);
 	rc = agd_store_kv_put(x->st, key, b, len);
 	free(b);
@@ -319,7 +370,7 @@ static int inrec_get(struct agd_xfer *x, const char *id, struct inrec *r)
 {
 	char key[AGD_STORE_KEY_MAX + 1];
 	void *v = NULL;
-	size_t len = 0, fl, ol, rl;
+	size_t len = 0, fl, ol;
 	const uint8_t *p, *end;
 	int rc;
 
@@ -339,25 +390,19 @@ static int inrec_get(struct agd_xfer *x, const char *id, struct inrec *r)
 		goto out;
 	memcpy(r->origin, p, ol);
 	p += ol;
-	if (end - p < 6)
+	if (end - p < 2)
 		goto out;
 	r->kind = p[0];
 	r->mobility = p[1];
-	rl = (size_t)p[2] << 24 | (size_t)p[3] << 16 | (size_t)p[4] << 8 | p[5];
-	p += 6;
-	if ((size_t)(end - p) != rl)
-		goto out;
-	if (rl) {
-		r->res = malloc(rl);
-		if (r->res == NULL) {
-			rc = AGD_XFER_ERR_NOMEM;
-			goto out;
-		}
-		memcpy(r->res, p, rl);
-		r->res_len = rl;
-	}
-	rc = 0;
+	p += 2;
+	rc = take_blob(&p, end, &r->res, &r->res_len);
+	if (rc == 0)
+		rc = take_blob(&p, end, &r->seen, &r->seen_len);
+	if (rc == 0 && p != end)
+		rc = AGD_XFER_ERR_STORE;
 out:
+	if (rc != 0)
+		inrec_free(r);
 	free(v);
 	return rc;
 }
@@ -380,7 +425,7 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 	     (req->clone_id == NULL || req->clone_id[0] == '\0' ||
 	      strlen(req->clone_id) > AGD_WIRE_NAME_MAX)) ||
 	    req->state_len > AGD_WIRE_BLOB_MAX || req->res_len > AGD_WIRE_BLOB_MAX ||
-	    req->bindings_len > AGD_WIRE_BLOB_MAX)
+	    req->bindings_len > AGD_WIRE_BLOB_MAX || req->seen_len > AGD_WIRE_BLOB_MAX)
 		return AGD_XFER_ERR_ARG;
 	if (attempt_by_agent(x, req->agent) != NULL ||
 	    (req->kind == AGD_KIND_CLONE && attempt_by_agent(x, req->clone_id) != NULL))
@@ -425,6 +470,15 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 		}
 		memcpy(a->res, req->res, req->res_len);
 		a->res_len = req->res_len;
+	}
+	if (req->seen_len) {
+		a->seen = malloc(req->seen_len);
+		if (a->seen == NULL) {
+			rc = AGD_XFER_ERR_NOMEM;
+			goto out;
+		}
+		memcpy(a->seen, req->seen, req->seen_len);
+		a->seen_len = req->seen_len;
 	}
 
 	if (req->kind == AGD_KIND_CLONE) {
@@ -517,6 +571,8 @@ static void send_transfer(struct agd_xfer *x, struct attempt *a, uint64_t now_ms
 	m.blob[0].len = a->state_len;
 	m.blob[1].data = a->res;
 	m.blob[1].len = a->res_len;
+	m.blob[2].data = a->seen;
+	m.blob[2].len = a->seen_len;
 	a->phase = PH_TRANSFERRING;
 	a->deadline = now_ms + x->timeout_ms;
 	if (x->ops.send(x->ud, a->to, &m) != 0)
@@ -669,7 +725,7 @@ static enum verdict judge(struct agd_xfer *x, const char *id, uint64_t epoch, co
 				v = V_NEW; /* an older attempt that never completed */
 			else if (inrec_get(x, id, &in) == 0) {
 				v = strcmp(in.from, from) == 0 ? V_DUP_ARRIVING : V_CONFLICT;
-				free(in.res);
+				inrec_free(&in);
 			} else {
 				v = V_CONFLICT;
 			}
@@ -834,6 +890,8 @@ static void on_transfer(struct agd_xfer *x, const char *from, const struct agd_w
 	in.mobility = m->mobility;
 	in.res = (uint8_t *)m->blob[1].data;
 	in.res_len = m->blob[1].len;
+	in.seen = (uint8_t *)m->blob[2].data;
+	in.seen_len = m->blob[2].len;
 
 	/* Durable before the acknowledgement: after COMMITTED goes out, this
 	 * host must still hold the agent whatever happens to it. */
@@ -872,8 +930,7 @@ static int arriving_row(struct agd_xfer *x, const char *id, uint64_t epoch, cons
 	    inrec_get(x, id, in) == 0 && strcmp(in->from, from) == 0)
 		return 1;
 	agd_store_agent_clear(rec);
-	free(in->res);
-	in->res = NULL;
+	inrec_free(in);
 	return 0;
 }
 
@@ -926,12 +983,14 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	a.state_len = rec.state_len;
 	a.res = in.res;
 	a.res_len = in.res_len;
+	a.seen = in.seen;
+	a.seen_len = in.seen_len;
 	agd_log(AGD_LOG_INFO, "xfer.activated", "agent=%s from=%s epoch=%llu", rec.id, from,
 		(unsigned long long)rec.epoch);
 	x->ops.activate(x->ud, &a);
 out:
 	agd_store_agent_clear(&rec);
-	free(in.res);
+	inrec_free(&in);
 }
 
 static void on_abort(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m)
@@ -944,7 +1003,7 @@ static void on_abort(struct agd_xfer *x, const char *from, const struct agd_wire
 	if (!arriving_row(x, m->agent, m->epoch, from, &rec, &in))
 		return;
 	agd_store_agent_clear(&rec);
-	free(in.res);
+	inrec_free(&in);
 	kv_key(key, sizeof key, m->agent);
 	rc = agd_store_begin(x->st, 1);
 	if (rc == 0) {
@@ -1055,7 +1114,7 @@ static int recover_one(const struct agd_agent_rec *rec, void *ud)
 		if (inrec_get(c->x, rec->id, &in) == 0) {
 			if (arrival_note(c->x, rec->id, in.from, rec->epoch, c->now) == 0)
 				c->n++;
-			free(in.res);
+			inrec_free(&in);
 		} else {
 			agd_log(AGD_LOG_ERROR, "xfer.recover_broken", "agent=%s", rec->id);
 		}

@@ -87,6 +87,8 @@ struct agd_xfer_arrival {
 	size_t state_len;        /* bytes */
 	const uint8_t *res;      /* resource segment, or NULL */
 	size_t res_len;          /* bytes */
+	const uint8_t *seen;     /* message ids delivered to it (agd_dir), or NULL */
+	size_t seen_len;         /* bytes */
 };
 
 struct agd_xfer_ops {
@@ -146,6 +148,8 @@ struct agd_xfer_req {
 	size_t res_len;
 	const uint8_t *bindings; /* resource bindings summary for the OFFER, or NULL */
 	size_t bindings_len;
+	const uint8_t *seen;     /* message ids delivered to it (agd_dir_export_seen), or NULL */
+	size_t seen_len;
 };
 
 /*

@@ -13,6 +13,7 @@ TestSuite(agd_wire, .timeout = 60);
 
 static uint8_t blob_a[300];
 static uint8_t blob_b[17];
+static uint8_t blob_c[9];
 
 /* Fills every field (the type decides which travel). */
 static void fill(struct agd_wire_msg *m, int type)
@@ -43,6 +44,10 @@ static void fill(struct agd_wire_msg *m, int type)
 	m->blob[0].len = sizeof blob_a;
 	m->blob[1].data = blob_b;
 	m->blob[1].len = sizeof blob_b;
+	for (size_t i = 0; i < sizeof blob_c; i++)
+		blob_c[i] = (uint8_t)(0x30 + i);
+	m->blob[2].data = blob_c;
+	m->blob[2].len = sizeof blob_c;
 }
 
 /* Encodes and packs m; the caller frees *buf. */
@@ -364,6 +369,7 @@ Test(agd_wire, random_mutations_never_break_the_decoder)
 		fill(&m, t);
 		m.blob[0].len = 5;
 		m.blob[1].len = 3;
+		m.blob[2].len = 2;
 		pack(&m, &a, &alen);
 		seed = seed * 1103515245u + 12345u;
 		flips = 1 + (int)(seed >> 16) % 4;
