@@ -409,6 +409,34 @@ out:
 
 /* ---- source ---- */
 
+/* The highest epoch this host ever gave an attempt for agent (kv
+ * "xfer.ep.<id>", u64 big-endian), or 0. */
+static uint64_t epoch_highwater(struct agd_xfer *x, const char *agent)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+	uint64_t e = 0;
+
+	snprintf(key, sizeof key, "xfer.ep.%s", agent);
+	if (agd_store_kv_get(x->st, key, &v, &len) == 0 && len == 8)
+		for (size_t i = 0; i < 8; i++)
+			e = e << 8 | ((const uint8_t *)v)[i];
+	free(v);
+	return e;
+}
+
+static int epoch_highwater_put(struct agd_xfer *x, const char *agent, uint64_t e)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	uint8_t b[8];
+
+	for (int i = 0; i < 8; i++)
+		b[i] = (uint8_t)(e >> (56 - 8 * i));
+	snprintf(key, sizeof key, "xfer.ep.%s", agent);
+	return agd_store_kv_put(x->st, key, b, sizeof b);
+}
+
 int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t now_ms)
 {
 	struct agd_agent_rec rec;
@@ -488,7 +516,12 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 	} else {
 		/* The attempt's epoch is durable before anyone hears of it, so
 		 * that whatever this attempt sends is stale once it is over. */
-		a->epoch = rec.epoch + 1;
+		uint64_t hw = epoch_highwater(x, req->agent);
+
+		/* Never an epoch used before: an aborted attempt's epoch may
+		 * still sit in some target's store, and the runtime may write
+		 * the row back with the epoch it knew. */
+		a->epoch = (rec.epoch > hw ? rec.epoch : hw) + 1;
 		rec.epoch = a->epoch;
 		snprintf(rec.status, sizeof rec.status, "%s", AGD_XFER_STATUS_MIGRATING);
 		snprintf(rec.reason, sizeof rec.reason, "to %s", req->to);
@@ -501,7 +534,16 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 			rec.state = a->state;
 			rec.state_len = a->state_len;
 		}
-		rc = agd_store_agent_put(x->st, &rec);
+		rc = agd_store_begin(x->st, 1);
+		if (rc == 0) {
+			rc = agd_store_agent_put(x->st, &rec);
+			if (rc == 0)
+				rc = epoch_highwater_put(x, req->agent, a->epoch);
+			if (rc == 0)
+				rc = agd_store_commit(x->st);
+			else
+				agd_store_rollback(x->st);
+		}
 		if (rec.state == a->state)
 			rec.state = NULL;
 		if (rc != 0) {

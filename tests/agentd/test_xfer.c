@@ -178,7 +178,7 @@ static void setup(void)
 	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
 	for (int i = 0; i < NODES; i++) {
 		snprintf(nodes[i].name, sizeof nodes[i].name, "host-%c", 'a' + i);
-		snprintf(nodes[i].path, sizeof nodes[i].path, "%.200s/%.15s.db", tmp, nodes[i].name);
+		snprintf(nodes[i].path, sizeof nodes[i].path, "%.200s/host-%c.db", tmp, (char)('a' + i));
 		node_start(&nodes[i]);
 	}
 	cr_assert_eq(mig_key_generate("author", &k), 0);
@@ -745,4 +745,47 @@ Test(agd_xfer, random_faults_never_lose_or_duplicate_the_agent)
 		teardown();
 	}
 	setup();
+}
+
+/* An aborted attempt's copy sits at the target (its ACK and the ABORT were
+ * lost); the runtime writes the agent's row back with the epoch it knew and
+ * newer state; the next attempt must carry the new state, not revive the
+ * old copy. */
+Test(agd_xfer, an_epoch_is_never_reused_after_an_abort)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	static const char v2[] = "newer-state";
+	struct agd_agent_rec rec;
+
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	while (qn > 0) {
+		struct packet p = take(0);
+
+		if (p.type != AGD_MSG_COMMITTED)
+			deliver(&p);
+		free(p.bytes);
+	}
+	now += 2000;
+	agd_xfer_tick(nodes[0].x, now);
+	cr_assert_eq(nodes[0].done_rc, AGD_XFER_ERR_TIMEOUT);
+	while (qn > 0) { /* the ABORT is lost */
+		struct packet p = take(0);
+
+		free(p.bytes);
+	}
+	memset(&rec, 0, sizeof rec);
+	cr_assert_eq(agd_store_agent_get(nodes[0].st, "agent-1", &rec), 0);
+	free(rec.state);
+	rec.state = (uint8_t *)v2;
+	rec.state_len = sizeof v2 - 1;
+	rec.epoch = 0; /* what the runtime knew */
+	snprintf(rec.status, sizeof rec.status, "running");
+	cr_assert_eq(agd_store_agent_put(nodes[0].st, &rec), 0);
+	r.state = (const uint8_t *)v2;
+	r.state_len = sizeof v2 - 1;
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	cr_assert_eq(nodes[0].done_rc, 0);
+	cr_assert_eq(nodes[1].activations, 1);
+	cr_assert_str_eq(nodes[1].last_state, v2, "the old copy was revived");
 }
