@@ -14,3 +14,8 @@ agentd_test(test_demo
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_demo.c
   TIMEOUT 1200)
 add_dependencies(test_demo agentd agentctl)
+#   test_agents_cluster  agents/ on a real 3-host loopback cluster
+agentd_test(test_agents_cluster
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_agents_cluster.c
+  LIBS agd TIMEOUT 900)
+add_dependencies(test_agents_cluster agentd agentctl)

@@ -26,7 +26,7 @@ static char clu_dir[256];      /* the cluster's directory */
 static char clu_file[320];     /* its cluster file */
 static char clu_out[1 << 17];  /* stdout of the last agentctl */
 
-static const char *clu_src(const char *rel, char *buf, size_t len)
+static __attribute__((unused)) const char *clu_src(const char *rel, char *buf, size_t len)
 {
 	const char *top = getenv("AGENTD_SOURCE_DIR");
 
@@ -36,7 +36,7 @@ static const char *clu_src(const char *rel, char *buf, size_t len)
 }
 
 /* Runs scripts/cluster with the words given (NULL-ended); returns its code. */
-static int clu_script(const char *first, ...)
+static __attribute__((unused)) int clu_script(const char *first, ...)
 {
 	char script[512];
 	char *argv[16];
@@ -54,7 +54,7 @@ static int clu_script(const char *first, ...)
 }
 
 /* Starts an n-host loopback cluster in a fresh directory. */
-static void clu_start(int n)
+static __attribute__((unused)) void clu_start(int n)
 {
 	char nbuf[8];
 
@@ -67,7 +67,7 @@ static void clu_start(int n)
 		     "scripts/cluster start failed (logs in %s)", clu_dir);
 }
 
-static void clu_stop(void)
+static __attribute__((unused)) void clu_stop(void)
 {
 	if (clu_dir[0] == '\0')
 		return;
@@ -78,7 +78,7 @@ static void clu_stop(void)
 
 /* Runs agentctl against the cluster with the words given (NULL-ended);
  * stdout lands in clu_out. Returns the exit code. */
-static int ctl(const char *first, ...)
+static __attribute__((unused)) int ctl(const char *first, ...)
 {
 	char *argv[40];
 	int n = 0;
@@ -98,7 +98,7 @@ static int ctl(const char *first, ...)
 }
 
 /* Parses clu_out as one JSON document (the caller destroys it). */
-static struct agd_json *clu_json(void)
+static __attribute__((unused)) struct agd_json *clu_json(void)
 {
 	struct agd_json *doc = NULL;
 
@@ -109,7 +109,7 @@ static struct agd_json *clu_json(void)
 
 /* Signs agents/<name> with the cluster's author key into DIR/<name>.seg
  * and returns that path (static buffer). */
-static const char *clu_sign(const char *name)
+static __attribute__((unused)) const char *clu_sign(const char *name)
 {
 	static char seg[512];
 	char dir[512], key[512], rel[128];
@@ -124,7 +124,7 @@ static const char *clu_sign(const char *name)
 }
 
 /* Runs a signed segment on host h and returns the agent id (static). */
-static const char *clu_run(const char *seg, const char *host, const char *args)
+static __attribute__((unused)) const char *clu_run(const char *seg, const char *host, const char *args)
 {
 	static char id[64];
 	size_t n;
@@ -141,7 +141,7 @@ static const char *clu_run(const char *seg, const char *host, const char *args)
 }
 
 /* Polls `agentctl logs ID` until it contains `what`, for up to ms. */
-static int clu_logs_wait(const char *id, const char *what, int ms)
+static __attribute__((unused)) int clu_logs_wait(const char *id, const char *what, int ms)
 {
 	for (int t = 0; t < ms; t += 100) {
 		if (ctl("logs", id, NULL) == 0 && strstr(clu_out, what) != NULL)
@@ -152,7 +152,7 @@ static int clu_logs_wait(const char *id, const char *what, int ms)
 }
 
 /* The pid of host hN's daemon, from the pid file scripts/cluster keeps. */
-static pid_t clu_pid(int host)
+static __attribute__((unused)) pid_t clu_pid(int host)
 {
 	char path[400];
 	FILE *f;
