@@ -29,6 +29,7 @@
 #include "mig_lua.h"
 #include "mig_segment.h"
 #include "mig_state.h"
+#include "res_lua.h"
 
 #include <lauxlib.h>
 #include <lua.h>
@@ -64,6 +65,9 @@ struct agd_vm {
 	uint64_t instr_limit;    /* quota, 0 = none */
 	enum yield_why why;      /* why co yielded last */
 	double timeout;          /* for sleep and recv */
+	struct res_lua_env renv; /* what resource handles in L use */
+	int res_locked;          /* holds the registry lock for this slice */
+	int uses_res;            /* has made a resource handle: slices take the lock */
 	atomic_int kill;         /* set by agd_vm_kill or a quota */
 	char kill_reason[128];   /* written before kill is set */
 };
@@ -181,10 +185,14 @@ static int l_home(lua_State *L)
 static int l_hosts(lua_State *L)
 {
 	struct agd_vm *vm = checkvm(L);
+	size_t n = 0;
+	const char *const *h = agd_rt_hosts(vm->rt, &n);
 
-	lua_createtable(L, 1, 0);
-	lua_pushstring(L, agd_rt_config(vm->rt)->host);
-	lua_rawseti(L, -2, 1);
+	lua_createtable(L, (int)n, 0);
+	for (size_t i = 0; i < n; i++) {
+		lua_pushstring(L, h[i]);
+		lua_rawseti(L, -2, (lua_Integer)i + 1);
+	}
 	return 1;
 }
 
@@ -256,7 +264,7 @@ static int l_recv(lua_State *L)
 		rc = push_msg(L, m);
 		free(m);
 		if (rc != 0)
-			return luaL_error(L, "agent.recv: undecodable message (%s)", mig_strerror(rc));
+			return luaL_error(L, "agent.recv: undecodable message (engine code %d)", rc);
 		return 1;
 	}
 	if (t == 0) {
@@ -342,10 +350,53 @@ static int l_clone(lua_State *L)
 	return unavailable(L, "migration");
 }
 
+/* agent.resource(name): a handle for the manifest's binding `name`,
+ * resolved on this host (docs/resources.md, "Lua handles"). */
 static int l_resource(lua_State *L)
 {
-	luaL_checkstring(L, 1);
-	return unavailable(L, "resources");
+	struct agd_vm *vm = checkvm(L);
+	const char *name = luaL_checkstring(L, 1);
+	struct agd_code *code = agd_agent_code(vm->a);
+	const struct mig_manifest *m = code->seg ? mig_segment_manifest(code->seg) : NULL;
+	const struct mig_binding *b = NULL;
+	struct res_registry *reg = agd_rt_registry(vm->rt);
+	struct res_bind bind;
+	enum res_binding kind;
+	int rc;
+
+	for (uint32_t i = 0; m != NULL && i < m->nbindings; i++)
+		if (strcmp(m->bindings[i].name, name) == 0)
+			b = &m->bindings[i];
+	if (b == NULL) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "no binding '%s' in the manifest", name);
+		lua_pushstring(L, "notfound");
+		return 3;
+	}
+	if (reg == NULL) {
+		lua_pushnil(L);
+		lua_pushstring(L, "this host has no resources");
+		lua_pushstring(L, "notfound");
+		return 3;
+	}
+	kind = b->kind == MIG_BIND_IDENTIFIER ? RES_BIND_ID
+	       : b->kind == MIG_BIND_VALUE ? RES_BIND_VALUE : RES_BIND_TYPE;
+	/* From now on this agent's slices hold the registry lock: its handle's
+	 * methods touch the registry without asking. */
+	if (!vm->res_locked) {
+		agd_rt_res_lock(vm->rt);
+		vm->res_locked = 1;
+	}
+	vm->uses_res = 1;
+	rc = res_bind_resolve(reg, name, kind, b->target, &bind);
+	if (rc != 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "binding '%s' (%s): %s", name, b->target, res_strerror(rc));
+		lua_pushstring(L, res_errname(rc));
+		return 3;
+	}
+	res_lua_push_handle(L, &bind);
+	return 1;
 }
 
 static int l_export(lua_State *L)
@@ -470,6 +521,12 @@ static int open_sandbox(lua_State *L)
 #endif
 	lua_setfield(L, -2, "agent");
 	lua_pop(L, 1);
+	if (res_lua_open(L, &vm_of(L)->renv) != 0)
+		return MIG_ERR_NOMEM;
+#if AGD_HAVE_ENGINE
+	if (res_lua_mobility(L) != 0)
+		return MIG_ERR_NOMEM;
+#endif
 	return rc;
 }
 
@@ -567,7 +624,7 @@ static int setup(lua_State *L)
 	rc = open_sandbox(L);
 	if (rc != 0) {
 		s->rc = AGD_ERR_LUA;
-		snprintf(s->err, s->err_len, "sandbox: %s", mig_strerror(rc));
+		snprintf(s->err, s->err_len, "sandbox: engine code %d", rc);
 		return 0;
 	}
 	if (add_sources(L, vm, s, s->state == NULL) != 0)
@@ -641,13 +698,15 @@ static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limi
 	vm->slice = lim->slice ? lim->slice : 10000;
 	vm->instr_limit = lim->instructions;
 	vm->root_ref = LUA_NOREF;
+	vm->renv.host = agd_rt_config(rt)->host;
+	vm->renv.reg = agd_rt_registry(rt);
 #if AGD_HAVE_ENGINE
 	if (state != NULL) {
 		struct mig_state_info info;
 
 		rc = mig_state_peek(state, len, &info);
 		if (rc != 0) {
-			snprintf(err, err_len, "state: %s", mig_strerror(rc));
+			snprintf(err, err_len, "state: engine code %d", rc);
 			free(vm);
 			return AGD_ERR_LUA;
 		}
@@ -802,8 +861,16 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 	}
 	vm->started = 1;
 again:
+	if (vm->uses_res && !vm->res_locked) {
+		agd_rt_res_lock(vm->rt);
+		vm->res_locked = 1;
+	}
 	vm->why = Y_NONE;
 	st = lua_resume(vm->co, vm->L, nargs, &nres);
+	if (vm->res_locked) {
+		vm->res_locked = 0;
+		agd_rt_res_unlock(vm->rt);
+	}
 	if (atomic_load(&vm->kill)) {
 		res->status = AGD_VM_KILLED;
 		snprintf(res->reason, sizeof res->reason, "%s", vm->kill_reason);

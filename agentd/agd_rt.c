@@ -21,6 +21,7 @@
 #include "agd_vm.h"
 #include "mig_segment.h"
 #include "mig_state.h"
+#include "res_registry.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -113,6 +114,10 @@ struct agd_rt {
 	struct agd_store *store;      /* durable store, or NULL (no data dir) */
 	struct agd_trust *trust;      /* trust store, or NULL (none: refuse all) */
 	char trust_why[256];          /* why there is no trust store */
+	struct res_registry *reg;     /* resources, or NULL */
+	pthread_mutex_t res_mu;       /* serialises every use of reg */
+	char **hosts;                 /* known host names, this one first */
+	size_t nhosts;
 };
 
 static const char *const state_names[] = { "created", "running", "waiting", "migrating",
@@ -783,6 +788,92 @@ static void *worker_main(void *arg)
 
 /* --------------------------------------------------------------- public */
 
+static int load_resources(struct agd_rt *rt)
+{
+	const struct agd_config *cfg = rt->cfg;
+	char dir[AGD_CONFIG_STR_MAX + 16];
+	int rc;
+
+	if (cfg->nresources == 0)
+		return 0;
+	snprintf(dir, sizeof dir, "%s/resources", cfg->data_dir[0] ? cfg->data_dir : ".");
+	rc = res_registry_new(cfg->host, dir, &rt->reg);
+	if (rc != 0) {
+		agd_log(AGD_LOG_ERROR, "resource.failed", "op=registry dir=%s error=\"%s\"", dir,
+			res_strerror(rc));
+		return AGD_ERR_ARG;
+	}
+	for (size_t i = 0; i < cfg->nresources; i++) {
+		const struct agd_section *r = &cfg->resources[i];
+		const char *keys[AGD_CONFIG_KEYS_MAX], *vals[AGD_CONFIG_KEYS_MAX];
+		struct res_error e = { 0, "" };
+
+		for (size_t k = 0; k < r->n; k++) {
+			keys[k] = r->kv[k].key;
+			vals[k] = r->kv[k].value;
+		}
+		rc = res_registry_add(rt->reg, r->name, r->n, keys, vals, &e);
+		if (rc != 0) {
+			agd_log(AGD_LOG_ERROR, "resource.failed", "resource=%s error=\"%s: %s\"",
+				r->name, res_strerror(rc), e.msg);
+			return AGD_ERR_ARG;
+		}
+		agd_log(AGD_LOG_INFO, "resource.added", "resource=%s", r->name);
+	}
+	return 0;
+}
+
+/* Host names for agent.hosts(): this host, then the trusted-hosts list
+ * (whose key names are host names). A missing list is not an error. */
+static void load_hosts(struct agd_rt *rt)
+{
+	struct agd_trust *th = NULL;
+	size_t n = 0;
+	char why[256];
+
+	if (agd_trust_load(rt->cfg->trusted_hosts, &th, why, sizeof why) == 0)
+		n = agd_trust_count(th);
+	rt->hosts = calloc(n + 1, sizeof *rt->hosts);
+	if (rt->hosts == NULL) {
+		agd_trust_destroy(&th);
+		return;
+	}
+	rt->hosts[rt->nhosts++] = strdup(rt->cfg->host);
+	for (size_t i = 0; i < n; i++) {
+		char name[MIG_KEY_NAME_MAX + 1];
+		int dup = 0;
+
+		if (agd_trust_key(th, i, NULL, NULL, name) != 0)
+			continue;
+		for (size_t k = 0; k < rt->nhosts; k++)
+			dup |= rt->hosts[k] && strcmp(rt->hosts[k], name) == 0;
+		if (!dup)
+			rt->hosts[rt->nhosts++] = strdup(name);
+	}
+	agd_trust_destroy(&th);
+}
+
+struct res_registry *agd_rt_registry(struct agd_rt *rt)
+{
+	return rt->reg;
+}
+
+void agd_rt_res_lock(struct agd_rt *rt)
+{
+	pthread_mutex_lock(&rt->res_mu);
+}
+
+void agd_rt_res_unlock(struct agd_rt *rt)
+{
+	pthread_mutex_unlock(&rt->res_mu);
+}
+
+const char *const *agd_rt_hosts(struct agd_rt *rt, size_t *n)
+{
+	*n = rt->nhosts;
+	return (const char *const *)rt->hosts;
+}
+
 int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_rt **out)
 {
 	struct agd_rt *rt = calloc(1, sizeof *rt);
@@ -823,6 +914,13 @@ int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_r
 			return AGD_ERR_STORE;
 		}
 	}
+	pthread_mutex_init(&rt->res_mu, NULL);
+	rc = load_resources(rt);
+	if (rc != 0) {
+		agd_rt_destroy(&rt);
+		return rc;
+	}
+	load_hosts(rt);
 	rc = agd_trust_load(cfg->trust_store, &rt->trust, rt->trust_why, sizeof rt->trust_why);
 	if (rc != 0)
 		agd_log(AGD_LOG_WARN, "trust.unavailable", "path=%s error=\"%s\"", cfg->trust_store,
@@ -1006,6 +1104,11 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 	free(rt->workers);
 	agd_store_close(&rt->store);
 	agd_trust_destroy(&rt->trust);
+	res_registry_destroy(&rt->reg);
+	for (size_t i = 0; i < rt->nhosts; i++)
+		free(rt->hosts[i]);
+	free(rt->hosts);
+	pthread_mutex_destroy(&rt->res_mu);
 	pthread_mutex_destroy(&rt->mu);
 	pthread_cond_destroy(&rt->work_cv);
 	pthread_cond_destroy(&rt->idle_cv);

@@ -166,6 +166,19 @@ struct agd_admit {
 int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code,
 		 char *err, size_t err_len);
 
+/* ---- resources (resources/res_registry.h) ----
+ * The host's registry, built from the config's [resource ID] sections, and
+ * the lock that serialises every use of it (the registry is not
+ * synchronised): agents holding handles run their slices with it held, and
+ * peers' resource requests must take it too. NULL when no resource is
+ * configured. */
+struct res_registry *agd_rt_registry(struct agd_rt *rt);
+void agd_rt_res_lock(struct agd_rt *rt);
+void agd_rt_res_unlock(struct agd_rt *rt);
+/* Names of the hosts this one knows (itself first, then the trusted-hosts
+ * list); *n set to their count. The array lives as long as rt. */
+const char *const *agd_rt_hosts(struct agd_rt *rt, size_t *n);
+
 /* ---- used by the Lua bindings (agd_lua.c) ---- */
 const struct agd_config *agd_rt_config(const struct agd_rt *rt);
 const char *agd_agent_id(const struct agd_agent *a);

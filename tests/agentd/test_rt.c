@@ -231,8 +231,13 @@ Test(agd_rt_two, recv_times_out_and_messages_arrive)
 
 	spawn("agent.log('timeout', tostring(agent.recv(0.05)))\n"
 	      "local m = agent.recv() agent.log('got', m)", a, 0);
+	/* The tick (the dispatcher's part) must run for the timeout to fire. */
+	for (int i = 0; i < 1000 && !log_has(a, "timeout nil"); i++) {
+		agd_rt_tick(loop, rt);
+		usleep(5000);
+	}
+	cr_assert(log_has(a, "timeout nil"));
 	cr_assert(wait_state(a, "waiting", 5000));
-	usleep(100000);
 	snprintf(src, sizeof src, "assert(agent.send('%s', 'hello'))", a);
 	spawn(src, b, 0);
 	cr_assert(wait_state(b, "finished", 5000));

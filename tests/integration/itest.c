@@ -162,9 +162,9 @@ int itest_req(struct itest *t, const char *endpoint, const char *cmd, const char
 }
 
 static char *segment_b64(struct mig_key *k, const char *name, const char *main_lua,
-			 const char *func)
+			 const char *func, const char *extra)
 {
-	char manifest[512];
+	char manifest[1024];
 	struct mig_seg_file f = { "main.lua", main_lua, strlen(main_lua) };
 	struct mig_segment *seg = NULL;
 	struct mig_error e;
@@ -174,8 +174,8 @@ static char *segment_b64(struct mig_key *k, const char *name, const char *main_l
 
 	snprintf(manifest, sizeof manifest,
 		 "agentd-manifest 1\nname = %s\nversion = 1\nentry = main.lua %s\n"
-		 "mobility = strong\nfile = main.lua\n",
-		 name, func && func[0] ? func : "main");
+		 "mobility = strong\n%sfile = main.lua\n",
+		 name, func && func[0] ? func : "main", extra ? extra : "");
 	cr_assert_eq(mig_segment_build(manifest, strlen(manifest), &f, 1, &seg, &e), 0, "%s", e.msg);
 	cr_assert_eq(mig_segment_sign(seg, k, &bytes, &len), 0);
 	mig_segment_destroy(&seg);
@@ -189,7 +189,7 @@ static char *segment_b64(struct mig_key *k, const char *name, const char *main_l
 int itest_run_with(struct itest *t, void *key, const char *name, const char *main_lua,
 		   const char *opts, char **reply)
 {
-	char *b64 = segment_b64(key, name, main_lua, "");
+	char *b64 = segment_b64(key, name, main_lua, "", NULL);
 	size_t n = strlen(b64) + strlen(opts) + 64;
 	char *body = malloc(n);
 	int rc;
@@ -204,7 +204,13 @@ int itest_run_with(struct itest *t, void *key, const char *name, const char *mai
 void itest_run(struct itest *t, const char *name, const char *main_lua, const char *func,
 	       const char *opts, char id[17])
 {
-	char *b64 = segment_b64(t->key, name, main_lua, func);
+	itest_run_ex(t, name, main_lua, func, NULL, opts, id);
+}
+
+void itest_run_ex(struct itest *t, const char *name, const char *main_lua, const char *func,
+		  const char *manifest_extra, const char *opts, char id[17])
+{
+	char *b64 = segment_b64(t->key, name, main_lua, func, manifest_extra);
 	size_t n = strlen(b64) + strlen(opts) + 64;
 	char *body = malloc(n), *reply = NULL;
 	struct agd_json *doc = NULL;

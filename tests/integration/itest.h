@@ -41,6 +41,9 @@ int itest_req(struct itest *t, const char *endpoint, const char *cmd, const char
  * or ""). Writes the agent id (17 bytes). Asserts success. */
 void itest_run(struct itest *t, const char *name, const char *main_lua, const char *func,
 	       const char *opts, char id[17]);
+/* The same with extra manifest lines ("binding = site by-type file\n"). */
+void itest_run_ex(struct itest *t, const char *name, const char *main_lua, const char *func,
+		  const char *manifest_extra, const char *opts, char id[17]);
 /* The same with a given key (for untrusted-key tests); returns the reply
  * status as itest_req and *reply. */
 int itest_run_with(struct itest *t, void *key, const char *name, const char *main_lua,

@@ -22,7 +22,20 @@ static struct itest t;
 
 static void up(void)
 {
-	itest_setup(&t, "[agents]\nmemory_limit = 4M\n");
+	char extra[512], path[256];
+	FILE *f;
+
+	/* A file resource with known content, for agent.resource. */
+	itest_setup(&t, NULL);
+	snprintf(path, sizeof path, "%s/site.txt", t.dir);
+	f = fopen(path, "w");
+	fputs("42", f);
+	fclose(f);
+	snprintf(extra, sizeof extra, "[agents]\nmemory_limit = 4M\n[resource site]\nkind = file\n"
+		 "path = %s\n", path);
+	f = fopen(t.conf, "a");
+	fputs(extra, f);
+	fclose(f);
 	itest_start(&t);
 }
 
@@ -56,6 +69,21 @@ Test(daemon_runtime, runs_a_signed_agent_to_the_end_and_keeps_its_log)
 	cr_assert(itest_wait_state(&t, id, "finished", 5000));
 	cr_assert(itest_log_has(&t, id, "hello from h1"));
 	cr_assert(itest_log_has(&t, id, "[state] running -> finished: returned"));
+}
+
+Test(daemon_runtime, agent_resource_gives_a_handle_to_a_bound_resource)
+{
+	char id[17];
+
+	itest_run_ex(&t, "reader",
+		     "function main()\n"
+		     "  local h = assert(agent.resource('site'))\n"
+		     "  agent.log('site says', h:read())\n"
+		     "  agent.log('missing', select(2, agent.resource('nope')))\n"
+		     "end", "main", "binding = site by-type file\n", "", id);
+	cr_assert(itest_wait_state(&t, id, "finished", 5000));
+	cr_assert(itest_log_has(&t, id, "site says 42"));
+	cr_assert(itest_log_has(&t, id, "missing no binding 'nope'"));
 }
 
 Test(daemon_runtime, run_args_reach_the_entry_chunk)
