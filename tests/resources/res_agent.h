@@ -35,7 +35,7 @@ static inline void fx_cluster_init(struct fx_cluster *c, int n)
 	cr_assert_eq(tst_tmpdir(c->dir, sizeof c->dir), 0);
 	c->n = n;
 	for (int i = 0; i < n; i++) {
-		char name[8], data[64];
+		char name[16], data[64];
 
 		snprintf(name, sizeof name, "h%d", i + 1);
 		snprintf(data, sizeof data, "data-%s", name);
