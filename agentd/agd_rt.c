@@ -1753,6 +1753,25 @@ void agd_rt_ps_json(struct agd_rt *rt, struct agd_jw *w, int include_ended)
 	pthread_mutex_unlock(&rt->mu);
 }
 
+int agd_rt_agent_state(struct agd_rt *rt, const char *id, enum agd_state *state,
+		       uint64_t *switches, int *resident)
+{
+	struct agd_agent *a;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a != NULL) {
+		if (state)
+			*state = a->state;
+		if (switches)
+			*switches = a->switches;
+		if (resident)
+			*resident = a->vm != NULL;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return a ? 0 : AGD_ERR_NOTFOUND;
+}
+
 int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
 {
 	struct agd_agent *a;

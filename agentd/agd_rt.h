@@ -136,6 +136,11 @@ int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
 /* Writes one agent's ps entry; AGD_ERR_NOTFOUND when unknown. */
 int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
 
+/* Cheap look-up of one agent: its state, slices run and whether its Lua
+ * state is in memory. 0 or AGD_ERR_NOTFOUND. */
+int agd_rt_agent_state(struct agd_rt *rt, const char *id, enum agd_state *state,
+		       uint64_t *switches, int *resident);
+
 /* ---- seams for daemon-to-daemon migration (agd_xfer, engineer `mig`) ----
  *
  * agd_rt_suspend: asks agent `id` to stop at its next safe point (a host
