@@ -13,6 +13,7 @@
 #include "agd_dir.h"
 
 #include "agd_log.h"
+#include "agd_xfer.h"
 
 #include <sodium.h>
 #include <stdio.h>
@@ -163,10 +164,8 @@ enum agd_dir_where agd_dir_where(struct agd_dir *d, const char *agent, char *hos
 		*epoch = 0;
 	memset(&rec, 0, sizeof rec);
 	if (agd_store_agent_get(d->st, agent, &rec) == 0) {
-		if (strcmp(rec.status, "migrating") == 0)
-			w = AGD_WHERE_LEAVING;
-		else if (strcmp(rec.status, "arriving") == 0)
-			w = AGD_WHERE_ARRIVING;
+		if (strcmp(rec.status, AGD_XFER_STATUS_MIGRATING) == 0)
+			w = agd_xfer_arriving(d->st, agent) ? AGD_WHERE_ARRIVING : AGD_WHERE_LEAVING;
 		else if (strcmp(rec.status, "finished") == 0 || strcmp(rec.status, "failed") == 0 ||
 			 strcmp(rec.status, "killed") == 0)
 			w = AGD_WHERE_ENDED;

@@ -8,7 +8,7 @@
  *   forwarding pointer written with the row's deletion at the commit. A
  *   crash loses the attempt and so aborts it, which is always safe before
  *   the commit point and never happens after it (the pointer is the commit).
- * - target arrivals: in the store (row "arriving" plus a kv record naming
+ * - target arrivals: in the store (row "migrating" plus a kv record naming
  *   the source, the origin, the kind and the resource segment), mirrored in
  *   memory (struct arriving) only to pace the questions to the source.
  * - offers waiting for a segment (code on demand): memory only; a lost one
@@ -758,19 +758,16 @@ static enum verdict judge(struct agd_xfer *x, const char *id, uint64_t epoch, co
 	memset(&rec, 0, sizeof rec);
 	rc = agd_store_agent_get(x->st, id, &rec);
 	if (rc == 0) {
-		if (strcmp(rec.status, AGD_XFER_STATUS_ARRIVING) == 0) {
-			struct inrec in;
+		struct inrec in;
 
+		if (strcmp(rec.status, AGD_XFER_STATUS_ARRIVING) == 0 && inrec_get(x, id, &in) == 0) {
 			if (rec.epoch > epoch)
 				v = V_STALE;
 			else if (rec.epoch < epoch)
 				v = V_NEW; /* an older attempt that never completed */
-			else if (inrec_get(x, id, &in) == 0) {
+			else
 				v = strcmp(in.from, from) == 0 ? V_DUP_ARRIVING : V_CONFLICT;
-				inrec_free(&in);
-			} else {
-				v = V_CONFLICT;
-			}
+			inrec_free(&in);
 		} else if (rec.epoch >= epoch) {
 			v = rec.epoch == epoch ? V_DUP_LIVE : V_STALE;
 		} else {
@@ -1150,16 +1147,12 @@ static int recover_one(const struct agd_agent_rec *rec, void *ud)
 {
 	struct recover_ctx *c = ud;
 
-	if (strcmp(rec->status, AGD_XFER_STATUS_ARRIVING) == 0) {
-		struct inrec in;
+	struct inrec in;
 
-		if (inrec_get(c->x, rec->id, &in) == 0) {
-			if (arrival_note(c->x, rec->id, in.from, rec->epoch, c->now) == 0)
-				c->n++;
-			inrec_free(&in);
-		} else {
-			agd_log(AGD_LOG_ERROR, "xfer.recover_broken", "agent=%s", rec->id);
-		}
+	if (strcmp(rec->status, AGD_XFER_STATUS_ARRIVING) == 0 && inrec_get(c->x, rec->id, &in) == 0) {
+		if (arrival_note(c->x, rec->id, in.from, rec->epoch, c->now) == 0)
+			c->n++;
+		inrec_free(&in);
 	} else if (strcmp(rec->status, AGD_XFER_STATUS_MIGRATING) == 0) {
 		if (c->nmig == c->capmig) {
 			size_t cap = c->capmig ? 2 * c->capmig : 16;
@@ -1175,6 +1168,19 @@ static int recover_one(const struct agd_agent_rec *rec, void *ud)
 		snprintf(c->migrating[c->nmig++], AGD_STORE_ID_MAX + 1, "%s", rec->id);
 	}
 	return 0;
+}
+
+int agd_xfer_arriving(struct agd_store *st, const char *agent)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	kv_key(key, sizeof key, agent);
+	rc = agd_store_kv_get(st, key, &v, &len);
+	free(v);
+	return rc == 0;
 }
 
 int agd_xfer_recover(struct agd_xfer *x, uint64_t now_ms)

@@ -11,7 +11,7 @@
  *   OFFER(X, epoch', segment hash)   ---->  segment cached?  no: GET_SEGMENT
  *                                    <----  ... SEGMENT ...  (code on demand)
  *                                    <----  ACCEPT(X, epoch') or REFUSE
- *   TRANSFER(X, epoch', state, res)  ---->  X stored durably as "arriving"
+ *   TRANSFER(X, epoch', state, res)  ---->  X stored durably, arriving
  *                                    <----  COMMITTED(X, epoch')   (the ACK)
  *   X's row deleted, forwarding
  *   pointer (X -> T, epoch') written,
@@ -69,7 +69,10 @@ const char *agd_xfer_strerror(int code);
 
 /* Status words this module writes in the agents table. */
 #define AGD_XFER_STATUS_MIGRATING "migrating" /* source: an attempt is under way */
-#define AGD_XFER_STATUS_ARRIVING "arriving"   /* target: stored, not yet activated */
+/* Target: stored, not yet activated. The same word as the source's, which
+ * the runtime never resumes at start; an arriving row is told from a
+ * leaving one by its kv record "xfer.in.<id>" (agd_xfer_arriving). */
+#define AGD_XFER_STATUS_ARRIVING "migrating"
 #define AGD_XFER_STATUS_RUNNING "running"     /* target: activated; source: aborted */
 
 /* An agent becoming ours (ops->activate). Everything is borrowed for the
@@ -174,6 +177,9 @@ int agd_xfer_input(struct agd_xfer *x, const char *from, const struct agd_wire_m
 
 /* Deadlines and retries. Returns ms until the next one is due (-1: none). */
 int64_t agd_xfer_tick(struct agd_xfer *x, uint64_t now_ms);
+
+/* Whether agent's row here is an arrival not yet activated (1), or not (0). */
+int agd_xfer_arriving(struct agd_store *st, const char *agent);
 
 /* Number of attempts under way at the source, for status and tests. */
 size_t agd_xfer_pending(const struct agd_xfer *x);
