@@ -300,7 +300,7 @@ int res_policy_render(const struct res_policy *p, const char *host_name, int jso
 	} else {
 		resi_text_add(&t, "binding policy%s%s (first action that applies wins; * = host override)\n",
 			      host_name ? " of " : "", host_name ? host_name : "");
-		resi_text_add(&t, "%-12s %-14s %-14s %-14s\n", "binding", "unattached", "fastened",
+		resi_text_add(&t, "%-12s %-14s %-14s %s\n", "binding", "unattached", "fastened",
 			      "fixed");
 	}
 	for (int b = 0; b < RES_NBINDINGS; b++) {
@@ -334,7 +334,8 @@ int res_policy_render(const struct res_policy *p, const char *host_name, int jso
 				if (over)
 					cell[k++] = '*';
 				cell[k] = '\0';
-				resi_text_add(&t, " %-14s", cell);
+				/* The last column unpadded: no trailing blanks. */
+				resi_text_add(&t, a + 1 < RES_NATTACH ? " %-14s" : " %s", cell);
 			}
 		}
 		if (!json)
