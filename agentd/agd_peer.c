@@ -53,6 +53,9 @@ struct agd_peer {
 	uint64_t corr;                    /* correlation ids for our HELLOs */
 	struct agd_peer_stats stats;      /* counters */
 	struct agd_wire_frames fr;        /* encoding scratch (4 KiB head) */
+	char advertise[ENDPOINT_MAX];     /* sent in HELLO */
+	agd_peer_hello_fn hello_fn;       /* told of peers' endpoints */
+	void *hello_ud;
 };
 
 const char *agd_peer_strerror(int code)
@@ -134,6 +137,7 @@ int agd_peer_new(void *zctx, const struct agd_peer_cfg *cfg, agd_peer_handler ha
 	len = sizeof p->endpoint;
 	if (zmq_getsockopt(p->router, ZMQ_LAST_ENDPOINT, p->endpoint, &len) != 0)
 		goto fail;
+	snprintf(p->advertise, sizeof p->advertise, "%s", cfg->advertise ? cfg->advertise : p->endpoint);
 	*out = p;
 	return 0;
 fail:
@@ -245,6 +249,8 @@ int agd_peer_add(struct agd_peer *p, const char *host, const char *endpoint,
 	hello.corr = ++p->corr;
 	hello.proto = AGD_WIRE_VERSION;
 	snprintf(hello.host, sizeof hello.host, "%s", p->host);
+	if (strlen(p->advertise) <= AGD_WIRE_TEXT_MAX)
+		snprintf(hello.text, sizeof hello.text, "%s", p->advertise);
 	if (agd_wire_encode(&hello, &p->fr) == 0 && send_frames(s, NULL, 0, &p->fr) == 0)
 		p->stats.sent++;
 	agd_log(AGD_LOG_INFO, "peer.add", "host=%s endpoint=%.128s", host, endpoint);
@@ -394,8 +400,11 @@ static int read_one(struct agd_peer *p, void *s, int is_router)
 		if (strcmp(m.host, from) != 0 || m.proto != AGD_WIRE_VERSION)
 			agd_log(AGD_LOG_WARN, "peer.hello_mismatch", "from=%s claims=%s proto=%u", from,
 				m.host, m.proto);
-		else
-			agd_log(AGD_LOG_INFO, "peer.hello", "from=%s", from);
+		else {
+			agd_log(AGD_LOG_INFO, "peer.hello", "from=%s endpoint=%.128s", from, m.text);
+			if (p->hello_fn && m.text[0])
+				p->hello_fn(p->hello_ud, from, m.text);
+		}
 		goto out;
 	}
 	p->stats.received++;
@@ -445,4 +454,10 @@ int agd_peer_poll(struct agd_peer *p, int timeout_ms)
 void agd_peer_stats(const struct agd_peer *p, struct agd_peer_stats *out)
 {
 	*out = p->stats;
+}
+
+void agd_peer_on_hello(struct agd_peer *p, agd_peer_hello_fn fn, void *ud)
+{
+	p->hello_fn = fn;
+	p->hello_ud = ud;
 }

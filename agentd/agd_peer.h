@@ -55,7 +55,13 @@ struct agd_peer_cfg {
 	int sndhwm;                /* messages queued per peer; 0: 1000 */
 	int64_t maxmsgsize;        /* largest frame accepted; 0: AGD_WIRE_FRAME_MAX + 64 */
 	int handshake_ms;          /* handshake deadline; 0: 3000 */
+	const char *advertise;     /* endpoint peers should dial us at (sent in
+				      HELLO); NULL: the bound endpoint */
 };
+
+/* Called when a peer's HELLO names the endpoint it can be dialled at (the
+ * peer is authenticated; the endpoint is its claim). */
+typedef void (*agd_peer_hello_fn)(void *ud, const char *host, const char *endpoint);
 
 /* Called for every well-formed message that is not HELLO. `from` is the
  * authenticated sender; m and its blobs live only during the call. */
@@ -111,5 +117,8 @@ int agd_peer_readable(struct agd_peer *p, void *sock);
 int agd_peer_poll(struct agd_peer *p, int timeout_ms);
 
 void agd_peer_stats(const struct agd_peer *p, struct agd_peer_stats *out);
+
+/* Sets the HELLO callback (NULL removes it). */
+void agd_peer_on_hello(struct agd_peer *p, agd_peer_hello_fn fn, void *ud);
 
 #endif

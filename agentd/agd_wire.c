@@ -42,7 +42,7 @@ struct type_info {
 
 /* Indexed by type; entries with a NULL name are unknown types. */
 static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
-	[AGD_MSG_HELLO] = { "HELLO", B(F_CORR) | B(F_PROTO) | B(F_HOST), 0 },
+	[AGD_MSG_HELLO] = { "HELLO", B(F_CORR) | B(F_PROTO) | B(F_HOST) | B(F_TEXT), 0 },
 	[AGD_MSG_ERROR] = { "ERROR", B(F_CORR) | B(F_CODE) | B(F_TEXT), 0 },
 	[AGD_MSG_HAVE_SEGMENT] = { "HAVE_SEGMENT", B(F_CORR) | B(F_HASH), 0 },
 	[AGD_MSG_SEGMENT_YES] = { "SEGMENT_YES", B(F_CORR) | B(F_HASH), 0 },

@@ -59,7 +59,7 @@ const char *agd_wire_strerror(int code);
 
 /* Message types. Values are on the wire: never renumber. */
 enum agd_wire_type {
-	AGD_MSG_HELLO = 1,         /* host, proto */
+	AGD_MSG_HELLO = 1,         /* corr, proto, host, text (the sender's peer endpoint, may be "") */
 	AGD_MSG_ERROR = 2,         /* corr, code, text: reply to a refused frame */
 	AGD_MSG_HAVE_SEGMENT = 3,  /* corr, hash */
 	AGD_MSG_SEGMENT_YES = 4,   /* corr, hash */

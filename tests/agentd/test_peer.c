@@ -190,6 +190,28 @@ Test(agd_peer, trusted_host_gets_through_and_is_named_by_its_key)
 	cr_assert_str_eq(A.last.agent, "agent-1");
 }
 
+static char hello_host[64], hello_ep[256];
+
+static void on_hello(void *ud, const char *host, const char *endpoint)
+{
+	snprintf(hello_host, sizeof hello_host, "%s", host);
+	snprintf(hello_ep, sizeof hello_ep, "%s", endpoint);
+}
+
+Test(agd_peer, hello_tells_the_peer_where_to_dial_back)
+{
+	struct agd_wire_msg m;
+
+	agd_peer_on_hello(A.peer, on_hello, NULL);
+	cr_assert_eq(agd_peer_add(B.peer, "host-a", agd_peer_endpoint(A.peer), A.pub), 0);
+	deliver(&m, "agent-1", 3);
+	cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0);
+	pump(&A, &B, 1, 5000);
+	cr_assert_eq(A.got, 1);
+	cr_assert_str_eq(hello_host, "host-b");
+	cr_assert_str_eq(hello_ep, agd_peer_endpoint(B.peer));
+}
+
 Test(agd_peer, answer_goes_back_over_the_router_to_an_undialled_host)
 {
 	struct agd_wire_msg m;

@@ -143,6 +143,7 @@ Test(agd_wire, hello_matches_golden_bytes)
 		0, 0, 0, 0, 0, 0, 0, 5,                   /* corr */
 		0, 0, 0, 1,                               /* proto */
 		0, 2, 'h', '1',                           /* host */
+		0, 3, 't', ':', '9',                      /* text: its endpoint */
 	};
 	struct agd_wire_msg m;
 	struct agd_wire_frames fr;
@@ -152,6 +153,7 @@ Test(agd_wire, hello_matches_golden_bytes)
 	m.corr = 5;
 	m.proto = 1;
 	strcpy(m.host, "h1");
+	strcpy(m.text, "t:9");
 	cr_assert_eq(agd_wire_encode(&m, &fr), 0);
 	cr_assert_eq(fr.n, 2);
 	cr_assert_eq(fr.f[0].len, 6);
