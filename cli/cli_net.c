@@ -104,19 +104,6 @@ int cli_target(struct cli_ctx *ctx, struct cli_host *out)
 	return cli_resolve(ctx, "tcp://127.0.0.1:7400", out);
 }
 
-int cli_host_endpoint(struct cli_ctx *ctx, char *endpoint, size_t len)
-{
-	struct cli_host h;
-	int rc = cli_target(ctx, &h);
-
-	if (rc != CLI_EXIT_OK)
-		return rc;
-	if (strlen(h.endpoint) >= len)
-		return CLI_EXIT_USAGE;
-	snprintf(endpoint, len, "%s", h.endpoint);
-	return CLI_EXIT_OK;
-}
-
 /* Receives one frame into a fresh malloc'd, NUL-terminated buffer. */
 static char *recv_frame(void *sock, int *more)
 {

@@ -28,9 +28,6 @@ int cli_resolve(struct cli_ctx *ctx, const char *name_or_endpoint, struct cli_ho
  * the first host of the cluster file, else tcp://127.0.0.1:7400. */
 int cli_target(struct cli_ctx *ctx, struct cli_host *out);
 
-/* Kept for older callers: the endpoint of cli_target(). */
-int cli_host_endpoint(struct cli_ctx *ctx, char *endpoint, size_t len);
-
 /* Sends command `cmd` with JSON `body` to `endpoint` and waits up to
  * timeout_ms. On a reply sets *ok (1 for "ok", 0 for "error") and *reply to
  * a NUL-terminated malloc'd body the caller frees. Returns 0, or
