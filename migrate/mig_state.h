@@ -116,6 +116,21 @@ int mig_udata_register(lua_State *L, const char *tname, lua_CFunction persist,
 		       lua_CFunction restore);
 
 /*
+ * Additions (engine, v1):
+ *
+ * C closures whose function is not a permanent value (coroutine.wrap's
+ * function, host closures...) persist when their C function is known by a
+ * name, the same on both sides; their upvalues travel as values.
+ * mig_env_open registers "coroutine.wrap:f" itself.
+ * A C frame suspended in a coroutine (below a yield) can be rebuilt only if
+ * its continuation is known by name; mig_env_open registers the engine's
+ * pcall/xpcall continuation. Both return 0 or MIG_ERR_ARG (environment not
+ * open, duplicate name or pointer, name longer than 63 bytes, table full).
+ */
+int mig_cfunc_add(lua_State *L, const char *name, lua_CFunction f);
+int mig_cont_add(lua_State *L, const char *name, lua_KFunction k);
+
+/*
  * Persists the value at idx (typically the agent's coroutine, or a table
  * holding it and its companions) and everything reachable from it to out
  * (appended). Coroutines must be suspended, not started, or dead (not
