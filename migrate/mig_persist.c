@@ -579,7 +579,7 @@ static int put_ordered_entries(struct pctx *x, Table *t, int ovidx)
 			if (in)
 				continue;
 		}
-		if (isempty(gval(nd)) && keyiscollectable(nd)) {
+		if (isempty(gval(nd)) && (keyiscollectable(nd) || keyisdead(nd))) {
 			if ((rc = put_pending(x, nd)))
 				return rc;
 			if ((rc = mig_buf_u8(x->b, ttisnil(gval(nd)) && ttypetag(gval(nd)) == LUA_VNIL ?
@@ -679,7 +679,7 @@ static int put_table_body(struct pctx *x, Table *t)
 				return rc;
 			continue;
 		}
-		if (isempty(gval(nd)) && keyiscollectable(nd)) {
+		if (isempty(gval(nd)) && (keyiscollectable(nd) || keyisdead(nd))) {
 			if ((rc = put_pending(x, nd)))
 				return rc;
 		} else {
@@ -840,7 +840,8 @@ static int put_frames(struct pctx *x, lua_State *th)
 				} else if ((rc = put_str_bytes(b, x->c->cfn[ki].name, strlen(x->c->cfn[ki].name))))
 					return rc;
 				if ((rc = mig_buf_svarint(b, (int64_t)ci->u.c.ctx)) ||
-				    (rc = mig_buf_varint(b, (uint64_t)ci->u.c.old_errfunc / sizeof(StackValue))))
+				    (rc = mig_buf_varint(b, (ci->callstatus & CIST_YPCALL) ?
+							     (uint64_t)ci->u.c.old_errfunc / sizeof(StackValue) : 0)))
 					return rc;
 			}
 		}

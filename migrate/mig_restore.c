@@ -119,6 +119,20 @@ static int rderr(struct rctx *x, int rc)
 			return rderr(x, rc_);      \
 	} while (0)
 
+/* Copies a value that may be Lua's "empty" nil (table slots only). */
+static void rawcopy(TValue *dst, const TValue *src)
+{
+	dst->value_ = src->value_;
+	settt_(dst, src->tt_);
+}
+
+/* Outside tables an empty slot reads as plain nil. */
+static void strictnil(TValue *v)
+{
+	if (isempty(v))
+		setnilvalue(v);
+}
+
 static int new_id(struct rctx *x, const TValue *v, int queue)
 {
 	if (x->nid >= x->nobj)
@@ -630,6 +644,7 @@ static int read_ordered(struct rctx *x, Table *t)
 			return rc;
 		if ((rc = read_value(x, &v)))
 			return rc;
+		strictnil(&k);
 		setobj(L, &o->keys[j], &k);
 		o->n++;
 		if (ttisnil(&k))
@@ -701,7 +716,7 @@ static int read_table_body(struct rctx *x, Table *t)
 
 		if ((rc = read_value(x, &v)))
 			return rc;
-		setobj2t(L, &t->array[i], &v);
+		rawcopy(&t->array[i], &v);
 	}
 	t->alimit = (unsigned)alimit;
 	/* No metamethod is cached as absent: Lua looks each one up again. */
@@ -746,7 +761,7 @@ static int read_table_body(struct rctx *x, Table *t)
 			if (!content_key(&k))
 				return bad(x, "node key of a kind hashed by address");
 			setnodekey(L, nd, &k);
-			setobj2t(L, gval(nd), &v);
+			rawcopy(gval(nd), &v);
 		}
 		RD(mig_rd_svarint(&x->r, &nx));
 		if (nx <= -(int64_t)nsize || nx >= (int64_t)nsize || (int64_t)i + nx < 0 ||
@@ -795,8 +810,11 @@ static int read_upval(struct rctx *x, UpVal **out)
 	if ((rc = new_id(x, &tv, 0)))
 		return rc;
 	*out = uv;
-	if (tag == MIG_UV_CLOSED)
-		return read_value(x, uv->v.p);
+	if (tag == MIG_UV_CLOSED) {
+		rc = read_value(x, uv->v.p);
+		strictnil(uv->v.p);
+		return rc;
+	}
 	{
 		TValue th;
 		uint64_t level;
@@ -847,7 +865,7 @@ static int is_mm_op(OpCode op)
 
 /* Checks that Lua frame f (proto p) is suspended where a call leaves it,
  * with frame g (the next one up) being that call. */
-static int check_call_site(struct rctx *x, const struct frame *f, const Proto *p,
+static int check_call_site(struct rctx *x, lua_State *th, const struct frame *f, const Proto *p,
 			   const struct frame *g)
 {
 	Instruction i = p->code[f->pc - 1];
@@ -855,16 +873,27 @@ static int check_call_site(struct rctx *x, const struct frame *f, const Proto *p
 	uint64_t base = f->func + 1, a = (uint64_t)GETARG_A(i);
 	int fresh = g->lua && (g->status & CIST_FRESH);
 	int mm = is_mm_op(op);
+	uint64_t gfunc = g->func;
+	const TValue *gfn = s2v(th->stack.p + g->func);
+
+	/* A vararg callee moved itself up over its arguments. */
+	if (g->lua && ttisLclosure(gfn) && clLvalue(gfn)->p->is_vararg) {
+		uint64_t shift = g->extra + clLvalue(gfn)->p->numparams + 1;
+
+		gfunc = shift <= g->func ? g->func - shift : 0;
+	}
 
 	if ((op == OP_CALL || op == OP_TAILCALL) && (!g->lua || !fresh)) {
-		if (g->func != base + a)
-			return bad(x, "callee not where the call put it");
+		if (gfunc != base + a)
+			return mig_err_set(x->err, MIG_ERR_MALFORMED,
+					   "malformed state: callee at %llu, call puts it at %llu (op %d)",
+					   (unsigned long long)gfunc, (unsigned long long)(base + a), (int)op);
 		if (op == OP_CALL && g->nres != GETARG_C(i) - 1)
 			return bad(x, "callee result count");
 		return 0;
 	}
 	if (op == OP_TFORCALL && (fresh || !g->lua)) {
-		if (g->func != base + a + 4 || g->nres != GETARG_C(i))
+		if (gfunc != base + a + 4 || g->nres != GETARG_C(i))
 			return bad(x, "iterator frame");
 		return 0;
 	}
@@ -946,6 +975,7 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 
 		if ((rc = read_value(x, &v)))
 			return rc;
+		strictnil(&v);
 		setobj2s(th, th->stack.p + i, &v);
 	}
 	th->top.p = th->stack.p + top;
@@ -1024,13 +1054,16 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				rc = bad(x, "Lua frame registers or pc");
 				goto out;
 			}
+			/* A vararg frame moved its function up over the
+			 * arguments; where it was must still be above the
+			 * caller's function. */
 			if ((!p->is_vararg && f->extra != 0) ||
-			    f->extra + p->numparams + 1 > f->func ||
-			    (i > 0 && f->func - f->extra - p->numparams - 1 <= fr[i - 1].func)) {
+			    (p->is_vararg && (f->extra + p->numparams + 1 > f->func ||
+					      (i > 0 && f->func - f->extra - p->numparams - 1 <= fr[i - 1].func)))) {
 				rc = bad(x, "vararg frame");
 				goto out;
 			}
-			if (!last && (rc = check_call_site(x, f, p, &fr[i + 1])))
+			if (!last && (rc = check_call_site(x, th, f, p, &fr[i + 1])))
 				goto out;
 			if (last || GET_OPCODE(p->code[f->pc - 1]) != OP_RETURN)
 				f->u2 = 0;
@@ -1071,8 +1104,12 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 			if (!last) {
 				const struct frame *g = &fr[i + 1];
 
-				if (g->func <= f->func || g->func >= f->top ||
-				    ((f->status & CIST_YPCALL) && g->func != (uint64_t)f->u2)) {
+				/* While a pcall recovers from an error (RECST set),
+				 * __close methods run wherever the top was. */
+				unsigned recst2 = (unsigned)(f->status >> CIST_RECST) & 7;
+
+				if (g->func <= f->func || (recst2 == 0 && g->func >= f->top) ||
+				    ((f->status & CIST_YPCALL) && recst2 == 0 && g->func != (uint64_t)f->u2)) {
 					rc = bad(x, "frame above a C frame");
 					goto out;
 				}
@@ -1367,9 +1404,11 @@ static int read_body(struct rctx *x, uint32_t id)
 	case LUA_VCCL: {
 		CClosure *cl = clCvalue(o);
 
-		for (int i = 0; i < cl->nupvalues; i++)
+		for (int i = 0; i < cl->nupvalues; i++) {
 			if ((rc = read_value(x, &cl->upvalue[i])))
 				return rc;
+			strictnil(&cl->upvalue[i]);
+		}
 		return 0;
 	}
 	case LUA_VTHREAD:
@@ -1408,6 +1447,7 @@ static int restore_main(lua_State *L)
 
 	if ((rc = read_value(x, &root)))
 		goto out;
+	strictnil(&root);
 	while (x->qhead < x->qlen) {
 		if ((rc = read_body(x, x->queue[x->qhead++])))
 			goto out;
