@@ -196,6 +196,13 @@ int agd_peer_known(const struct agd_peer *p, const char *host)
 	return r != NULL && (r->dealer != NULL || r->rid_len > 0);
 }
 
+int agd_peer_dialled(const struct agd_peer *p, const char *host)
+{
+	const struct route *r = route_find(p, host);
+
+	return r != NULL && r->dealer != NULL;
+}
+
 /* Sends the encoded frames on s, after an optional routing id. */
 static int send_frames(void *s, const uint8_t *rid, size_t rid_len, const struct agd_wire_frames *fr)
 {

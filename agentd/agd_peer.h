@@ -97,6 +97,9 @@ int agd_peer_add(struct agd_peer *p, const char *host, const char *endpoint,
 /* Whether a route to `host` exists (dialled, or heard from on the ROUTER). */
 int agd_peer_known(const struct agd_peer *p, const char *host);
 
+/* Whether this host has a DEALER of its own to `host`. */
+int agd_peer_dialled(const struct agd_peer *p, const char *host);
+
 /* Sends m to host: through its DEALER, or else back through the ROUTER to
  * the connection it was last heard from. Never blocks. Returns 0,
  * AGD_PEER_ERR_UNKNOWN, AGD_PEER_ERR_AGAIN, AGD_PEER_ERR_WIRE or

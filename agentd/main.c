@@ -6,6 +6,7 @@
  */
 #include "agd_config.h"
 #include "agd_log.h"
+#include "agd_mobility.h" /* [mig] */
 #include "agd_server.h"
 
 #include <errno.h>
@@ -52,6 +53,7 @@ int main(int argc, char **argv)
 	};
 	struct agd_config cfg;
 	struct sigaction sa;
+	struct agd_mobility *mobility = NULL; /* [mig] */
 	char err[512];
 	const char *check = NULL;
 	int rc;
@@ -123,12 +125,22 @@ int main(int argc, char **argv)
 		agd_config_free(&cfg);
 		return 1;
 	}
+	/* [mig] daemon-to-daemon mobility (peer channel, transfers, directory). */
+	if (agd_mobility_attach(the_server, &cfg, &mobility, err, sizeof err) != 0) {
+		agd_log(AGD_LOG_ERROR, "daemon.start_failed", "error=\"%s\"", err);
+		fprintf(stderr, "agentd: %s\n", err);
+		agd_server_destroy(&the_server);
+		agd_log_close();
+		agd_config_free(&cfg);
+		return 1;
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	rc = agd_server_run(the_server);
+	agd_mobility_detach(&mobility); /* [mig] */
 	agd_server_destroy(&the_server);
 	agd_log_close();
 	agd_config_free(&cfg);

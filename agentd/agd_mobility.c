@@ -1,0 +1,974 @@
+/*
+ * agd_mobility.c: the wiring of peer channel, transfer protocol and
+ * directory into a running agentd (see agd_mobility.h).
+ *
+ * Threads: the runtime calls the suspend callback on a worker thread, with
+ * the persisted state borrowed for the call. The callback copies what it
+ * needs into a queue under `mu` and rings an eventfd; the dispatcher drains
+ * the queue and starts the transfer. Everything else (sockets, xfer, dir,
+ * control replies) runs on the dispatcher only.
+ */
+#include "agd_mobility.h"
+
+#include "agd_ctl.h"
+#include "agd_dir.h"
+#include "agd_err.h"
+#include "agd_json.h"
+#include "agd_log.h"
+#include "agd_loop.h"
+#include "agd_peer.h"
+#include "agd_rt.h"
+#include "agd_server.h"
+#include "agd_store.h"
+#include "agd_trust.h"
+#include "agd_xfer.h"
+#include "agd_zap.h"
+#include "mig_key.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#define ENDPOINT_MAX 256
+#define TICK_MS 20
+
+/* A suspended agent handed over by a worker thread. */
+struct item {
+	char id[AGD_ID_LEN + 1];
+	int rc;                  /* the runtime's result */
+	uint8_t *state;          /* copy of the persisted state */
+	size_t len;
+	struct item *next;
+};
+
+/* A transfer this host asked for (push, clone, or a peer's pull). */
+struct req {
+	char id[AGD_ID_LEN + 1];
+	char to[AGD_WIRE_NAME_MAX + 1];
+	char clone_id[AGD_ID_LEN + 1];
+	int kind;                      /* AGD_KIND_* */
+	int mobility;                  /* AGD_MOB_* */
+	struct agd_ctl_token *tok;     /* the control request to answer, or NULL */
+	struct req *next;
+};
+
+/* A runtime call that met a race (the worker had not yet marked the agent
+ * migrating) and is retried on the next tick. */
+struct retry {
+	char id[AGD_ID_LEN + 1];
+	char where[AGD_WIRE_NAME_MAX + 1];
+	int forget;                    /* 1: agd_rt_forget, 0: agd_rt_release */
+	int tries;
+	struct retry *next;
+};
+
+/* A control request waiting for agd_dir. */
+struct waiter {
+	uint64_t id;                   /* msgid or corr */
+	struct agd_ctl_token *tok;
+	struct waiter *next;
+};
+
+struct agd_mobility {
+	struct agd_server *srv;
+	const struct agd_config *cfg;
+	struct agd_rt *rt;
+	struct agd_loop *loop;
+	struct agd_ctl *ctl;
+	struct agd_store *st;          /* our own handle on the daemon's store */
+	struct agd_trust *hosts;       /* trusted-hosts list */
+	struct agd_zap *zap;
+	struct agd_peer *peer;
+	struct agd_xfer *xfer;
+	struct agd_dir *dir;
+	int efd;                       /* eventfd: the worker queue is not empty */
+	uint64_t timer;
+	pthread_mutex_t mu;            /* guards items */
+	struct item *items;
+	struct req *reqs;
+	struct retry *retries;
+	struct waiter *waiters;
+	char crash_at[32];             /* test-only crash point, or "" */
+};
+
+/* ---------------------------------------------------------- test hooks */
+
+static void crash_point(struct agd_mobility *m, const char *what)
+{
+	if (m->crash_at[0] == '\0' || strcmp(m->crash_at, what) != 0)
+		return;
+	agd_log(AGD_LOG_WARN, "test.crash", "at=%s", what);
+	/* kill -9 of ourselves: the test knob simulates exactly that. */
+	raise(SIGKILL);
+}
+
+/* ------------------------------------------------------------- routing */
+
+/* The X25519 key of trusted host `name`, from the trusted-hosts list. */
+static int host_key(struct agd_mobility *m, const char *name, uint8_t curve[AGD_PEER_KEY_LEN])
+{
+	size_t n = m->hosts ? agd_trust_count(m->hosts) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char kname[MIG_KEY_NAME_MAX + 1];
+
+		if (agd_trust_key(m->hosts, i, NULL, curve, kname) == 0 && strcmp(kname, name) == 0)
+			return 0;
+	}
+	return -1;
+}
+
+static void endpoint_key(char *key, size_t len, const char *host)
+{
+	snprintf(key, len, "peer.ep.%s", host);
+}
+
+/* Remembers where a host can be dialled (durably: after a restart this host
+ * must still reach the sources of the agents it holds). */
+static void learn_endpoint(struct agd_mobility *m, const char *host, const char *endpoint)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+
+	if (host == NULL || endpoint == NULL || endpoint[0] == '\0' || strlen(endpoint) >= ENDPOINT_MAX ||
+	    strcmp(host, m->cfg->host) == 0)
+		return;
+	endpoint_key(key, sizeof key, host);
+	agd_store_kv_put(m->st, key, endpoint, strlen(endpoint) + 1);
+}
+
+static void on_sock(struct agd_loop *loop, void *sock, int fd, void *ud)
+{
+	struct agd_mobility *m = ud;
+
+	agd_peer_readable(m->peer, sock);
+}
+
+/* Opens a DEALER to host if we have none: its endpoint from the store, its
+ * key from the trusted-hosts list. */
+static int ensure_route(struct agd_mobility *m, const char *host)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+	uint8_t curve[AGD_PEER_KEY_LEN];
+	void *before[AGD_PEER_MAX + 1], *after[AGD_PEER_MAX + 1];
+	size_t nb, na;
+	int rc;
+
+	endpoint_key(key, sizeof key, host);
+	if (agd_store_kv_get(m->st, key, &v, &len) != 0 || len == 0 || ((char *)v)[len - 1] != '\0') {
+		free(v);
+		/* Heard from on our ROUTER is a route too. */
+		return agd_peer_known(m->peer, host) ? 0 : AGD_PEER_ERR_UNKNOWN;
+	}
+	if (host_key(m, host, curve) != 0) {
+		free(v);
+		agd_log(AGD_LOG_WARN, "peer.untrusted_host", "host=%s", host);
+		return AGD_PEER_ERR_UNKNOWN;
+	}
+	nb = agd_peer_sockets(m->peer, before, AGD_PEER_MAX + 1);
+	rc = agd_peer_add(m->peer, host, v, curve);
+	free(v);
+	if (rc != 0)
+		return rc;
+	na = agd_peer_sockets(m->peer, after, AGD_PEER_MAX + 1);
+	/* Watch the new DEALER; a replaced one was closed by agd_peer_add. */
+	for (size_t i = 0; i < nb; i++) {
+		int still = 0;
+
+		for (size_t k = 0; k < na; k++)
+			still |= after[k] == before[i];
+		if (!still)
+			agd_loop_remove(m->loop, before[i], -1);
+	}
+	for (size_t k = 0; k < na; k++) {
+		int old = 0;
+
+		for (size_t i = 0; i < nb; i++)
+			old |= after[k] == before[i];
+		if (!old && agd_loop_add_socket(m->loop, after[k], on_sock, m) != 0)
+			agd_log(AGD_LOG_WARN, "peer.too_many_sockets", "host=%s", host);
+	}
+	return 0;
+}
+
+static int send_to(void *ud, const char *host, const struct agd_wire_msg *msg)
+{
+	struct agd_mobility *m = ud;
+	int rc;
+
+	crash_point(m, agd_wire_type_name(msg->type));
+	if (!agd_peer_dialled(m->peer, host))
+		ensure_route(m, host);
+	rc = agd_peer_send(m->peer, host, msg);
+	if (rc == AGD_PEER_ERR_UNKNOWN && ensure_route(m, host) == 0)
+		rc = agd_peer_send(m->peer, host, msg);
+	if (rc != 0)
+		agd_log(AGD_LOG_DEBUG, "peer.send_failed", "host=%s type=%s error=\"%s\"", host,
+			agd_wire_type_name(msg->type), agd_peer_strerror(rc));
+	return rc;
+}
+
+static void on_hello(void *ud, const char *host, const char *endpoint)
+{
+	learn_endpoint(ud, host, endpoint);
+}
+
+static void on_peer_msg(void *ud, const char *from, const struct agd_wire_msg *msg)
+{
+	struct agd_mobility *m = ud;
+	uint64_t now = agd_now_ms();
+
+	if (agd_xfer_input(m->xfer, from, msg, now))
+		return;
+	if (agd_dir_input(m->dir, from, msg, now))
+		return;
+	if (msg->type == AGD_MSG_ERROR)
+		agd_log(AGD_LOG_WARN, "peer.error_reply", "from=%s code=%d text=\"%s\"", from, msg->code,
+			msg->text);
+	else
+		agd_log(AGD_LOG_DEBUG, "peer.unhandled", "from=%s type=%s", from,
+			agd_wire_type_name(msg->type));
+}
+
+/* ------------------------------------------------------- control replies */
+
+static void answer(struct agd_mobility *m, struct agd_ctl_token **tok, int ok, struct agd_jw *w)
+{
+	char *body = agd_jw_take(w, NULL);
+
+	if (*tok != NULL)
+		agd_ctl_answer(m->ctl, tok, ok, body ? body : "{\"error\":\"out of memory\",\"code\":\"nomem\"}");
+	free(body);
+}
+
+static void answer_error(struct agd_mobility *m, struct agd_ctl_token **tok, const char *code,
+			 const char *text)
+{
+	struct agd_jw w;
+
+	if (*tok == NULL)
+		return;
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	agd_jw_key(&w, "error");
+	agd_jw_str(&w, text);
+	agd_jw_key(&w, "code");
+	agd_jw_str(&w, code);
+	agd_jw_obj_end(&w);
+	answer(m, tok, 0, &w);
+}
+
+/* --------------------------------------------------------- requests */
+
+static struct req *req_find(struct agd_mobility *m, const char *id)
+{
+	for (struct req *r = m->reqs; r; r = r->next)
+		if (strcmp(r->id, id) == 0)
+			return r;
+	return NULL;
+}
+
+static void req_drop(struct agd_mobility *m, struct req *r)
+{
+	for (struct req **pp = &m->reqs; *pp; pp = &(*pp)->next)
+		if (*pp == r) {
+			*pp = r->next;
+			if (r->tok)
+				answer_error(m, &r->tok, "io", "transfer abandoned");
+			free(r);
+			return;
+		}
+}
+
+/* The runtime's call, or a retry on the next tick if it raced. */
+static void rt_settle(struct agd_mobility *m, const char *id, int forget, const char *where)
+{
+	int rc = forget ? agd_rt_forget(m->rt, id, where) : agd_rt_release(m->rt, id);
+	struct retry *t;
+
+	if (rc != AGD_ERR_STATE)
+		return;
+	t = calloc(1, sizeof *t);
+	if (t == NULL)
+		return;
+	snprintf(t->id, sizeof t->id, "%s", id);
+	snprintf(t->where, sizeof t->where, "%s", where ? where : "");
+	t->forget = forget;
+	t->next = m->retries;
+	m->retries = t;
+}
+
+/* Worker thread: the runtime suspended the agent and persisted it. */
+static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state, size_t len,
+			 struct agd_code *code)
+{
+	struct agd_mobility *m = ud;
+	struct item *it = calloc(1, sizeof *it);
+	uint64_t one = 1;
+
+	(void)code;
+	if (it == NULL)
+		return; /* the transfer times out at the control client */
+	snprintf(it->id, sizeof it->id, "%s", id);
+	it->rc = rc;
+	if (rc == 0 && len > 0) {
+		it->state = malloc(len);
+		if (it->state == NULL)
+			it->rc = AGD_ERR_NOMEM;
+		else {
+			memcpy(it->state, state, len);
+			it->len = len;
+		}
+	}
+	pthread_mutex_lock(&m->mu);
+	it->next = m->items;
+	m->items = it;
+	pthread_mutex_unlock(&m->mu);
+	if (write(m->efd, &one, sizeof one) < 0)
+		agd_log(AGD_LOG_WARN, "mobility.wake_failed", "error=\"%s\"", strerror(errno));
+}
+
+/* Dispatcher: starts the transfer of a suspended agent. */
+static void start_transfer(struct agd_mobility *m, struct item *it)
+{
+	struct req *r = req_find(m, it->id);
+	struct agd_xfer_req x = { 0 };
+	uint8_t *seen = NULL;
+	size_t seen_len = 0;
+	int rc;
+
+	if (r == NULL) {
+		/* Nobody asked (any more): let it run on. */
+		if (it->rc == 0)
+			rt_settle(m, it->id, 0, NULL);
+		return;
+	}
+	if (it->rc != 0) {
+		answer_error(m, &r->tok, "unavailable", agd_strerror(it->rc));
+		req_drop(m, r);
+		return;
+	}
+	agd_dir_export_seen(m->dir, it->id, &seen, &seen_len);
+	x.agent = r->id;
+	x.to = r->to;
+	x.kind = r->kind;
+	x.mobility = r->mobility;
+	x.clone_id = r->kind == AGD_KIND_CLONE ? r->clone_id : NULL;
+	/* Weak mobility starts over at the entry: no state travels. */
+	x.state = r->mobility == AGD_MOB_STRONG ? it->state : NULL;
+	x.state_len = r->mobility == AGD_MOB_STRONG ? it->len : 0;
+	x.seen = seen;
+	x.seen_len = seen_len;
+	rc = agd_xfer_push(m->xfer, &x, agd_now_ms());
+	free(seen);
+	if (rc != 0) {
+		agd_log(AGD_LOG_WARN, "mobility.push_failed", "agent=%s to=%s error=\"%s\"", r->id, r->to,
+			agd_xfer_strerror(rc));
+		rt_settle(m, r->id, 0, NULL);
+		answer_error(m, &r->tok, "io", agd_xfer_strerror(rc));
+		req_drop(m, r);
+		return;
+	}
+	if (r->kind == AGD_KIND_CLONE)
+		rt_settle(m, r->id, 0, NULL); /* the original goes on now */
+}
+
+static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
+{
+	struct agd_mobility *m = ud;
+	uint64_t n;
+	struct item *list;
+
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&m->mu);
+	list = m->items;
+	m->items = NULL;
+	pthread_mutex_unlock(&m->mu);
+	while (list) {
+		struct item *it = list;
+
+		list = it->next;
+		start_transfer(m, it);
+		free(it->state);
+		free(it);
+	}
+}
+
+/* Asks the runtime to suspend agent `id` for a transfer. */
+static int begin(struct agd_mobility *m, const char *id, const char *to, int kind, int mobility,
+		 struct agd_ctl_token *tok, struct req **out)
+{
+	struct req *r;
+	int rc;
+
+	*out = NULL;
+	if (req_find(m, id) != NULL)
+		return AGD_ERR_STATE;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return AGD_ERR_NOMEM;
+	snprintf(r->id, sizeof r->id, "%s", id);
+	snprintf(r->to, sizeof r->to, "%s", to);
+	r->kind = kind;
+	r->mobility = mobility;
+	r->tok = tok;
+	if (kind == AGD_KIND_CLONE) {
+		uint8_t b[AGD_ID_LEN / 2];
+
+		randombytes_buf(b, sizeof b);
+		sodium_bin2hex(r->clone_id, sizeof r->clone_id, b, sizeof b);
+	}
+	rc = agd_rt_suspend(m->rt, id, on_suspended, m);
+	if (rc != 0) {
+		free(r);
+		return rc;
+	}
+	r->next = m->reqs;
+	m->reqs = r;
+	*out = r;
+	return 0;
+}
+
+/* ----------------------------------------------------- xfer callbacks */
+
+static int x_segment_in(void *ud, const uint8_t *bytes, size_t len, uint8_t hash[AGD_WIRE_HASH_LEN],
+			char *why, size_t why_len)
+{
+	struct agd_mobility *m = ud;
+	struct agd_code *code = NULL;
+	int rc = agd_rt_code_add(m->rt, bytes, len, &code, why, why_len);
+
+	if (rc != 0)
+		return rc;
+	memcpy(hash, code->hash, AGD_WIRE_HASH_LEN);
+	agd_code_unref(m->rt, &code);
+	return 0;
+}
+
+static struct agd_code *code_for(struct agd_mobility *m, const uint8_t hash[32])
+{
+	struct agd_code *code = agd_rt_code_find(m->rt, hash);
+	uint8_t *bytes = NULL;
+	size_t len = 0;
+	char why[256];
+
+	if (code != NULL)
+		return code;
+	/* Cached in the store, not (yet) in the runtime's memory. */
+	if (agd_store_segment_get(m->st, hash, &bytes, &len) == 0 &&
+	    agd_rt_code_add(m->rt, bytes, len, &code, why, sizeof why) != 0) {
+		agd_log(AGD_LOG_WARN, "mobility.code_refused", "error=\"%s\"", why);
+		code = NULL;
+	}
+	free(bytes);
+	return code;
+}
+
+static int x_activate(void *ud, const struct agd_xfer_arrival *a)
+{
+	struct agd_mobility *m = ud;
+	struct agd_code *code = code_for(m, a->segment);
+	struct agd_admit in;
+	char err[256] = "";
+	int rc;
+
+	if (code == NULL) {
+		agd_log(AGD_LOG_ERROR, "mobility.admit_failed", "agent=%s error=\"code not available\"", a->id);
+		return AGD_ERR_NOTFOUND;
+	}
+	memset(&in, 0, sizeof in);
+	in.id = a->id;
+	in.home = a->home;
+	in.epoch = (uint32_t)a->epoch;
+	in.activation = m->cfg->activation;
+	in.state = a->mobility == AGD_MOB_STRONG && a->state_len ? a->state : NULL;
+	in.state_len = in.state ? a->state_len : 0;
+	rc = agd_rt_admit(m->rt, &in, code, err, sizeof err);
+	agd_code_unref(m->rt, &code);
+	if (rc != 0) {
+		agd_log(AGD_LOG_ERROR, "mobility.admit_failed", "agent=%s error=\"%s\"", a->id, err);
+		return rc;
+	}
+	agd_dir_import_seen(m->dir, a->id, a->seen, a->seen_len);
+	agd_dir_arrived(m->dir, a->id, a->home, a->epoch);
+	agd_dir_settled(m->dir, a->id, agd_now_ms());
+	crash_point(m, "activated");
+	return 0;
+}
+
+static void x_done(void *ud, const char *agent, int rc, const char *host, uint64_t epoch,
+		   const char *why)
+{
+	struct agd_mobility *m = ud;
+	struct req *r = req_find(m, agent);
+	struct agd_jw w;
+
+	if (r == NULL || r->kind != AGD_KIND_CLONE) {
+		if (rc == 0) {
+			rt_settle(m, agent, 1, host);
+			agd_dir_forget(m->dir, agent);
+		} else {
+			rt_settle(m, agent, 0, NULL);
+		}
+	}
+	agd_dir_settled(m->dir, agent, agd_now_ms());
+	if (r == NULL)
+		return;
+	if (rc != 0) {
+		answer_error(m, &r->tok, "io", why);
+	} else if (r->tok) {
+		agd_jw_init(&w);
+		agd_jw_obj_begin(&w);
+		agd_jw_key(&w, "agent");
+		agd_jw_str(&w, agent);
+		agd_jw_key(&w, "to");
+		agd_jw_str(&w, host);
+		agd_jw_key(&w, "epoch");
+		agd_jw_int(&w, (long long)epoch);
+		if (r->kind == AGD_KIND_CLONE) {
+			agd_jw_key(&w, "clone");
+			agd_jw_str(&w, r->clone_id);
+		}
+		agd_jw_obj_end(&w);
+		answer(m, &r->tok, 1, &w);
+	}
+	req_drop(m, r);
+}
+
+static int x_pull(void *ud, const char *agent, const char *to, int mobility)
+{
+	struct agd_mobility *m = ud;
+	struct req *r;
+
+	return begin(m, agent, to, AGD_KIND_PULL, mobility, NULL, &r);
+}
+
+/* ------------------------------------------------------ dir callbacks */
+
+static int d_deliver(void *ud, const char *agent, const char *from_host, const uint8_t *data,
+		     size_t len)
+{
+	struct agd_mobility *m = ud;
+	int rc;
+
+	if (req_find(m, agent) != NULL)
+		return AGD_DIR_INFLIGHT;
+	rc = agd_rt_send(m->rt, "", agent, data, len);
+	if (rc == AGD_ERR_STATE && agd_xfer_pending(m->xfer) > 0)
+		return AGD_DIR_INFLIGHT;
+	return rc == 0 ? 0 : AGD_DIR_REFUSED;
+}
+
+static struct agd_ctl_token *waiter_take(struct agd_mobility *m, uint64_t id)
+{
+	for (struct waiter **pp = &m->waiters; *pp; pp = &(*pp)->next)
+		if ((*pp)->id == id) {
+			struct waiter *w = *pp;
+			struct agd_ctl_token *tok = w->tok;
+
+			*pp = w->next;
+			free(w);
+			return tok;
+		}
+	return NULL;
+}
+
+static void d_located(void *ud, uint64_t corr, const char *agent, int code, const char *host,
+		      uint64_t epoch)
+{
+	struct agd_mobility *m = ud;
+	struct agd_ctl_token *tok = waiter_take(m, corr);
+	struct agd_jw w;
+
+	if (tok == NULL)
+		return;
+	if (code != AGD_DIR_HERE) {
+		answer_error(m, &tok, code == AGD_DIR_TIMEOUT ? "io" : "notfound", agd_dir_strerror(code));
+		return;
+	}
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	agd_jw_key(&w, "agent");
+	agd_jw_str(&w, agent);
+	agd_jw_key(&w, "host");
+	agd_jw_str(&w, host);
+	agd_jw_key(&w, "epoch");
+	agd_jw_int(&w, (long long)epoch);
+	agd_jw_obj_end(&w);
+	answer(m, &tok, 1, &w);
+}
+
+/* ------------------------------------------------------ control commands */
+
+static int mode_arg(struct agd_ctl_req *req, int *mobility)
+{
+	const char *mode = NULL;
+
+	*mobility = AGD_MOB_STRONG;
+	if (agd_json_get_str(req->doc, req->args, "mode", &mode) != 0)
+		return 0;
+	if (strcmp(mode, "weak") == 0)
+		*mobility = AGD_MOB_WEAK;
+	else if (strcmp(mode, "strong") != 0) {
+		snprintf(req->err, sizeof req->err, "mode must be \"weak\" or \"strong\"");
+		return AGD_ERR_ARG;
+	}
+	return 0;
+}
+
+static int move_cmd(struct agd_mobility *m, struct agd_ctl_req *req, int kind)
+{
+	const char *id = NULL, *to = NULL, *ep = NULL;
+	struct agd_ctl_token *tok;
+	struct req *r;
+	int mobility, rc;
+
+	if (agd_json_get_str(req->doc, req->args, "agent", &id) != 0 ||
+	    agd_json_get_str(req->doc, req->args, "to", &to) != 0 || strlen(to) > AGD_WIRE_NAME_MAX ||
+	    strlen(id) != AGD_ID_LEN) {
+		snprintf(req->err, sizeof req->err, "needs \"agent\" (an id here) and \"to\" (a host)");
+		return AGD_ERR_ARG;
+	}
+	if ((rc = mode_arg(req, &mobility)) != 0)
+		return rc;
+	if (strcmp(to, m->cfg->host) == 0) {
+		snprintf(req->err, sizeof req->err, "agent %s is on %s already", id, to);
+		return AGD_ERR_ARG;
+	}
+	if (agd_json_get_str(req->doc, req->args, "to_endpoint", &ep) == 0)
+		learn_endpoint(m, to, ep);
+	if (ensure_route(m, to) != 0 && !agd_peer_known(m->peer, to)) {
+		snprintf(req->err, sizeof req->err, "no route to host %s (endpoint unknown or host not trusted)", to);
+		return AGD_ERR_UNAVAILABLE;
+	}
+	tok = agd_ctl_defer(req);
+	if (tok == NULL)
+		return AGD_ERR_NOMEM;
+	rc = begin(m, id, to, kind, mobility, tok, &r);
+	if (rc != 0) {
+		char text[128];
+
+		snprintf(text, sizeof text, "cannot suspend agent %s: %s", id, agd_strerror(rc));
+		answer_error(m, &tok, agd_errname(rc), text);
+	}
+	return AGD_CTL_DEFERRED;
+}
+
+static int cmd_push(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	return move_cmd(ud, req, AGD_KIND_PUSH);
+}
+
+static int cmd_clone(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	return move_cmd(ud, req, AGD_KIND_CLONE);
+}
+
+static int cmd_pull(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+	const char *id = NULL, *from = NULL, *ep = NULL;
+	int mobility, rc;
+
+	if (agd_json_get_str(req->doc, req->args, "agent", &id) != 0 ||
+	    agd_json_get_str(req->doc, req->args, "from", &from) != 0 ||
+	    strlen(from) > AGD_WIRE_NAME_MAX || strlen(id) > AGD_WIRE_NAME_MAX) {
+		snprintf(req->err, sizeof req->err, "needs \"agent\" and \"from\" (the host it is on)");
+		return AGD_ERR_ARG;
+	}
+	if ((rc = mode_arg(req, &mobility)) != 0)
+		return rc;
+	if (agd_json_get_str(req->doc, req->args, "from_endpoint", &ep) == 0)
+		learn_endpoint(m, from, ep);
+	ensure_route(m, from);
+	rc = agd_xfer_pull(m->xfer, from, id, mobility);
+	if (rc != 0) {
+		snprintf(req->err, sizeof req->err, "cannot ask %s: %s", from, agd_xfer_strerror(rc));
+		return AGD_ERR_UNAVAILABLE;
+	}
+	agd_jw_key(w, "agent");
+	agd_jw_str(w, id);
+	agd_jw_key(w, "from");
+	agd_jw_str(w, from);
+	agd_jw_key(w, "requested");
+	agd_jw_bool(w, 1);
+	return 0;
+}
+
+static int cmd_locate(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+	const char *id = NULL, *hint = NULL;
+	struct waiter *wt;
+	uint64_t corr;
+	int rc;
+
+	if (agd_json_get_str(req->doc, req->args, "agent", &id) != 0 || strlen(id) > AGD_WIRE_NAME_MAX) {
+		snprintf(req->err, sizeof req->err, "needs \"agent\"");
+		return AGD_ERR_ARG;
+	}
+	agd_json_get_str(req->doc, req->args, "hint", &hint);
+	wt = calloc(1, sizeof *wt);
+	if (wt == NULL)
+		return AGD_ERR_NOMEM;
+	wt->tok = agd_ctl_defer(req);
+	if (wt->tok == NULL) {
+		free(wt);
+		return AGD_ERR_NOMEM;
+	}
+	wt->next = m->waiters;
+	m->waiters = wt;
+	rc = agd_dir_locate(m->dir, id, hint, agd_now_ms(), &corr);
+	if (rc != 0) {
+		struct agd_ctl_token *tok = wt->tok;
+
+		m->waiters = wt->next;
+		free(wt);
+		answer_error(m, &tok, "notfound", agd_dir_strerror(rc));
+	} else {
+		wt->id = corr;
+	}
+	return AGD_CTL_DEFERRED;
+}
+
+/* ------------------------------------------------------------- timer */
+
+static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
+{
+	struct agd_mobility *m = ud;
+	uint64_t now = agd_now_ms();
+
+	agd_xfer_tick(m->xfer, now);
+	agd_dir_tick(m->dir, now);
+	for (struct retry **pp = &m->retries; *pp;) {
+		struct retry *t = *pp;
+		int rc = t->forget ? agd_rt_forget(m->rt, t->id, t->where) : agd_rt_release(m->rt, t->id);
+
+		if (rc == AGD_ERR_STATE && ++t->tries < 500) {
+			pp = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		free(t);
+	}
+}
+
+/* -------------------------------------------------------- attach/detach */
+
+static int load_keys(struct agd_mobility *m, uint8_t pub[32], uint8_t *sec, char *err, size_t err_len)
+{
+	struct mig_key *key = NULL;
+	struct mig_error merr;
+	char why[AGD_TRUST_WHY_MAX];
+	size_t n;
+	int rc;
+
+	rc = mig_key_load(m->cfg->host_key, &key, &merr);
+	if (rc != 0) {
+		snprintf(err, err_len, "host key %s: %s", m->cfg->host_key, merr.msg);
+		return AGD_ERR_UNTRUSTED;
+	}
+	rc = mig_key_curve_public(mig_key_public(key), pub) | mig_key_curve_secret(key, sec);
+	mig_key_destroy(&key);
+	if (rc != 0) {
+		snprintf(err, err_len, "host key %s has no X25519 form", m->cfg->host_key);
+		return AGD_ERR_UNTRUSTED;
+	}
+	rc = agd_trust_load(m->cfg->trusted_hosts, &m->hosts, why, sizeof why);
+	if (rc != 0) {
+		snprintf(err, err_len, "trusted hosts: %s", why);
+		return AGD_ERR_UNTRUSTED;
+	}
+	n = agd_trust_count(m->hosts);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t curve[AGD_PEER_KEY_LEN];
+		char name[MIG_KEY_NAME_MAX + 1];
+
+		if (agd_trust_key(m->hosts, i, NULL, curve, name) != 0 || name[0] == '\0')
+			continue;
+		if (agd_zap_trust(m->zap, AGD_ZAP_DOMAIN_PEER, curve, name) != 0)
+			agd_log(AGD_LOG_WARN, "peer.trust_failed", "host=%s", name);
+	}
+	return 0;
+}
+
+int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
+			struct agd_mobility **out, char *err, size_t err_len)
+{
+	struct agd_mobility *m;
+	struct agd_peer_cfg pc = { 0 };
+	struct agd_xfer_cfg xc = { 0 };
+	struct agd_dir_cfg dc = { 0 };
+	static const struct agd_xfer_ops xops = { send_to, x_segment_in, x_activate, x_done, x_pull };
+	static const struct agd_dir_ops dops = { send_to, d_deliver, NULL, d_located };
+	uint8_t pub[32], *sec = NULL;
+	char path[AGD_CONFIG_STR_MAX + 32];
+	void *socks[AGD_PEER_MAX + 1];
+	size_t ns;
+	const char *crash = getenv("AGENTD_TEST_CRASH_AT");
+	int rc;
+
+	*out = NULL;
+	if (cfg->peer_endpoint[0] == '\0')
+		return 0;
+	m = calloc(1, sizeof *m);
+	if (m == NULL)
+		return AGD_ERR_NOMEM;
+	m->srv = srv;
+	m->cfg = cfg;
+	m->rt = agd_server_rt(srv);
+	m->loop = agd_server_loop(srv);
+	m->ctl = agd_server_ctl(srv);
+	m->efd = -1;
+	pthread_mutex_init(&m->mu, NULL);
+	if (crash)
+		snprintf(m->crash_at, sizeof m->crash_at, "%s", crash);
+
+	snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
+	rc = agd_store_open(path, &m->st);
+	if (rc != 0) {
+		snprintf(err, err_len, "store %s: %s", path, agd_store_strerror(rc));
+		rc = AGD_ERR_STORE;
+		goto fail;
+	}
+	rc = agd_zap_new(agd_server_zctx(srv), &m->zap);
+	if (rc != 0 || (rc = agd_zap_start(m->zap)) != 0) {
+		snprintf(err, err_len, "ZAP handler: %s", agd_zap_strerror(rc));
+		rc = AGD_ERR_IO;
+		goto fail;
+	}
+	sec = sodium_malloc(32);
+	if (sec == NULL) {
+		rc = AGD_ERR_NOMEM;
+		goto fail;
+	}
+	rc = load_keys(m, pub, sec, err, err_len);
+	if (rc != 0)
+		goto fail;
+	pc.host = cfg->host;
+	pc.bind = cfg->peer_endpoint;
+	pc.public_key = pub;
+	pc.secret_key = sec;
+	rc = agd_peer_new(agd_server_zctx(srv), &pc, on_peer_msg, m, &m->peer);
+	sodium_free(sec); /* wipes: the peer keeps its own copy */
+	sec = NULL;
+	if (rc != 0) {
+		snprintf(err, err_len, "peer endpoint %s: %s", cfg->peer_endpoint, agd_peer_strerror(rc));
+		rc = AGD_ERR_IO;
+		goto fail;
+	}
+	agd_peer_on_hello(m->peer, on_hello, m);
+	ns = agd_peer_sockets(m->peer, socks, AGD_PEER_MAX + 1);
+	for (size_t i = 0; i < ns && i <= AGD_PEER_MAX; i++)
+		agd_loop_add_socket(m->loop, socks[i], on_sock, m);
+
+	xc.host = cfg->host;
+	xc.store = m->st;
+	rc = agd_xfer_new(&xc, &xops, m, &m->xfer);
+	if (rc != 0) {
+		snprintf(err, err_len, "transfer: %s", agd_xfer_strerror(rc));
+		rc = AGD_ERR_NOMEM;
+		goto fail;
+	}
+	dc.host = cfg->host;
+	dc.directory = cfg->directory[0] ? cfg->directory : NULL;
+	dc.store = m->st;
+	rc = agd_dir_new(&dc, &dops, m, &m->dir);
+	if (rc != 0) {
+		snprintf(err, err_len, "directory: %s", agd_dir_strerror(rc));
+		rc = AGD_ERR_NOMEM;
+		goto fail;
+	}
+	/* Before the runtime loads its agents: interrupted attempts resume
+	 * here, arrivals wait for their source's word. */
+	rc = agd_xfer_recover(m->xfer, agd_now_ms());
+	if (rc < 0)
+		agd_log(AGD_LOG_WARN, "mobility.recover_failed", "error=\"%s\"", agd_xfer_strerror(rc));
+	else if (rc > 0)
+		agd_log(AGD_LOG_INFO, "mobility.recovered", "arriving=%d", rc);
+
+	m->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (m->efd < 0 || agd_loop_add_fd(m->loop, m->efd, on_efd, m) != 0) {
+		snprintf(err, err_len, "eventfd: %s", strerror(errno));
+		rc = AGD_ERR_IO;
+		goto fail;
+	}
+	m->timer = agd_loop_add_timer(m->loop, TICK_MS, 1, on_timer, m);
+	if (m->timer == 0) {
+		rc = AGD_ERR_NOMEM;
+		goto fail;
+	}
+	agd_ctl_register(m->ctl, "push", cmd_push, m);
+	agd_ctl_register(m->ctl, "pull", cmd_pull, m);
+	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
+	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
+	agd_log(AGD_LOG_INFO, "peer.listen", "host=%s endpoint=%s trusted_hosts=%zu", cfg->host,
+		agd_peer_endpoint(m->peer), agd_trust_count(m->hosts));
+	*out = m;
+	return 0;
+fail:
+	sodium_free(sec);
+	agd_mobility_detach(&m);
+	return rc;
+}
+
+void agd_mobility_detach(struct agd_mobility **mp)
+{
+	struct agd_mobility *m;
+
+	if (mp == NULL || *mp == NULL)
+		return;
+	m = *mp;
+	*mp = NULL;
+	if (m->timer)
+		agd_loop_cancel_timer(m->loop, m->timer);
+	if (m->peer) {
+		void *socks[AGD_PEER_MAX + 1];
+		size_t ns = agd_peer_sockets(m->peer, socks, AGD_PEER_MAX + 1);
+
+		for (size_t i = 0; i < ns && i <= AGD_PEER_MAX; i++)
+			agd_loop_remove(m->loop, socks[i], -1);
+	}
+	if (m->efd >= 0) {
+		agd_loop_remove(m->loop, NULL, m->efd);
+		close(m->efd);
+	}
+	while (m->reqs)
+		req_drop(m, m->reqs);
+	while (m->retries) {
+		struct retry *t = m->retries;
+
+		m->retries = t->next;
+		free(t);
+	}
+	while (m->waiters) {
+		struct waiter *w = m->waiters;
+
+		m->waiters = w->next;
+		answer_error(m, &w->tok, "stopping", "daemon stopping");
+		free(w);
+	}
+	while (m->items) {
+		struct item *it = m->items;
+
+		m->items = it->next;
+		free(it->state);
+		free(it);
+	}
+	agd_dir_destroy(&m->dir);
+	agd_xfer_destroy(&m->xfer);
+	agd_peer_destroy(&m->peer);
+	agd_zap_destroy(&m->zap);
+	agd_trust_destroy(&m->hosts);
+	agd_store_close(&m->st);
+	pthread_mutex_destroy(&m->mu);
+	free(m);
+}
