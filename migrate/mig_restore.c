@@ -55,6 +55,13 @@ struct src {
 	int n;
 };
 
+struct frame {
+	unsigned lua;
+	uint64_t func, top, status, pc, extra, errslot;
+	int64_t nres, u2, ctx;
+	int k; /* continuation index, -1 for none */
+};
+
 struct rctx {
 	lua_State *L;
 	struct mig_rd r;
@@ -77,6 +84,7 @@ struct rctx {
 	struct openuv *ouv; size_t nouv, capouv;
 	GCObject **fin; size_t nfin, capfin;  /* tables to mark for finalization */
 	int32_t *tmp; size_t captmp;           /* scratch for chain checks */
+	struct frame *fr; uint64_t capfr;      /* scratch for a thread's frames */
 };
 
 #define GROW(arr, n, cap)                                                         \
@@ -839,12 +847,7 @@ static int read_upval(struct rctx *x, UpVal **out)
 /* Threads                                                             */
 /* ------------------------------------------------------------------ */
 
-struct frame {
-	unsigned lua;
-	uint64_t func, top, status, pc, extra, errslot;
-	int64_t nres, u2, ctx;
-	int k; /* continuation index, -1 for none */
-};
+
 
 static int is_mm_op(OpCode op)
 {
@@ -1015,9 +1018,16 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 	if ((status == LUA_YIELD) != (nframes > 0))
 		return bad(x, "frames do not match the status");
 	if (nframes > 0) {
-		fr = malloc(nframes * sizeof *fr);
-		if (fr == NULL)
-			return MIG_ERR_NOMEM;
+		/* Owned by the context (early returns and Lua errors leave it
+		 * to the final cleanup). */
+		if (x->capfr < nframes) {
+			fr = realloc(x->fr, nframes * sizeof *fr);
+			if (fr == NULL)
+				return MIG_ERR_NOMEM;
+			x->fr = fr;
+			x->capfr = nframes;
+		}
+		fr = x->fr;
 	}
 	for (uint64_t i = 0; i < nframes && rc == 0; i++)
 		rc = read_frame(x, &fr[i]);
@@ -1156,7 +1166,6 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 	th->nCcalls = 0;
 	th->status = (lu_byte)status;
 out:
-	free(fr);
 	return rc;
 }
 
@@ -1558,6 +1567,7 @@ int mig_state_restore(lua_State *L, const void *buf, size_t len, struct mig_erro
 	free(x.ouv);
 	free(x.fin);
 	free(x.tmp);
+	free(x.fr);
 	return a.rc;
 }
 
