@@ -45,19 +45,52 @@ int mig_buf_grow(struct mig_buf *b, size_t n)
 
 void mig_pmap_free(struct mig_pmap *m)
 {
-	free(m->keys);
-	free(m->vals);
+	free(m->slots);
 	memset(m, 0, sizeof *m);
 }
 
-static void pmap_insert(uintptr_t *keys, uint32_t *vals, size_t cap, uintptr_t k, uint32_t v)
+static void pmap_insert(struct mig_pslot *slots, size_t cap, uintptr_t k, uint32_t v)
 {
 	size_t mask = cap - 1, i;
 
-	for (i = mig_pmap_hash(k) & mask; keys[i] != 0 && keys[i] != k; i = (i + 1) & mask)
+	for (i = mig_pmap_hash(k) & mask; slots[i].key != 0 && slots[i].key != k; i = (i + 1) & mask)
 		;
-	keys[i] = k;
-	vals[i] = v;
+	slots[i].key = k;
+	slots[i].val = v;
+}
+
+static int pmap_resize(struct mig_pmap *m, size_t ncap)
+{
+	struct mig_pslot *ns = calloc(ncap, sizeof *ns);
+
+	if (ns == NULL)
+		return MIG_ERR_NOMEM;
+	for (size_t i = 0; i < m->cap; i++)
+		if (m->slots[i].key != 0)
+			pmap_insert(ns, ncap, m->slots[i].key, m->slots[i].val);
+	free(m->slots);
+	m->slots = ns;
+	m->cap = ncap;
+	return 0;
+}
+
+int mig_pmap_reserve(struct mig_pmap *m, size_t n)
+{
+	size_t cap = 64;
+
+	while (cap < 2 * n)
+		cap *= 2;
+	return cap > m->cap ? pmap_resize(m, cap) : 0;
+}
+
+int mig_pmap_add(struct mig_pmap *m, const void *key, uint32_t val)
+{
+	/* Keep the load under one half so probes stay short. */
+	if ((m->n + 1) * 2 > m->cap && pmap_resize(m, m->cap ? m->cap * 2 : 64) != 0)
+		return MIG_ERR_NOMEM;
+	pmap_insert(m->slots, m->cap, (uintptr_t)key, val);
+	m->n++;
+	return 0;
 }
 
 int mig_pmap_put(struct mig_pmap *m, const void *key, uint32_t val)
@@ -68,27 +101,5 @@ int mig_pmap_put(struct mig_pmap *m, const void *key, uint32_t val)
 		*slot = val;
 		return 0;
 	}
-	/* Keep the load under one half so probes stay short. */
-	if ((m->n + 1) * 2 > m->cap) {
-		size_t ncap = m->cap ? m->cap * 2 : 64;
-		uintptr_t *nk = calloc(ncap, sizeof *nk);
-		uint32_t *nv = malloc(ncap * sizeof *nv);
-
-		if (nk == NULL || nv == NULL) {
-			free(nk);
-			free(nv);
-			return MIG_ERR_NOMEM;
-		}
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->keys[i] != 0)
-				pmap_insert(nk, nv, ncap, m->keys[i], m->vals[i]);
-		free(m->keys);
-		free(m->vals);
-		m->keys = nk;
-		m->vals = nv;
-		m->cap = ncap;
-	}
-	pmap_insert(m->keys, m->vals, m->cap, (uintptr_t)key, val);
-	m->n++;
-	return 0;
+	return mig_pmap_add(m, key, val);
 }

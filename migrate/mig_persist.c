@@ -176,7 +176,7 @@ static int new_id(struct pctx *x, GCObject *o, const void *key, int queue)
 		x->edge = ne;
 		x->capid = nc;
 	}
-	if (mig_pmap_put(&x->ids, key, id) != 0)
+	if (mig_pmap_add(&x->ids, key, id) != 0)
 		return MIG_ERR_NOMEM;
 	x->byid[id] = o;
 	x->parent[id] = x->owner;
@@ -1026,6 +1026,14 @@ static int persist_main(lua_State *L)
 	x->overlays = lua_gettop(L);
 	if ((rc = prepare(x)))
 		goto out;
+	/* A guess from the heap size saves rehashing the map while it
+	 * grows; its pages are touched only as keys land in them. */
+	{
+		size_t guess = (size_t)gettotalbytes(G(L)) / 128;
+
+		if ((rc = mig_pmap_reserve(&x->ids, guess < ((size_t)1 << 14) ? guess : ((size_t)1 << 14))))
+			goto out;
+	}
 
 	memcpy(head, MIG_STATE_MAGIC, 4);
 	for (int i = 0; i < 4; i++) {

@@ -181,9 +181,14 @@ static inline int mig_rd_u64le(struct mig_rd *r, uint64_t *v)
 /* Pointer map: open addressing, pointer -> 32-bit value               */
 /* ------------------------------------------------------------------ */
 
+struct mig_pslot {
+	uintptr_t key; /* 0 marks an empty slot */
+	uint32_t val;  /* value of the key */
+};
+
+/* Key and value side by side: one cache line per probe. */
 struct mig_pmap {
-	uintptr_t *keys; /* 0 marks an empty slot */
-	uint32_t *vals;  /* value of the key in the same slot */
+	struct mig_pslot *slots;
 	size_t cap;      /* power of two, or 0 before the first put */
 	size_t n;        /* keys stored */
 };
@@ -191,6 +196,10 @@ struct mig_pmap {
 void mig_pmap_free(struct mig_pmap *m);
 /* Inserts or replaces; 0 or MIG_ERR_NOMEM. */
 int mig_pmap_put(struct mig_pmap *m, const void *key, uint32_t val);
+/* Inserts a key known to be absent (one probe less). */
+int mig_pmap_add(struct mig_pmap *m, const void *key, uint32_t val);
+/* Makes room for about n keys up front; 0 or MIG_ERR_NOMEM. */
+int mig_pmap_reserve(struct mig_pmap *m, size_t n);
 
 static inline size_t mig_pmap_hash(uintptr_t k)
 {
@@ -212,9 +221,9 @@ static inline uint32_t *mig_pmap_get(const struct mig_pmap *m, const void *key)
 		return NULL;
 	mask = m->cap - 1;
 	for (i = mig_pmap_hash(k) & mask;; i = (i + 1) & mask) {
-		if (m->keys[i] == k)
-			return &m->vals[i];
-		if (m->keys[i] == 0)
+		if (m->slots[i].key == k)
+			return &m->slots[i].val;
+		if (m->slots[i].key == 0)
 			return NULL;
 	}
 }
