@@ -66,7 +66,6 @@ void agd_config_defaults(struct agd_config *cfg)
 	cfg->workers = 0;
 	cfg->isolation = AGD_ISOLATION_DAEMON;
 	strcpy(cfg->ctl_tcp, "tcp://127.0.0.1:7400");
-	strcpy(cfg->peer_endpoint, "tcp://127.0.0.1:7401");
 	cfg->memory_limit = 16u << 20;
 	cfg->slice_instructions = 10000;
 	cfg->instruction_limit = 0;

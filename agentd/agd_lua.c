@@ -40,11 +40,16 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Set to 1 once the strong-mobility engine (mig_env_open, mig_state_*,
- * mig_data_*) is in libmig; until then agents run without persistence and
- * messages are limited to strings. */
+/* The strong-mobility engine (mig_env_open, mig_state_*, mig_data_*); with
+ * 0, agents run without persistence and messages are limited to strings. */
 #ifndef AGD_HAVE_ENGINE
-#define AGD_HAVE_ENGINE 0
+#define AGD_HAVE_ENGINE 1
+#endif
+/* Set to 1 once the resources library's engine hooks (res_lua_mobility)
+ * are in libres: until then resource handles cannot be persisted, so an
+ * agent holding one cannot be passivated or moved. */
+#ifndef AGD_HAVE_RES_MOBILITY
+#define AGD_HAVE_RES_MOBILITY 0
 #endif
 
 enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL };
@@ -217,6 +222,13 @@ static int l_log(lua_State *L)
 	s = lua_tolstring(L, -1, &len);
 	agd_agent_log(vm->rt, vm->a, s, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
 	return 0;
+}
+
+/* print is agent.log under another name; a distinct C function, since
+ * the engine names each permanent value once. */
+static int l_print(lua_State *L)
+{
+	return l_log(L);
 }
 
 static void check_blockable(lua_State *L, struct agd_vm *vm, const char *what)
@@ -477,21 +489,61 @@ static int open_sandbox(lua_State *L)
 		luaL_requiref(L, l->name, l->func, 1);
 		lua_pop(L, 1);
 	}
+	/* The globals are copied into a fresh table without the dropped
+	 * names, rather than deleted in place: a deleted entry stays in the
+	 * table's hash part as a dead key, which is nothing an agent could
+	 * see, but everything a persister walking nodes would trip on. */
+	lua_createtable(L, 0, 24);
 	lua_pushglobaltable(L);
-	for (int i = 0; drop[i] != NULL; i++) {
-		lua_pushnil(L);
-		lua_setfield(L, -2, drop[i]);
-	}
-	lua_getfield(L, -1, "string");
 	lua_pushnil(L);
-	lua_setfield(L, -2, "dump");
+	while (lua_next(L, -2) != 0) {
+		int skip = lua_type(L, -2) != LUA_TSTRING;
+
+		for (int i = 0; !skip && drop[i] != NULL; i++)
+			skip = strcmp(lua_tostring(L, -2), drop[i]) == 0;
+		if (skip) {
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -5);
+	}
 	lua_pop(L, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, LUA_GNAME);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
+	/* string without dump, copied for the same reason; strings' own
+	 * metatable must index the copy. */
+	lua_createtable(L, 0, 18);
+	lua_getfield(L, -2, "string");
+	lua_pushnil(L);
+	while (lua_next(L, -2) != 0) {
+		if (lua_type(L, -2) == LUA_TSTRING && strcmp(lua_tostring(L, -2), "dump") == 0) {
+			lua_pop(L, 1);
+			continue;
+		}
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -5);
+	}
+	lua_pop(L, 1);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -3, "string");
+	lua_pushliteral(L, "");
+	if (lua_getmetatable(L, -1)) {
+		lua_pushvalue(L, -3);
+		lua_setfield(L, -2, "__index");
+		lua_pop(L, 1);
+	}
+	lua_pop(L, 2);
 	/* package.loaded holds the libraries under their names: drop it so
 	 * nothing reaches them by that road. */
 	lua_pushnil(L);
 	lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
 	/* print is agent.log. */
-	lua_pushcfunction(L, l_log);
+	lua_pushcfunction(L, l_print);
 	lua_setfield(L, -2, "print");
 #if AGD_HAVE_ENGINE
 	lua_pop(L, 1);
@@ -523,7 +575,7 @@ static int open_sandbox(lua_State *L)
 	lua_pop(L, 1);
 	if (res_lua_open(L, &vm_of(L)->renv) != 0)
 		return MIG_ERR_NOMEM;
-#if AGD_HAVE_ENGINE
+#if AGD_HAVE_ENGINE && AGD_HAVE_RES_MOBILITY
 	if (res_lua_mobility(L) != 0)
 		return MIG_ERR_NOMEM;
 #endif
@@ -557,7 +609,7 @@ static int add_sources(lua_State *L, struct agd_vm *vm, struct setup_args *s, in
 			size_t len;
 
 			mig_segment_file(code->seg, i, &name, &text, &len);
-			snprintf(chunk, sizeof chunk, "@%s", name);
+			snprintf(chunk, sizeof chunk, "@%.150s", name);
 			if (mig_source_add(L, text, len, chunk, 1, h) != 0) {
 				s->rc = AGD_ERR_NOMEM;
 				return -1;
@@ -568,7 +620,7 @@ static int add_sources(lua_State *L, struct agd_vm *vm, struct setup_args *s, in
 			}
 		}
 	} else {
-		char chunk[80];
+		char chunk[160];
 
 		snprintf(chunk, sizeof chunk, "@%s", code->entry_file);
 		if (mig_source_add(L, code->text, code->text_len, chunk, 1, entry) != 0) {
@@ -747,14 +799,31 @@ int agd_vm_new(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limit
 }
 
 int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
-		   const void *state, size_t len, struct agd_vm **out, char *err, size_t err_len)
+		   const void *state, size_t len, struct agd_vm **out, struct agd_vm_wait *wait,
+		   char *err, size_t err_len)
 {
+	int rc;
+
 	if (state == NULL)
 		return AGD_ERR_ARG;
-	return make(rt, a, lim, state, len, out, err, err_len);
+	rc = make(rt, a, lim, state, len, out, err, err_len);
+	if (rc == 0 && wait != NULL) {
+		lua_State *L = (*out)->L;
+
+		lua_rawgeti(L, LUA_REGISTRYINDEX, (*out)->root_ref);
+		lua_getfield(L, -1, "wait");
+		wait->kind = (int)lua_tointeger(L, -1);
+		lua_getfield(L, -2, "until");
+		wait->until_ms = (int64_t)lua_tointeger(L, -1);
+		lua_pop(L, 3);
+		if (wait->kind < AGD_VM_WAIT_NONE || wait->kind > AGD_VM_WAIT_RECV)
+			wait->kind = AGD_VM_WAIT_NONE;
+	}
+	return rc;
 }
 
-int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err_len)
+int agd_vm_persist(struct agd_vm *vm, const struct agd_vm_wait *wait, struct mig_buf *out,
+		   char *err, size_t err_len)
 {
 #if AGD_HAVE_ENGINE
 	struct mig_error e;
@@ -767,6 +836,10 @@ int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err
 	lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->root_ref);
 	lua_pushinteger(vm->L, vm->phase);
 	lua_setfield(vm->L, -2, "phase");
+	lua_pushinteger(vm->L, wait ? wait->kind : 0);
+	lua_setfield(vm->L, -2, "wait");
+	lua_pushinteger(vm->L, wait ? (lua_Integer)wait->until_ms : 0);
+	lua_setfield(vm->L, -2, "until");
 	rc = mig_state_persist(vm->L, -1, out, &e);
 	lua_pop(vm->L, 1);
 	vm->mem_limit = limit;
@@ -778,6 +851,7 @@ int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err
 #else
 	(void)vm;
 	(void)out;
+	(void)wait;
 	snprintf(err, err_len, "persistence not available in this build");
 	return AGD_ERR_UNAVAILABLE;
 #endif

@@ -54,6 +54,7 @@ struct agd_agent {
 	struct agd_vm *vm;            /* Lua side; NULL when passivated or ended */
 	struct mig_buf saved;         /* last persisted state (when no store) */
 	int persisted;                /* a state is in the store or in saved */
+	int from_store;               /* loaded or admitted: its wait is in its state */
 	uint8_t queued;               /* in the run queue */
 	uint8_t on_cpu;               /* a worker has it */
 	uint8_t kill_req;             /* end it when next seen */
@@ -529,11 +530,12 @@ static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *stat
 
 /* Persists a's vm (worker, on CPU, lock NOT held). On success the bytes are
  * in the store (or in a->saved when there is no store for this code). */
-static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const char *status)
+static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_wait *w,
+		      const char *status)
 {
 	struct mig_buf buf = { 0 };
 	char err[256];
-	int rc = agd_vm_persist(a->vm, &buf, err, sizeof err);
+	int rc = agd_vm_persist(a->vm, w, &buf, err, sizeof err);
 
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "agent.persist_failed", "agent=%s error=\"%s\"", a->id, err);
@@ -552,18 +554,35 @@ static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const char *status
 	return 0;
 }
 
+/* What a waits for, for its persisted state (lock held). */
+static void wait_of(const struct agd_agent *a, struct agd_vm_wait *w)
+{
+	w->kind = a->wait == W_SLEEP ? AGD_VM_WAIT_SLEEP
+		  : a->wait == W_RECV ? AGD_VM_WAIT_RECV : AGD_VM_WAIT_NONE;
+	w->until_ms = 0;
+	if (a->heap_i != 0) {
+		uint64_t now = agd_now_ms();
+
+		w->until_ms = wall_ms() + (int64_t)(a->wake_at > now ? a->wake_at - now : 0);
+		if (w->until_ms == 0)
+			w->until_ms = 1;
+	}
+}
+
 /* Loads a's persisted state and restores its vm (worker, lock NOT held). */
-static int activate(struct agd_rt *rt, struct agd_agent *a, char *err, size_t err_len)
+static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *w, char *err,
+		    size_t err_len)
 {
 	struct agd_vm_limits lim;
 	struct agd_agent_rec rec;
 	int rc;
 
 	limits_of(rt, a, &lim);
+	memset(w, 0, sizeof *w);
 	if (!a->persisted)
 		return agd_vm_new(rt, a, &lim, &a->vm, err, err_len);
 	if (a->saved.data != NULL)
-		return agd_vm_restore(rt, a, &lim, a->saved.data, a->saved.len, &a->vm, err,
+		return agd_vm_restore(rt, a, &lim, a->saved.data, a->saved.len, &a->vm, w, err,
 				      err_len);
 	if (rt->store == NULL)
 		return AGD_ERR_UNAVAILABLE;
@@ -576,7 +595,7 @@ static int activate(struct agd_rt *rt, struct agd_agent *a, char *err, size_t er
 	if (rec.state == NULL)
 		rc = agd_vm_new(rt, a, &lim, &a->vm, err, err_len);
 	else
-		rc = agd_vm_restore(rt, a, &lim, rec.state, rec.state_len, &a->vm, err, err_len);
+		rc = agd_vm_restore(rt, a, &lim, rec.state, rec.state_len, &a->vm, w, err, err_len);
 	agd_store_agent_clear(&rec);
 	return rc;
 }
@@ -589,6 +608,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 	struct agd_vm *dead = NULL;
 	struct agd_vm_result res;
 	struct agd_msg *msg = NULL;
+	struct agd_vm_wait w;
 	int deliver = 0, rc;
 	char err[256];
 
@@ -615,10 +635,13 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			return;
 		}
 		a->on_cpu = 1;
+		rt->busy++;
+		wait_of(a, &w);
 		pthread_mutex_unlock(&rt->mu);
-		rc = persist_vm(rt, a, fn ? "migrating" : agd_state_name(a->state));
+		rc = persist_vm(rt, a, &w, fn ? "migrating" : agd_state_name(a->state));
 		pthread_mutex_lock(&rt->mu);
 		a->on_cpu = 0;
+		rt->busy--;
 		if (fn != NULL) {
 			/* The migration seam: hand out the persisted state. */
 			pthread_mutex_unlock(&rt->mu);
@@ -637,7 +660,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 				lru_remove(rt, a);
 				set_state(rt, a, AGD_MIGRATING, "transfer");
 			}
-		} else if (rc == 0 && (passivate || !checkpoint)) {
+		} else if (rt->stopping || (rc == 0 && (passivate || !checkpoint))) {
 			dead = a->vm;
 			a->vm = NULL;
 			rt->resident--;
@@ -668,6 +691,51 @@ suspend_passive:
 	}
 	if (a->state != AGD_RUNNING)
 		return; /* stale: woken and put to sleep again, or migrating */
+	if (a->vm == NULL) {
+		a->on_cpu = 1;
+		rt->busy++;
+		pthread_mutex_unlock(&rt->mu);
+		rc = activate(rt, a, &w, err, sizeof err);
+		pthread_mutex_lock(&rt->mu);
+		a->on_cpu = 0;
+		rt->busy--;
+		if (rc != 0) {
+			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
+				err);
+			finish(rt, a, AGD_FAILED, err, &dead);
+			goto out;
+		}
+		rt->resident++;
+		if (a->kill_req || ended(a->state)) {
+			enqueue(rt, a);
+			goto out;
+		}
+		if (a->from_store) {
+			/* Restarted or arrived: resume the wait it was in. */
+			uint64_t now = agd_now_ms();
+			int64_t left = w.until_ms ? w.until_ms - wall_ms() : -1;
+
+			a->from_store = 0;
+			if (w.kind == AGD_VM_WAIT_RECV)
+				a->wait = W_RECV;
+			if ((w.kind == AGD_VM_WAIT_SLEEP && left > 0) ||
+			    (w.kind == AGD_VM_WAIT_RECV && a->mb_head == NULL && left != 0)) {
+				a->wait = w.kind == AGD_VM_WAIT_SLEEP ? W_SLEEP : W_RECV;
+				set_state(rt, a, AGD_WAITING, "resumed waiting");
+				a->idle_since = now;
+				if (left > 0) {
+					a->wake_at = now + (uint64_t)left;
+					if (heap_push(rt, a) != 0)
+						finish(rt, a, AGD_FAILED, "out of memory", &dead);
+					else if (a->wake_at < rt->poll_deadline)
+						agd_loop_wake(rt->loop);
+				}
+				goto out;
+			}
+			if (w.kind == AGD_VM_WAIT_RECV && a->mb_head == NULL)
+				a->timed_out = 1;
+		}
+	}
 	if (a->wait == W_RECV) {
 		deliver = 1;
 		if (!a->timed_out && a->mb_head != NULL) {
@@ -684,22 +752,6 @@ suspend_passive:
 	rt->busy++;
 	pthread_mutex_unlock(&rt->mu);
 
-	if (a->vm == NULL) {
-		rc = activate(rt, a, err, sizeof err);
-		if (rc != 0) {
-			free(msg);
-			pthread_mutex_lock(&rt->mu);
-			a->on_cpu = 0;
-			rt->busy--;
-			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
-				err);
-			finish(rt, a, AGD_FAILED, err, &dead);
-			goto out;
-		}
-		pthread_mutex_lock(&rt->mu);
-		rt->resident++;
-		pthread_mutex_unlock(&rt->mu);
-	}
 	agd_vm_resume(a->vm, deliver, msg, &res);
 	free(msg);
 
@@ -962,7 +1014,9 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 	memcpy(a->id, rec->id, AGD_ID_LEN);
 	a->code = code;
 	a->state = AGD_RUNNING;
-	a->persisted = rec->state != NULL || rec->state_len > 0;
+	/* Listed without states: activation reads the store, and starts
+	 * at the entry when no state was ever written. */
+	a->persisted = 1;
 	a->on_demand = rec->activation == 2;
 	a->epoch = (uint32_t)rec->epoch;
 	snprintf(a->home, sizeof a->home, "%.63s", rec->home);
@@ -971,6 +1025,7 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 	a->instr_quota = rt->cfg->instruction_limit;
 	a->created = rec->updated_ms;
 	snprintf(a->reason, sizeof a->reason, "resumed after restart");
+	a->from_store = 1;
 	pthread_mutex_lock(&rt->mu);
 	if (find(rt, a->id) != NULL || insert(rt, a) != 0) {
 		pthread_mutex_unlock(&rt->mu);
@@ -981,7 +1036,7 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 	ring_add(a, "[state] resumed after restart", 29);
 	enqueue(rt, a);
 	pthread_mutex_unlock(&rt->mu);
-	agd_log(AGD_LOG_INFO, "agent.resumed", "agent=%s persisted=%d", a->id, a->persisted);
+	agd_log(AGD_LOG_INFO, "agent.resumed", "agent=%s status=%s", a->id, rec->status);
 	lc->n++;
 	return 0;
 }
@@ -1164,8 +1219,14 @@ int agd_rt_tick(struct agd_loop *loop, void *ud)
 		if (wait < 0 || d < wait)
 			wait = d;
 	}
-	if (rt->cfg->checkpoint_interval > 0 && (wait < 0 || wait > 1000))
-		wait = 1000;
+	if (rt->cfg->checkpoint_interval > 0) {
+		uint64_t iv = (uint64_t)(rt->cfg->checkpoint_interval * 1000.0);
+		uint64_t due = rt->last_checkpoint + iv;
+		int d = due > now ? (int)(due - now > 1000 ? 1000 : due - now) : 1;
+
+		if (wait < 0 || d < wait)
+			wait = d;
+	}
 	rt->poll_deadline = wait < 0 ? UINT64_MAX : now + (uint64_t)wait;
 	pthread_mutex_unlock(&rt->mu);
 	return wait;
@@ -1456,6 +1517,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 			a->saved.len = a->saved.cap = in->state_len;
 		}
 		a->persisted = 1;
+		a->from_store = 1;
 	}
 	rc = add_agent(rt, a, 1);
 	if (rc != 0) {

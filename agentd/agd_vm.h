@@ -44,6 +44,14 @@ struct agd_vm_limits {
  * the runtime links whichever parts of the engine are present). */
 void agd_buf_free(struct mig_buf *b);
 
+/* What a persisted agent was waiting for, carried inside its state so that
+ * a restart or another host resumes the wait rather than the agent. */
+enum agd_vm_wait_kind { AGD_VM_WAIT_NONE, AGD_VM_WAIT_SLEEP, AGD_VM_WAIT_RECV };
+struct agd_vm_wait {
+	int kind;          /* enum agd_vm_wait_kind */
+	int64_t until_ms;  /* deadline, wall clock ms since the epoch; 0 = none */
+};
+
 /* Whether this build has the strong-mobility engine (persistence). */
 int agd_vm_can_persist(void);
 
@@ -51,11 +59,15 @@ int agd_vm_can_persist(void);
  * run its code from the entry. 0 or agd_err with err filled. */
 int agd_vm_new(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
 	       struct agd_vm **out, char *err, size_t err_len);
-/* Rebuilds a vm from persisted bytes. 0 or agd_err with err filled. */
+/* Rebuilds a vm from persisted bytes; *wait (may be NULL) gets what it was
+ * waiting for. 0 or agd_err with err filled. */
 int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
-		   const void *state, size_t len, struct agd_vm **out, char *err, size_t err_len);
-/* Persists a suspended vm (appends to out). 0 or agd_err with err filled. */
-int agd_vm_persist(struct agd_vm *vm, struct mig_buf *out, char *err, size_t err_len);
+		   const void *state, size_t len, struct agd_vm **out, struct agd_vm_wait *wait,
+		   char *err, size_t err_len);
+/* Persists a suspended vm with what it waits for (appends to out). 0 or
+ * agd_err with err filled. */
+int agd_vm_persist(struct agd_vm *vm, const struct agd_vm_wait *wait, struct mig_buf *out,
+		   char *err, size_t err_len);
 
 /* Runs one slice. When deliver is set (the agent waits in agent.recv), msg
  * (borrowed; NULL for a timeout) becomes recv's result. */

@@ -111,7 +111,8 @@ void itest_teardown(struct itest *t)
 	itest_stop(t);
 	mig_key_destroy(&k);
 	t->key = NULL;
-	if (t->dir[0])
+	/* ITEST_KEEP=1 keeps the directory (config, log, store) to look at. */
+	if (t->dir[0] && getenv("ITEST_KEEP") == NULL)
 		tst_rmtree(t->dir);
 }
 

@@ -10,14 +10,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char endpoint[64];
+static char endpoint[64], dir[64];
 static pid_t daemon_pid;
 
 static void start(void)
 {
-	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--name", "h1", "--control", endpoint, NULL };
+	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--name", "h1", "--control", endpoint,
+			 "--data-dir", dir, NULL };
 
 	cr_assert_not_null(argv[0], "AGENTD_BIN not set");
+	cr_assert_eq(tst_tmpdir(dir, sizeof dir), 0);
 	snprintf(endpoint, sizeof endpoint, "tcp://127.0.0.1:%d", tst_free_port());
 	daemon_pid = tst_proc_start(argv, NULL);
 	cr_assert_gt(daemon_pid, 0);
@@ -25,7 +27,9 @@ static void start(void)
 
 static void stop(void)
 {
-	tst_proc_stop(daemon_pid, 5000);
+	if (daemon_pid > 0)
+		tst_proc_stop(daemon_pid, 5000);
+	tst_rmtree(dir);
 }
 
 TestSuite(daemon_status, .init = start, .fini = stop, .timeout = 30);

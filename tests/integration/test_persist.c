@@ -1,0 +1,146 @@
+/*
+ * test_persist.c: agents outlive their lua_State and their daemon. An
+ * on-demand agent is passivated to the store when idle and activated by a
+ * message or its timer with its locals intact; SIGTERM persists every
+ * agent and the next start resumes them; after kill -9 a restart resumes
+ * each agent from its last checkpoint.
+ */
+#include "itest.h"
+
+#include <criterion/criterion.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+static struct itest t;
+
+static void up(void)
+{
+	itest_setup(&t, "[agents]\npassivate_after = 100ms\ncheckpoint_interval = 200ms\n");
+	itest_start(&t);
+}
+
+static void down(void)
+{
+	itest_teardown(&t);
+}
+
+TestSuite(daemon_persist, .init = up, .fini = down, .timeout = 90);
+
+/* Whether ps shows the agent without a Lua state in memory. */
+static int passive(const char *id)
+{
+	char body[64], *reply = NULL;
+	int p;
+
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+	p = itest_req(&t, NULL, "ps", body, &reply) == 1 && strstr(reply, "\"resident\":false") != NULL;
+	free(reply);
+	return p;
+}
+
+static int wait_passive(const char *id, int ms)
+{
+	for (int i = 0; i < ms; i += 20) {
+		if (passive(id))
+			return 1;
+		usleep(20000);
+	}
+	return 0;
+}
+
+static void send_msg(const char *id, const char *json)
+{
+	char body[256], *reply = NULL;
+
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":%s}", id, json);
+	cr_assert_eq(itest_req(&t, NULL, "send", body, &reply), 1, "%s", reply);
+	free(reply);
+}
+
+static const char counter[] =
+	"function main()\n"
+	"  local n, seen = 0, {}\n"
+	"  while true do\n"
+	"    local m = agent.recv()\n"
+	"    n = n + 1\n"
+	"    seen[#seen + 1] = m\n"
+	"    agent.log('count', n, table.concat(seen, ','))\n"
+	"  end\n"
+	"end\n";
+
+Test(daemon_persist, an_idle_on_demand_agent_is_passivated_and_a_message_activates_it)
+{
+	char id[17];
+
+	itest_run(&t, "counter", counter, "main", ",\"activation\":\"on-demand\"", id);
+	cr_assert(wait_passive(id, 5000), "never passivated");
+	send_msg(id, "\"a\"");
+	cr_assert(itest_wait_log(&t, id, "count 1 a", 5000));
+	cr_assert(wait_passive(id, 5000), "not passivated again");
+	send_msg(id, "\"b\"");
+	cr_assert(itest_wait_log(&t, id, "count 2 a,b", 5000), "locals lost across passivation");
+}
+
+Test(daemon_persist, a_timer_activates_a_passivated_sleeper)
+{
+	char id[17];
+
+	itest_run(&t, "sleeper",
+		  "function main() local x = {v = 41} agent.sleep(1.0) agent.log('woke', x.v + 1) "
+		  "agent.recv() end", "main", ",\"activation\":\"on-demand\"", id);
+	cr_assert(wait_passive(id, 3000), "sleeping on-demand agent not passivated");
+	cr_assert(itest_wait_log(&t, id, "woke 42", 5000));
+}
+
+Test(daemon_persist, resident_agents_stay_in_memory)
+{
+	char id[17];
+
+	itest_run(&t, "counter", counter, "main", ",\"activation\":\"resident\"", id);
+	cr_assert(itest_wait_state(&t, id, "waiting", 5000));
+	usleep(500000);
+	cr_assert(!passive(id));
+}
+
+Test(daemon_persist, sigterm_persists_every_agent_and_the_next_start_resumes_them)
+{
+	char a[17], b[17], c[17];
+	int st;
+
+	itest_run(&t, "counter", counter, "main", "", a);
+	itest_run(&t, "sleeper", "function main() local k = 'kept' agent.sleep(2) agent.log('after', k) "
+				 "agent.recv() end", "main", "", b);
+	itest_run(&t, "spinner", "function main() local i = 0 while true do i = i + 1 end end", "main",
+		  "", c);
+	send_msg(a, "\"x\"");
+	cr_assert(itest_wait_log(&t, a, "count 1 x", 5000));
+	st = itest_stop(&t);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	itest_start(&t);
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000), "counter not resumed");
+	send_msg(a, "\"y\"");
+	cr_assert(itest_wait_log(&t, a, "count 2 x,y", 5000), "counter lost its state");
+	cr_assert(itest_wait_log(&t, b, "after kept", 8000), "sleeper not resumed");
+	cr_assert(itest_wait_state(&t, c, "running", 5000), "busy agent not resumed");
+}
+
+Test(daemon_persist, after_kill_9_a_restart_resumes_agents_from_their_checkpoint)
+{
+	char a[17];
+	char st[32];
+
+	itest_run(&t, "counter", counter, "main", ",\"activation\":\"resident\"", a);
+	send_msg(a, "\"p\"");
+	cr_assert(itest_wait_log(&t, a, "count 1 p", 5000));
+	usleep(800000); /* a few checkpoint intervals */
+	itest_crash(&t);
+	itest_start(&t);
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000));
+	send_msg(a, "\"q\"");
+	cr_assert(itest_wait_log(&t, a, "count 2 p,q", 5000), "checkpointed state lost");
+	itest_state(&t, a, st, sizeof st);
+	cr_assert_str_eq(st, "waiting");
+}
