@@ -373,3 +373,83 @@ Test(mig_co, running_and_main_threads_are_refused)
 	mig_buf_free(&b);
 	lua_close(L);
 }
+
+static int host_k(lua_State *L, int status, lua_KContext ctx)
+{
+	(void)status;
+	lua_pushinteger(L, (lua_Integer)ctx + lua_tointeger(L, -1));
+	return 1;
+}
+
+static int host_yield(lua_State *L)
+{
+	return lua_yieldk(L, 0, 40, host_k);
+}
+
+static int host_counter(lua_State *L)
+{
+	lua_Integer n = lua_tointeger(L, lua_upvalueindex(1)) + 1;
+
+	lua_pushinteger(L, n);
+	lua_copy(L, -1, lua_upvalueindex(1));
+	return 1;
+}
+
+static void host_setup(lua_State *L)
+{
+	lua_pushcfunction(L, host_yield);
+	cr_assert_eq(mig_perm_add(L, "host.yield", -1), 0);
+	lua_setglobal(L, "hostyield");
+	cr_assert_eq(mig_cont_add(L, "host.k", host_k), 0);
+	cr_assert_eq(mig_cont_add(L, "host.k2", host_k), MIG_ERR_ARG);
+	cr_assert_eq(mig_cfunc_add(L, "host.counter", host_counter), 0);
+}
+
+Test(mig_co, host_continuations_and_c_closures_known_by_name_move)
+{
+	lua_State *L = tst_state(6), *L2, *co;
+	struct mig_buf b = { 0 };
+	struct mig_error err = { 0 };
+	int nres;
+
+	host_setup(L);
+	tst_run(L, "return function(counter) counter() local v = hostyield() return v, counter() end", 1);
+	co = lua_newthread(L);
+	lua_insert(L, -2);
+	lua_xmove(L, co, 1);
+	lua_pushinteger(co, 0);
+	lua_pushcclosure(co, host_counter, 1);
+	cr_assert_eq(lua_resume(co, L, 1, &nres), LUA_YIELD, "%s", lua_tostring(co, -1));
+	cr_assert_eq(nres, 0);
+	cr_assert_eq(mig_state_persist(L, -1, &b, &err), 0, "%s", err.msg);
+	lua_close(L);
+	L2 = tst_state(6);
+	host_setup(L2);
+	cr_assert_eq(mig_state_restore(L2, b.data, b.len, &err), 0, "%s", err.msg);
+	co = lua_tothread(L2, -1);
+	lua_pushinteger(co, 2);
+	cr_assert_eq(lua_resume(co, L2, 1, &nres), LUA_OK, "%s", lua_tostring(co, -1));
+	cr_assert_eq(nres, 2);
+	cr_assert_eq(lua_tointeger(co, -2), 42);
+	cr_assert_eq(lua_tointeger(co, -1), 2, "the C closure's upvalue did not move");
+	mig_buf_free(&b);
+	lua_close(L2);
+}
+
+Test(mig_co, generational_collector_on_both_sides)
+{
+	static char ref[1 << 14], moved[1 << 14];
+	const char *src = "collectgarbage('generational')\n"
+			  "return function()\n"
+			  "  local keep = {}\n"
+			  "  for i = 1, 2000 do keep[i % 50 + 1] = { i, tostring(i) } if i % 100 == 0 then\n"
+			  "    collectgarbage('step') coroutine.yield(i, #keep, keep[1][2]) end end\n"
+			  "  return #keep\n"
+			  "end";
+
+	transcript(src, 99, 0, NOHOOK, ref, sizeof ref);
+	tst_gen_target = 1;
+	transcript(src, 99, 1, NOHOOK, moved, sizeof moved);
+	tst_gen_target = 0;
+	cr_assert_str_eq(moved, ref);
+}

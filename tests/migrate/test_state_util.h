@@ -69,6 +69,10 @@ static inline void tst_check(lua_State *L, const char *code)
 	lua_pop(L, 1);
 }
 
+/* When set, tst_move restores into a state running the generational
+ * collector. */
+static int tst_gen_target;
+
 /* Persists the value at the top of *Lp, closes that state and restores
  * the value into a brand-new one (same seed), which replaces *Lp with the
  * value at its top. Returns the number of bytes moved. */
@@ -87,6 +91,8 @@ static inline size_t tst_move(lua_State **Lp)
 	lua_close(L);
 	cr_assert_eq(mig_state_peek(b.data, b.len, &info), 0);
 	L2 = tst_state(info.seed);
+	if (tst_gen_target)
+		lua_gc(L2, LUA_GCGEN, 0, 0);
 	rc = mig_state_restore(L2, b.data, b.len, &err);
 	cr_assert_eq(rc, 0, "restore: %d %s", rc, err.msg);
 	len = b.len;

@@ -439,3 +439,44 @@ Test(mig_state, plain_data_round_trips_with_cycles)
 	mig_buf_free(&b);
 	lua_close(L);
 }
+
+Test(mig_state, engine_pairs_honours___pairs)
+{
+	lua_State *L = tst_state(23);
+
+	tst_run(L,
+		"local t = setmetatable({}, { __pairs = function(t) return function(_, k)\n"
+		"  if not k then return 1, 'one' end end, t, nil end })\n"
+		"return t",
+		1);
+	tst_move(&L);
+	tst_check(L, "local t = ... local n, v = 0 for k, x in pairs(t) do n = n + 1 v = x end return n == 1 and v == 'one'");
+	lua_close(L);
+}
+
+Test(mig_state, plain_data_refuses_mutated_bytes_cleanly)
+{
+	lua_State *L = tst_state(24);
+	struct mig_buf b = { 0 };
+	struct mig_error err;
+	unsigned rng = 99;
+	uint8_t *copy;
+
+	tst_run(L, "local t = { 'a', { 'b', 2.5, { true } }, x = { y = { z = 'deep' } } } t.me = t return t", 1);
+	cr_assert_eq(mig_data_encode(L, -1, &b, NULL), 0);
+	copy = malloc(b.len);
+	for (int i = 0; i < 5000; i++) {
+		int top = lua_gettop(L);
+
+		memcpy(copy, b.data, b.len);
+		rng = rng * 1103515245u + 12345u;
+		copy[5 + (rng >> 8) % (b.len - 5)] = (uint8_t)(rng >> 20);
+		memset(&err, 0, sizeof err);
+		if (mig_data_decode(L, copy, b.len, &err) == 0)
+			lua_settop(L, top);
+		cr_assert_eq(lua_gettop(L), top);
+	}
+	free(copy);
+	mig_buf_free(&b);
+	lua_close(L);
+}
