@@ -412,7 +412,15 @@ static void store_status(struct agd_rt *rt, struct agd_agent *a)
 
 	if (rt->store == NULL || a->code->seg == NULL)
 		return;
-	rc = agd_store_agent_set_status(rt->store, a->id, agd_state_name(a->state), a->reason);
+	rc = agd_store_begin(rt->store, 0);
+	if (rc == 0) {
+		rc = agd_store_agent_set_status(rt->store, a->id, agd_state_name(a->state),
+						a->reason);
+		if (rc == 0)
+			rc = agd_store_commit(rt->store);
+		else
+			agd_store_rollback(rt->store);
+	}
 	if (rc != 0 && rc != AGD_STORE_ERR_NOTFOUND)
 		agd_log(AGD_LOG_WARN, "store.failed", "op=status agent=%s error=\"%s\"", a->id,
 			agd_store_strerror(rc));
@@ -519,7 +527,16 @@ static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *stat
 	rec.mobility = 3;
 	rec.activation = a->on_demand ? 2 : 1;
 	snprintf(rec.reason, sizeof rec.reason, "%s", a->reason);
-	rc = agd_store_agent_put(rt->store, &rec);
+	/* synchronous=NORMAL: survives kill -9 (the WAL is written), not a
+	 * power cut; full durability is for transfers (agd_xfer). */
+	rc = agd_store_begin(rt->store, 0);
+	if (rc == 0) {
+		rc = agd_store_agent_put(rt->store, &rec);
+		if (rc == 0)
+			rc = agd_store_commit(rt->store);
+		else
+			agd_store_rollback(rt->store);
+	}
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "store.failed", "op=agent_put agent=%s error=\"%s\" sqlite=\"%s\"",
 			a->id, agd_store_strerror(rc), agd_store_errmsg(rt->store));

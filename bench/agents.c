@@ -24,6 +24,7 @@
 #include "mig_key.h"
 #include "mig_segment.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -31,6 +32,15 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+/* Bytes malloc has handed out (not returned): unlike the resident set, it
+ * does not depend on what earlier phases left in the allocator's arenas. */
+static double heap_bytes(void)
+{
+	struct mallinfo2 mi = mallinfo2();
+
+	return (double)mi.uordblks + (double)mi.hblkhd;
+}
 
 static double rss_bytes(void)
 {
@@ -103,7 +113,7 @@ static void resident_phase(int n)
 	struct agd_code *code = NULL;
 	const char *src = "agent.recv()";
 	char err[256], (*ids)[AGD_ID_LEN + 1] = calloc((size_t)n, AGD_ID_LEN + 1);
-	double before, after, per, fits;
+	double before, after, per, fits, hbefore, hafter;
 	struct agd_jw w;
 	char *js;
 	struct agd_json *doc = NULL;
@@ -117,6 +127,7 @@ static void resident_phase(int n)
 		exit(1);
 	agd_rt_code_source(rt, "idle", src, strlen(src), &code, err, sizeof err);
 	before = rss_bytes();
+	hbefore = heap_bytes();
 	for (int i = 0; i < n; i++)
 		if (agd_rt_spawn(rt, code, NULL, ids[i], err, sizeof err) != 0) {
 			fprintf(stderr, "agents: %s\n", err);
@@ -124,6 +135,7 @@ static void resident_phase(int n)
 		}
 	settle(rt, ids, n, 0);
 	after = rss_bytes();
+	hafter = heap_bytes();
 	agd_jw_init(&w);
 	agd_jw_obj_begin(&w);
 	agd_rt_agent_json(rt, ids[0], &w);
@@ -137,6 +149,9 @@ static void resident_phase(int n)
 	fits = mem_total() * 0.9 / per;
 	printf("resident idle agents: %d\n", n);
 	printf("  memory per agent (RSS delta): %.0f bytes (%.1f KiB)\n", per, per / 1024);
+	printf("  memory per agent (malloc'd bytes delta): %.0f bytes\n", (hafter - hbefore) / n);
+	printf("{\"bench\":\"agents\",\"metric\":\"resident_idle_heap_bytes_per_agent\",\"value\":%.0f,\"unit\":\"B\"}\n",
+	       (hafter - hbefore) / n);
 	printf("  Lua allocator bytes of one agent: %lld\n", lua_bytes);
 	printf("  host memory %.1f GiB: about %.0f resident idle agents fit (90%%, extrapolated)\n",
 	       mem_total() / (1u << 30), fits);
@@ -218,7 +233,7 @@ static void passive_phase(int m, int activations)
 		fprintf(stderr, "agents: %s\n", err);
 		exit(1);
 	}
-	before = rss_bytes();
+	before = heap_bytes();
 	t0 = (double)agd_now_us();
 	for (int i = 0; i < m; i++)
 		if (agd_rt_spawn(rt, code, NULL, ids[i], err, sizeof err) != 0) {
@@ -227,11 +242,11 @@ static void passive_phase(int m, int activations)
 		}
 	settle(rt, ids, m, 1);
 	t1 = (double)agd_now_us();
-	after = rss_bytes();
+	after = heap_bytes();
 	per = (after - before) / m;
 	snprintf(path, sizeof path, "%s/data/agentd.db", dir);
 	printf("registered on-demand agents: %d, all passivated\n", m);
-	printf("  memory per registered agent (RSS delta): %.0f bytes\n", per);
+	printf("  memory per registered agent (malloc'd bytes delta): %.0f bytes\n", per);
 	printf("  registration + first passivation: %.0f agents/s\n", m / ((t1 - t0) / 1e6));
 	if (stat(path, &st) == 0)
 		printf("  store file: %.1f MiB (%.0f bytes per agent; WAL not counted)\n",
