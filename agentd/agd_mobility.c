@@ -95,6 +95,7 @@ struct agd_mobility {
 	struct retry *retries;
 	struct waiter *waiters;
 	char crash_at[32];             /* test-only crash point, or "" */
+	char pause_after[32];          /* test-only stop point, or "" */
 };
 
 /* ---------------------------------------------------------- test hooks */
@@ -106,6 +107,17 @@ static void crash_point(struct agd_mobility *m, const char *what)
 	agd_log(AGD_LOG_WARN, "test.crash", "at=%s", what);
 	/* kill -9 of ourselves: the test knob simulates exactly that. */
 	raise(SIGKILL);
+}
+
+/* SIGSTOP of ourselves right after sending `what`, once: the test resumes
+ * us with SIGCONT when the other side has moved on. */
+static void pause_point(struct agd_mobility *m, const char *what)
+{
+	if (m->pause_after[0] == '\0' || strcmp(m->pause_after, what) != 0)
+		return;
+	m->pause_after[0] = '\0';
+	agd_log(AGD_LOG_WARN, "test.pause", "after=%s", what);
+	raise(SIGSTOP);
 }
 
 /* ------------------------------------------------------------- routing */
@@ -212,6 +224,8 @@ static int send_to(void *ud, const char *host, const struct agd_wire_msg *msg)
 	if (rc != 0)
 		agd_log(AGD_LOG_DEBUG, "peer.send_failed", "host=%s type=%s error=\"%s\"", host,
 			agd_wire_type_name(msg->type), agd_peer_strerror(rc));
+	else
+		pause_point(m, agd_wire_type_name(msg->type));
 	return rc;
 }
 
@@ -814,6 +828,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	void *socks[AGD_PEER_MAX + 1];
 	size_t ns;
 	const char *crash = getenv("AGENTD_TEST_CRASH_AT");
+	const char *pause = getenv("AGENTD_TEST_PAUSE_AFTER");
 	int rc;
 
 	*out = NULL;
@@ -831,6 +846,8 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	pthread_mutex_init(&m->mu, NULL);
 	if (crash)
 		snprintf(m->crash_at, sizeof m->crash_at, "%s", crash);
+	if (pause)
+		snprintf(m->pause_after, sizeof m->pause_after, "%s", pause);
 
 	snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
 	rc = agd_store_open(path, &m->st);

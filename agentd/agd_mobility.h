@@ -13,8 +13,9 @@
  * Test-only: AGENTD_TEST_CRASH_AT=<MESSAGE TYPE> (OFFER, ACCEPT, TRANSFER,
  * COMMITTED, ACTIVATE...) kills the daemon with SIGKILL just before it
  * sends the first message of that type; AGENTD_TEST_CRASH_AT=activated just
- * after it activates an arriving agent (docs/protocol.md, "Test-only crash
- * points").
+ * after it activates an arriving agent; AGENTD_TEST_PAUSE_AFTER=<TYPE>
+ * stops it (SIGSTOP) right after it sends the first message of that type
+ * (docs/protocol.md, "Test-only crash points").
  *
  * Thread-safety: attach and detach from main's thread, around
  * agd_server_run; everything else runs on the dispatcher.

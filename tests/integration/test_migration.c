@@ -1,0 +1,484 @@
+/*
+ * test_migration.c: real daemons on loopback moving a real agent. A ticker
+ * agent counts in a local variable and logs "tick N on HOST"; strong
+ * mobility must carry N across. Then each daemon is killed (SIGKILL, via the
+ * test-only AGENTD_TEST_CRASH_AT knob) at each step of the transfer and
+ * restarted: afterwards the agent runs on exactly one host, and its count
+ * goes on from where it was (state intact). A source stopped (SIGSTOP) in
+ * the middle and resumed late must not make it run twice.
+ */
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOSTS 3
+
+struct host {
+	char name[8];
+	char dir[300];
+	char conf[340];
+	char log[340];
+	char ctl[64];
+	char peer[64];
+	pid_t pid;
+};
+
+static char tmp[256];
+static char seg[300];
+static struct host hosts[HOSTS];
+
+static const char *ctlbin(void)
+{
+	const char *b = tst_bin("AGENTCTL_BIN");
+
+	cr_assert_not_null(b, "AGENTCTL_BIN not set");
+	return b;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void append_file(const char *dst, const char *src)
+{
+	char buf[4096];
+	FILE *in = fopen(src, "r"), *out = fopen(dst, "a");
+	size_t n;
+
+	cr_assert(in && out);
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+}
+
+static void keygen(const char *prefix, const char *name)
+{
+	char *argv[] = { (char *)ctlbin(), "keygen", "-o", (char *)prefix, "--name", (char *)name, NULL };
+
+	cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "keygen %s", prefix);
+}
+
+static void setup(void)
+{
+	char path[400], text[2048], agentdir[300];
+
+	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	snprintf(path, sizeof path, "%s/author", tmp);
+	keygen(path, "author");
+	snprintf(path, sizeof path, "%s/author.pub", tmp);
+	{
+		char trust[300];
+
+		snprintf(trust, sizeof trust, "%s/trust", tmp);
+		append_file(trust, path);
+	}
+	for (int i = 0; i < HOSTS; i++) {
+		struct host *h = &hosts[i];
+		char pub[340], th[300];
+
+		memset(h, 0, sizeof *h);
+		snprintf(h->name, sizeof h->name, "h%d", i + 1);
+		snprintf(h->dir, sizeof h->dir, "%.200s/h%d", tmp, i + 1);
+		mkdir(h->dir, 0700);
+		snprintf(path, sizeof path, "%s/data", h->dir);
+		mkdir(path, 0700);
+		snprintf(path, sizeof path, "%.250s/h%d", h->dir, i + 1);
+		keygen(path, h->name);
+		snprintf(pub, sizeof pub, "%.250s/h%d.pub", h->dir, i + 1);
+		snprintf(th, sizeof th, "%s/trusted-hosts", tmp);
+		append_file(th, pub);
+		snprintf(h->ctl, sizeof h->ctl, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->peer, sizeof h->peer, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->conf, sizeof h->conf, "%s/agentd.conf", h->dir);
+		snprintf(h->log, sizeof h->log, "%s/agentd.log", h->dir);
+		snprintf(text, sizeof text,
+			 "[daemon]\nhost = h%d\ndata_dir = %.250s/data\nworkers = 2\n\n"
+			 "[control]\ntcp = %.60s\nipc = ipc://%.250s/control.sock\n\n"
+			 "[peer]\nendpoint = %.60s\nhost_key = %.250s/h%d.key\ntrust_store = %.200s/trust\n"
+			 "trusted_hosts = %.200s/trusted-hosts\n\n"
+			 "[log]\nfile = %.300s\nlevel = info\n",
+			 i + 1, h->dir, h->ctl, h->dir, h->peer, h->dir, i + 1, tmp, tmp, h->log);
+		write_file(h->conf, text);
+	}
+	/* The agent: counts in a local, logs every step. */
+	snprintf(agentdir, sizeof agentdir, "%s/ticker", tmp);
+	mkdir(agentdir, 0700);
+	snprintf(path, sizeof path, "%s/manifest", agentdir);
+	write_file(path, "agentd-manifest 1\nname = ticker\nversion = 1.0\nentry = main.lua main\n"
+			 "mobility = strong\nactivation = resident\nfile = main.lua\n");
+	snprintf(path, sizeof path, "%s/main.lua", agentdir);
+	write_file(path, "function main()\n  local n = 0\n  while true do\n    n = n + 1\n"
+			 "    agent.log('tick ' .. n .. ' on ' .. agent.host())\n    agent.sleep(0.05)\n"
+			 "  end\nend\n");
+	/* The cluster file, so that agentctl knows the hosts by name. */
+	{
+		char body[1024], cluster[300];
+
+		snprintf(cluster, sizeof cluster, "%s/cluster", tmp);
+		snprintf(body, sizeof body, "h1 %s %s\nh2 %s %s\nh3 %s %s\n", hosts[0].ctl, hosts[0].peer,
+			 hosts[1].ctl, hosts[1].peer, hosts[2].ctl, hosts[2].peer);
+		write_file(cluster, body);
+		setenv("AGENTCTL_CLUSTER", cluster, 1);
+	}
+	snprintf(seg, sizeof seg, "%s/ticker.seg", tmp);
+	{
+		char key[300];
+		char *argv[] = { (char *)ctlbin(), "sign", agentdir, "-k", key, "-o", seg, NULL };
+
+		snprintf(key, sizeof key, "%s/author.key", tmp);
+		cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign");
+	}
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < HOSTS; i++) {
+		if (hosts[i].pid > 0) {
+			kill(hosts[i].pid, SIGCONT);
+			tst_proc_stop(hosts[i].pid, 5000);
+		}
+		hosts[i].pid = 0;
+	}
+	if (getenv("MIGRATION_TEST_KEEP") == NULL)
+		tst_rmtree(tmp);
+}
+
+TestSuite(migration, .init = setup, .fini = teardown, .timeout = 240);
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* agentctl --host H ARGS...; output into out. */
+static int ctl(struct host *h, char *out, size_t len, int timeout_ms, const char *a1, const char *a2,
+	       const char *a3, const char *a4, const char *a5)
+{
+	char *argv[] = { (char *)ctlbin(), "--host", h->ctl, "--timeout", "8000", (char *)a1,
+			 (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+
+	if (out && len)
+		out[0] = '\0';
+	return tst_run(argv, out, len, timeout_ms);
+}
+
+static void start_host(struct host *h, const char *crash, const char *pause)
+{
+	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--config", h->conf, NULL };
+	char out[1024];
+	long end = now_ms() + 10000;
+
+	cr_assert_not_null(argv[0], "AGENTD_BIN not set");
+	if (crash)
+		setenv("AGENTD_TEST_CRASH_AT", crash, 1);
+	if (pause)
+		setenv("AGENTD_TEST_PAUSE_AFTER", pause, 1);
+	h->pid = tst_proc_start(argv, NULL);
+	unsetenv("AGENTD_TEST_CRASH_AT");
+	unsetenv("AGENTD_TEST_PAUSE_AFTER");
+	cr_assert_gt(h->pid, 0);
+	while (now_ms() < end) {
+		if (ctl(h, out, sizeof out, 3000, "status", NULL, NULL, NULL, NULL) == 0)
+			return;
+		usleep(50000);
+	}
+	cr_assert_fail("%s did not come up", h->name);
+}
+
+static void run_ticker(struct host *h, char id[32])
+{
+	char out[256];
+
+	cr_assert_eq(ctl(h, out, sizeof out, 10000, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	cr_assert_geq(strlen(out), 16);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+}
+
+/* Whether host h lists agent id among its live agents: 1, 0, or -1 when
+ * the host does not answer. */
+static int lists(struct host *h, const char *id)
+{
+	char out[16384];
+
+	if (ctl(h, out, sizeof out, 10000, "--json", "ps", NULL, NULL, NULL) != 0)
+		return -1;
+	return strstr(out, id) != NULL;
+}
+
+/* The highest "tick N" in the agent's log on h, or -1. */
+static int last_tick(struct host *h, const char *id)
+{
+	char out[16384];
+	int best = -1;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "30", NULL) != 0)
+		return -1;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int n = atoi(p + 5);
+
+		if (n > best)
+			best = n;
+	}
+	return best;
+}
+
+/* The smallest "tick N" logged on h (where its run there began), or -1. */
+static int first_tick(struct host *h, const char *id)
+{
+	char out[16384];
+	int best = -1;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
+		return -1;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int n = atoi(p + 5);
+
+		if (best < 0 || n < best)
+			best = n;
+	}
+	return best;
+}
+
+static void wait_ticks(struct host *h, const char *id, int n)
+{
+	long end = now_ms() + 10000;
+
+	while (now_ms() < end && last_tick(h, id) < n)
+		usleep(50000);
+	cr_assert_geq(last_tick(h, id), n, "%s: agent not ticking", h->name);
+}
+
+/* The agent's count, as logged on h, never went back or skipped: each
+ * "tick N" is one more than the one before, and the run there did not
+ * start over at the entry (N = 1) after having counted further. Returns the
+ * number of ticks seen. */
+static int check_ticks(struct host *h, const char *id, const char *what)
+{
+	char out[16384];
+	int prev = -1, n = 0;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
+		return 0;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int t = atoi(p + 5);
+
+		if (prev >= 0)
+			cr_assert_eq(t, prev + 1, "%s: on %s the count went %d -> %d (run twice, or state lost)",
+				     what, h->name, prev, t);
+		prev = t;
+		n++;
+	}
+	return n;
+}
+
+/* Waits (bounded) until exactly one of a, b lists the agent and its count
+ * goes on there past `before`; checks the count's continuity there. */
+static struct host *settle_on_one(struct host *a, struct host *b, const char *id, int before,
+				  const struct host *restarted, const char *what)
+{
+	long end = now_ms() + 30000;
+	struct host *where = NULL;
+
+	while (now_ms() < end) {
+		int ia = lists(a, id), ib = lists(b, id);
+
+		where = NULL;
+		if (ia >= 0 && ib >= 0 && ia + ib == 1) {
+			where = ia ? a : b;
+			if (last_tick(where, id) > before)
+				break;
+		}
+		usleep(100000);
+	}
+	cr_assert_not_null(where, "%s: the agent is not on exactly one host", what);
+	/* Where its log starts afresh (it arrived there, or that daemon
+	 * restarted), the count must go on, not start over at 1. */
+	if (where == b || where == restarted)
+		cr_assert_gt(first_tick(where, id), 1, "%s: it started over at its entry on %s: state lost",
+			     what, where->name);
+	check_ticks(where, id, what);
+	/* And it stays that way. */
+	usleep(1500000);
+	cr_assert_eq(lists(a, id) + lists(b, id), 1, "%s: the agent runs on both hosts or none", what);
+	cr_assert_eq(lists(where, id), 1);
+	check_ticks(where, id, what);
+	return where;
+}
+
+static int push(struct host *from, const char *id, const char *to, char *out, size_t len)
+{
+	return ctl(from, out, len, 20000, "push", id, "--to", to, NULL);
+}
+
+Test(migration, push_carries_the_running_state_across)
+{
+	char id[32], out[512];
+	int before, first;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	run_ticker(&hosts[0], id);
+	wait_ticks(&hosts[0], id, 5);
+	cr_assert_eq(push(&hosts[0], id, "h2", out, sizeof out), 0, "push: %s", out);
+	before = last_tick(&hosts[0], id);
+	cr_assert_eq(lists(&hosts[0], id), 0, "still listed at the source");
+	cr_assert_eq(lists(&hosts[1], id), 1, "not listed at the target");
+	wait_ticks(&hosts[1], id, before + 3);
+	first = first_tick(&hosts[1], id);
+	cr_assert_geq(first, before, "the count restarted (%d after %d): state lost", first, before);
+	check_ticks(&hosts[1], id, "push");
+}
+
+Test(migration, three_hosts_round_trip_and_back_home)
+{
+	char id[32], out[512];
+	int t;
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	run_ticker(&hosts[0], id);
+	wait_ticks(&hosts[0], id, 3);
+	cr_assert_eq(push(&hosts[0], id, "h2", out, sizeof out), 0, "push h1->h2: %s", out);
+	wait_ticks(&hosts[1], id, 6);
+	cr_assert_eq(push(&hosts[1], id, "h3", out, sizeof out), 0, "push h2->h3: %s", out);
+	t = last_tick(&hosts[1], id);
+	wait_ticks(&hosts[2], id, t + 3);
+	cr_assert_geq(first_tick(&hosts[2], id), t, "state lost on the second hop");
+	/* h3 pulls nothing; h1 pulls it home. */
+	{
+		char *argv[] = { (char *)ctlbin(), "--timeout", "8000", "pull", id, "--to", "h1", "--from",
+				 "h3", NULL };
+
+		cr_assert_eq(tst_run(argv, out, sizeof out, 20000), 0, "pull: %s", out);
+	}
+	{
+		long end = now_ms() + 10000;
+
+		while (now_ms() < end && lists(&hosts[0], id) != 1)
+			usleep(50000);
+	}
+	cr_assert_eq(lists(&hosts[0], id), 1);
+	cr_assert_eq(lists(&hosts[1], id) + lists(&hosts[2], id), 0);
+}
+
+Test(migration, a_refused_push_leaves_the_agent_running_at_the_source)
+{
+	char id[32], out[512];
+	int t;
+
+	start_host(&hosts[0], NULL, NULL);
+	/* h2 is not running: the push times out. */
+	run_ticker(&hosts[0], id);
+	wait_ticks(&hosts[0], id, 3);
+	cr_assert_neq(push(&hosts[0], id, "h2", out, sizeof out), 0, "push to a dead host succeeded");
+	cr_assert_eq(lists(&hosts[0], id), 1);
+	t = last_tick(&hosts[0], id);
+	wait_ticks(&hosts[0], id, t + 3);
+}
+
+/* kill -9 of one daemon at one step, restart it, check exactly once. */
+static void crash_case(int victim, const char *step)
+{
+	char id[32], out[512];
+	struct host *src = &hosts[0], *dst = &hosts[1], *v = &hosts[victim];
+	int before, status = 0;
+	long end;
+
+	start_host(src, victim == 0 ? step : NULL, NULL);
+	start_host(dst, victim == 1 ? step : NULL, NULL);
+	run_ticker(src, id);
+	wait_ticks(src, id, 3);
+	before = last_tick(src, id);
+	push(src, id, "h2", out, sizeof out); /* fails or not: the crash decides */
+	end = now_ms() + 15000;
+	while (now_ms() < end && waitpid(v->pid, &status, WNOHANG) == 0)
+		usleep(20000);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s did not die at %s", v->name,
+		  step);
+	v->pid = 0;
+	start_host(v, NULL, NULL);
+	{
+		char what[64];
+
+		snprintf(what, sizeof what, "kill -9 of %s at %s", v->name, step);
+		settle_on_one(src, dst, id, before, v, what);
+	}
+	for (int i = 0; i < 2; i++) {
+		tst_proc_stop(hosts[i].pid, 5000);
+		hosts[i].pid = 0;
+	}
+}
+
+Test(migration, kill_9_of_the_source_before_the_offer)
+{
+	crash_case(0, "OFFER");
+}
+
+Test(migration, kill_9_of_the_target_before_it_accepts)
+{
+	crash_case(1, "ACCEPT");
+}
+
+Test(migration, kill_9_of_the_source_before_the_transfer)
+{
+	crash_case(0, "TRANSFER");
+}
+
+Test(migration, kill_9_of_the_target_after_storing_before_the_ack)
+{
+	crash_case(1, "COMMITTED");
+}
+
+Test(migration, kill_9_of_the_source_after_the_commit_point)
+{
+	crash_case(0, "ACTIVATE");
+}
+
+Test(migration, kill_9_of_the_target_right_after_activation)
+{
+	crash_case(1, "activated");
+}
+
+/* SIGSTOP on the source right after it sent TRANSFER; the target stores
+ * the agent and acknowledges; SIGCONT after the source's deadline passed. */
+Test(migration, a_source_stopped_mid_transfer_and_resumed_late_does_not_duplicate)
+{
+	char id[32], out[512];
+	int before, status;
+	long end;
+
+	start_host(&hosts[0], NULL, "TRANSFER");
+	start_host(&hosts[1], NULL, NULL);
+	run_ticker(&hosts[0], id);
+	wait_ticks(&hosts[0], id, 3);
+	before = last_tick(&hosts[0], id);
+	push(&hosts[0], id, "h2", out, sizeof out);
+	end = now_ms() + 10000;
+	while (now_ms() < end) {
+		if (waitpid(hosts[0].pid, &status, WNOHANG | WUNTRACED) > 0 && WIFSTOPPED(status))
+			break;
+		usleep(20000);
+	}
+	cr_assert(WIFSTOPPED(status), "the source did not stop");
+	usleep(6500000); /* past the source's 5 s deadline */
+	kill(hosts[0].pid, SIGCONT);
+	settle_on_one(&hosts[0], &hosts[1], id, before, NULL, "source stopped mid-transfer");
+}
