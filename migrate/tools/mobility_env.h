@@ -1,6 +1,6 @@
 /*
  * mobility_env.h: the Lua environment mobility-check runs a script in, shared
- * (header-only, every function static) with the state-restore fuzzer and the
+ * (header-only, every function static inline) with the state-restore fuzzer and the
  * persist benchmark, so that a state dumped by the tool restores in them.
  *
  * A prepared state has the standard libraries, the engine's environment
@@ -62,7 +62,7 @@ struct mob_err {
 /* The restored value is not a root this environment made. */
 #define MOB_ERR_ROOT (-100)
 
-static void mob_err_set(struct mob_err *e, int code, const char *fmt, const char *arg)
+static inline void mob_err_set(struct mob_err *e, int code, const char *fmt, const char *arg)
 {
 	if (e == NULL)
 		return;
@@ -71,7 +71,7 @@ static void mob_err_set(struct mob_err *e, int code, const char *fmt, const char
 }
 
 /* The allocator of every state made here: plain malloc, as lua.c uses. */
-static void *mob_alloc(void *ud, void *p, size_t osize, size_t nsize)
+static inline void *mob_alloc(void *ud, void *p, size_t osize, size_t nsize)
 {
 	(void)ud;
 	(void)osize;
@@ -87,7 +87,7 @@ static void *mob_alloc(void *ud, void *p, size_t osize, size_t nsize)
  * length does not count). Returns 0, or -errno (-EFBIG past MOB_FILE_MAX).
  * The caller owns *data.
  */
-static int mob_file_read(const char *path, char **data, size_t *len)
+static inline int mob_file_read(const char *path, char **data, size_t *len)
 {
 	FILE *f;
 	char *buf = NULL, *nb;
@@ -137,7 +137,7 @@ out:
  * line numbers match). Binary chunks are refused with -ENOEXEC: no bytecode
  * is ever loaded. Returns 0 or -errno; the caller owns *text.
  */
-static int mob_script_read(const char *path, char **text, size_t *len)
+static inline int mob_script_read(const char *path, char **text, size_t *len)
 {
 	char *raw, *p;
 	size_t n, skip = 0;
@@ -169,13 +169,13 @@ static int mob_script_read(const char *path, char **text, size_t *len)
 
 /* Registers the value at the top as permanent `name`; pops it. A refusal
  * (the engine already knows the value) is the same on every side. */
-static void mob_perm_try(lua_State *L, const char *name)
+static inline void mob_perm_try(lua_State *L, const char *name)
 {
 	(void)mig_perm_add(L, name, -1);
 	lua_pop(L, 1);
 }
 
-static int mob_cmp_str(const void *a, const void *b)
+static inline int mob_cmp_str(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -185,7 +185,7 @@ static int mob_cmp_str(const void *a, const void *b)
  * whose value is a function or table, in sorted key order. Raises on
  * memory errors (runs under mob_prepare's pcall).
  */
-static void mob_perm_fields(lua_State *L, const char *prefix)
+static inline void mob_perm_fields(lua_State *L, const char *prefix)
 {
 	const char *keys[64];
 	size_t n = 0, i;
@@ -210,7 +210,7 @@ static void mob_perm_fields(lua_State *L, const char *prefix)
 
 /* What mob_prepare does, under lua_pcall. Upvalue: the adjust function
  * (or nil). */
-static int mob_prepare_body(lua_State *L)
+static inline int mob_prepare_body(lua_State *L)
 {
 	static const char *const std[] = { "stdin", "stdout", "stderr" };
 	char name[32];
@@ -258,7 +258,7 @@ static int mob_prepare_body(lua_State *L)
  * same names, not necessarily the same functions. Returns 0 or a negative
  * code with e filled.
  */
-static int mob_prepare(lua_State *L, lua_CFunction adjust, struct mob_err *e)
+static inline int mob_prepare(lua_State *L, lua_CFunction adjust, struct mob_err *e)
 {
 	if (adjust != NULL)
 		lua_pushcfunction(L, adjust);
@@ -275,14 +275,14 @@ static int mob_prepare(lua_State *L, lua_CFunction adjust, struct mob_err *e)
 
 /* Makes the value at idx the registry's globals (what `load` and new main
  * chunks get as _ENV). */
-static void mob_globals_set(lua_State *L, int idx)
+static inline void mob_globals_set(lua_State *L, int idx)
 {
 	lua_pushvalue(L, idx);
 	lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 }
 
 /* Puts the original globals back (around persist and restore). */
-static void mob_globals_original(lua_State *L)
+static inline void mob_globals_original(lua_State *L)
 {
 	lua_getfield(L, LUA_REGISTRYINDEX, MOB_REG_G);
 	mob_globals_set(L, -1);
@@ -291,7 +291,7 @@ static void mob_globals_original(lua_State *L)
 
 /* Pushes a new script environment: a shallow copy of the original globals,
  * with _G pointing to itself. Raises on memory errors. */
-static void mob_env_push(lua_State *L)
+static inline void mob_env_push(lua_State *L)
 {
 	int env;
 
@@ -311,7 +311,7 @@ static void mob_env_push(lua_State *L)
 
 /* Pushes math.random's generator-state userdata (a C upvalue of the
  * permanent), or nil when the math library is not there. */
-static void mob_rng_push(lua_State *L)
+static inline void mob_rng_push(lua_State *L)
 {
 	int top = lua_gettop(L);
 
@@ -328,14 +328,14 @@ static void mob_rng_push(lua_State *L)
 }
 
 /* Pushes t[k] without metamethods; returns its type. */
-static int mob_rawfield(lua_State *L, int t, const char *k)
+static inline int mob_rawfield(lua_State *L, int t, const char *k)
 {
 	lua_pushstring(L, k);
 	return lua_rawget(L, t);
 }
 
 /* mob_root_refresh under lua_pcall: 1 = the move number. */
-static int mob_root_refresh_body(lua_State *L)
+static inline int mob_root_refresh_body(lua_State *L)
 {
 	lua_Integer moves = lua_tointeger(L, 1);
 	int root;
@@ -361,7 +361,7 @@ static int mob_root_refresh_body(lua_State *L)
  * Brings the live root (registry MOB_REG_ROOT) up to date before it is
  * persisted as move number `moves`. Returns 0 or MIG_ERR_LUA with e filled.
  */
-static int mob_root_refresh(lua_State *L, lua_Integer moves, struct mob_err *e)
+static inline int mob_root_refresh(lua_State *L, lua_Integer moves, struct mob_err *e)
 {
 	lua_pushcfunction(L, mob_root_refresh_body);
 	lua_pushinteger(L, moves);
@@ -381,7 +381,7 @@ struct mob_install {
 };
 
 /* Whether the value at idx is one of the standard handles of this state. */
-static int mob_is_std_handle(lua_State *L, int idx)
+static inline int mob_is_std_handle(lua_State *L, int idx)
 {
 	static const char *const std[] = { "stdin", "stdout", "stderr" };
 	size_t i;
@@ -402,7 +402,7 @@ static int mob_is_std_handle(lua_State *L, int idx)
 
 /* mob_root_install under lua_pcall: 1 = struct mob_install *, 2 = root.
  * Checks every field first, then changes the state. */
-static int mob_root_install_body(lua_State *L)
+static inline int mob_root_install_body(lua_State *L)
 {
 	struct mob_install *in = lua_touserdata(L, 1);
 	lua_State *co;
@@ -485,7 +485,7 @@ static int mob_root_install_body(lua_State *L)
  * move number. Returns 0, or MOB_ERR_ROOT / MIG_ERR_LUA with e filled (the
  * state is then unchanged apart from the popped root).
  */
-static int mob_root_install(lua_State *L, lua_State **co, lua_Integer *moves, struct mob_err *e)
+static inline int mob_root_install(lua_State *L, lua_State **co, lua_Integer *moves, struct mob_err *e)
 {
 	struct mob_install in = { NULL, 0, NULL };
 
