@@ -197,3 +197,65 @@ Test(cli, unknown_agents_and_hosts_have_their_own_exit_codes)
 	cr_assert_eq(ctl("--json", "kill", "0123456789abcdef", NULL), 5);
 	cr_assert(strstr(clu_out, "\"exit\":5") != NULL, "%s", clu_out);
 }
+
+/* The epoch and host ps --all gives for one agent (host "" when absent). */
+static long long where_is(const char *id, char *host, size_t len)
+{
+	struct agd_json *doc;
+	const struct agd_json_val *agents, *a;
+	long long epoch = -1;
+
+	host[0] = '\0';
+	cr_assert_eq(ctl("--json", "ps", "--all", NULL), 0, "%s", clu_out);
+	doc = clu_json();
+	agents = agd_json_get(doc, agd_json_root(doc), "agents");
+	for (a = agents ? agd_json_first(doc, agents) : NULL; a != NULL; a = agd_json_next(doc, a)) {
+		const char *aid = NULL, *h = NULL;
+
+		if (agd_json_get_str(doc, a, "id", &aid) != 0 || strcmp(aid, id) != 0)
+			continue;
+		agd_json_get_str(doc, a, "host", &h);
+		agd_json_get_int(doc, a, "epoch", &epoch);
+		snprintf(host, len, "%s", h ? h : "");
+	}
+	agd_json_destroy(&doc);
+	return epoch;
+}
+
+Test(cli, push_pull_and_clone_move_an_agent_between_hosts_from_outside)
+{
+	char id[64], host[64], clone_id[64];
+	const char *p;
+
+	snprintf(id, sizeof id, "%s", clu_run(clu_sign("hello"), "h1", NULL));
+	cr_assert(clu_logs_wait(id, "hello from h1", 5000), "%s", clu_out);
+
+	/* push: h1 sends it to h2; weak, so it greets again from h2. */
+	cr_assert_eq(ctl("push", id, "--to", "h2", "--weak", NULL), 0, "push: %s", clu_out);
+	cr_assert(strstr(clu_out, "h1 -> h2") != NULL, "%s", clu_out);
+	cr_assert_eq(where_is(id, host, sizeof host), 1, "epoch after one move");
+	cr_assert_str_eq(host, "h2");
+	cr_assert(clu_logs_wait(id, "hello from h2", 10000), "%s", clu_out);
+
+	/* pull: h3 fetches it from wherever it is. */
+	cr_assert_eq(ctl("pull", id, "--to", "h3", "--weak", NULL), 0, "pull: %s", clu_out);
+	for (int t = 0; t < 100; t++) {
+		if (where_is(id, host, sizeof host) >= 0 && strcmp(host, "h3") == 0)
+			break;
+		usleep(100000);
+	}
+	cr_assert_str_eq(host, "h3", "pulled agent not on h3");
+	cr_assert(clu_logs_wait(id, "hello from h3", 10000), "%s", clu_out);
+
+	/* clone: a copy on h1 under a new id; the output names it. */
+	cr_assert_eq(ctl("clone", id, "--to", "h1", "--weak", NULL), 0, "clone: %s", clu_out);
+	p = strstr(clu_out, " as ");
+	cr_assert_not_null(p, "%s", clu_out);
+	snprintf(clone_id, sizeof clone_id, "%.16s", p + 4);
+	cr_assert_str_neq(clone_id, id);
+	cr_assert(clu_logs_wait(clone_id, "hello from h1", 10000), "clone did not start on h1: %s",
+		  clu_out);
+
+	/* Moving it to where it is already is a usage error, said plainly. */
+	cr_assert_eq(ctl("push", clone_id, "--to", "h1", NULL), 2);
+}
