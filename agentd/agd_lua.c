@@ -919,9 +919,13 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 	if (deliver) {
 		int top = lua_gettop(vm->co);
 
-		/* An undecodable message (it was checked when sent) or no room
-		 * reads as nil rather than failing the agent. */
-		if (msg == NULL || !lua_checkstack(vm->co, 8) || push_msg(vm->co, msg) != 0) {
+		/* Decoded in the main thread (a suspended coroutine takes no
+		 * calls), then moved. An undecodable message (it was checked
+		 * when sent) or no room reads as nil rather than failing the
+		 * agent. */
+		if (msg != NULL && lua_checkstack(vm->co, 8) && push_msg(vm->L, msg) == 0)
+			lua_xmove(vm->L, vm->co, 1);
+		else {
 			lua_settop(vm->co, top);
 			lua_pushnil(vm->co);
 		}
