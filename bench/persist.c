@@ -222,8 +222,9 @@ out:
 
 static void json(const char *metric, double value, const char *unit)
 {
-	printf("{\"bench\":\"persist\",\"metric\":\"%s\",\"value\":%.6g,\"unit\":\"%s\"}\n", metric,
-	       value, unit);
+	/* Sizes are exact counts; times keep microsecond resolution. */
+	printf("{\"bench\":\"persist\",\"metric\":\"%s\",\"value\":%.*f,\"unit\":\"%s\"}\n",
+	       metric, strcmp(unit, "bytes") == 0 ? 0 : 4, value, unit);
 }
 
 int main(int argc, char **argv)
