@@ -1865,7 +1865,7 @@ int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
 	return a ? 0 : AGD_ERR_NOTFOUND;
 }
 
-int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
+int agd_rt_logs_json(struct agd_rt *rt, const char *id, unsigned max_lines, struct agd_jw *w)
 {
 	struct agd_agent *a;
 
@@ -1880,7 +1880,10 @@ int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w)
 		agd_jw_str(w, a->reason);
 		agd_jw_key(w, "lines");
 		agd_jw_arr_begin(w);
-		for (unsigned k = 0; a->log && k < a->log->n; k++)
+		unsigned n = a->log ? a->log->n : 0;
+		unsigned skip = max_lines > 0 && max_lines < n ? n - max_lines : 0;
+
+		for (unsigned k = skip; k < n; k++)
 			agd_jw_str(w, a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
 		agd_jw_arr_end(w);
 	}

@@ -131,8 +131,9 @@ int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void 
 /* JSON writers for the control channel. */
 void agd_rt_status_json(struct agd_rt *rt, struct agd_jw *w);
 void agd_rt_ps_json(struct agd_rt *rt, struct agd_jw *w, int include_ended);
-/* Writes {"id":..,"state":..,"lines":[..]}; AGD_ERR_NOTFOUND when unknown. */
-int agd_rt_logs_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
+/* Writes {"id":..,"state":..,"lines":[..]} with the last max_lines lines
+ * (0: all kept); AGD_ERR_NOTFOUND when unknown. */
+int agd_rt_logs_json(struct agd_rt *rt, const char *id, unsigned max_lines, struct agd_jw *w);
 /* Writes one agent's ps entry; AGD_ERR_NOTFOUND when unknown. */
 int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
 

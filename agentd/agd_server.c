@@ -387,7 +387,10 @@ static int cmd_logs(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 
 	if (rc != 0)
 		return rc;
-	rc = agd_rt_logs_json(s->rt, id, w);
+	long long lines = 0;
+
+	agd_json_get_int(req->doc, req->args, "lines", &lines);
+	rc = agd_rt_logs_json(s->rt, id, lines > 0 && lines < 1000000 ? (unsigned)lines : 0, w);
 	if (rc != 0)
 		fail(req, "no agent %s here", id);
 	return rc;

@@ -106,7 +106,7 @@ static int log_has(const char *id, const char *needle)
 
 	agd_jw_init(&w);
 	agd_jw_obj_begin(&w);
-	agd_rt_logs_json(rt, id, &w);
+	agd_rt_logs_json(rt, id, 0, &w);
 	agd_jw_obj_end(&w);
 	text = agd_jw_take(&w, NULL);
 	found = strstr(text, needle) != NULL;

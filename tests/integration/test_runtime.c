@@ -9,6 +9,7 @@
 #include "itest.h"
 
 #include "mig_key.h"
+#include "tst_proc.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -244,4 +245,27 @@ Test(daemon_runtime, sigterm_stops_cleanly)
 	int st = itest_stop(&t);
 
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+}
+
+Test(daemon_check_config, prints_the_effective_config_or_the_failing_line, .timeout = 30)
+{
+	char dir[64], good[128], bad[128], out[8192];
+	char *argv_good[] = { (char *)tst_bin("AGENTD_BIN"), "--check-config", good, NULL };
+	char *argv_bad[] = { (char *)tst_bin("AGENTD_BIN"), "--check-config", bad, NULL };
+	FILE *f;
+
+	cr_assert_eq(tst_tmpdir(dir, sizeof dir), 0);
+	snprintf(good, sizeof good, "%s/good.conf", dir);
+	snprintf(bad, sizeof bad, "%s/bad.conf", dir);
+	f = fopen(good, "w");
+	fputs("[daemon]\nhost = hx\n[agents]\nmemory_limit = 2M\n", f);
+	fclose(f);
+	f = fopen(bad, "w");
+	fputs("[daemon]\nhost = hx\nworkerz = 3\n", f);
+	fclose(f);
+	cr_assert_eq(tst_run(argv_good, out, sizeof out, 10000), 0);
+	cr_assert(strstr(out, "host = hx") != NULL, "%s", out);
+	cr_assert(strstr(out, "memory_limit = 2097152") != NULL, "%s", out);
+	cr_assert_eq(tst_run(argv_bad, out, sizeof out, 10000), 1);
+	tst_rmtree(dir);
 }
