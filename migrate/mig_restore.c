@@ -866,6 +866,20 @@ static int is_mm_op(OpCode op)
 	}
 }
 
+/* Where the frame's function was called: a vararg Lua function moved
+ * itself up over its arguments, and returns its results down there. */
+static uint64_t frame_origin(lua_State *th, const struct frame *g)
+{
+	const TValue *gfn = s2v(th->stack.p + g->func);
+
+	if (g->lua && ttisLclosure(gfn) && clLvalue(gfn)->p->is_vararg) {
+		uint64_t shift = g->extra + clLvalue(gfn)->p->numparams + 1;
+
+		return shift <= g->func ? g->func - shift : 0;
+	}
+	return g->func;
+}
+
 /* Checks that Lua frame f (proto p) is suspended where a call leaves it,
  * with frame g (the next one up) being that call. */
 static int check_call_site(struct rctx *x, lua_State *th, const struct frame *f, const Proto *p,
@@ -876,22 +890,20 @@ static int check_call_site(struct rctx *x, lua_State *th, const struct frame *f,
 	uint64_t base = f->func + 1, a = (uint64_t)GETARG_A(i);
 	int fresh = g->lua && (g->status & CIST_FRESH);
 	int mm = is_mm_op(op);
-	uint64_t gfunc = g->func;
-	const TValue *gfn = s2v(th->stack.p + g->func);
+	uint64_t gfunc;
 
-	/* A vararg callee moved itself up over its arguments. */
-	if (g->lua && ttisLclosure(gfn) && clLvalue(gfn)->p->is_vararg) {
-		uint64_t shift = g->extra + clLvalue(gfn)->p->numparams + 1;
+	/* g is checked on its own only after f: bound it before use. */
+	if (g->func < 1 || g->func >= (uint64_t)(th->top.p - th->stack.p))
+		return bad(x, "frame bounds");
 
-		gfunc = shift <= g->func ? g->func - shift : 0;
-	}
+	gfunc = frame_origin(th, g);
 
 	if ((op == OP_CALL || op == OP_TAILCALL) && (!g->lua || !fresh)) {
 		if (gfunc != base + a)
 			return mig_err_set(x->err, MIG_ERR_MALFORMED,
 					   "malformed state: callee at %llu, call puts it at %llu (op %d)",
 					   (unsigned long long)gfunc, (unsigned long long)(base + a), (int)op);
-		if (op == OP_CALL && g->nres != GETARG_C(i) - 1)
+		if ((op == OP_CALL && g->nres != GETARG_C(i) - 1) || (op == OP_TAILCALL && g->nres != LUA_MULTRET))
 			return bad(x, "callee result count");
 		return 0;
 	}
@@ -901,19 +913,62 @@ static int check_call_site(struct rctx *x, lua_State *th, const struct frame *f,
 		return 0;
 	}
 	if (mm && (fresh || !g->lua)) {
-		if (g->func < base || g->func > f->top)
+		if (gfunc < base || g->func > f->top)
 			return bad(x, "metamethod frame outside its caller");
 		if (g->nres != (mm == 1 ? 1 : 0))
 			return bad(x, "metamethod result count");
 		if ((op == OP_MMBIN || op == OP_MMBINI || op == OP_MMBINK) && f->pc < 2)
 			return bad(x, "metamethod pc");
-		if (op == OP_CONCAT && (g->func < base + a + 2 || g->func > base + a + (uint64_t)GETARG_B(i)))
+		if (op == OP_CONCAT && (gfunc < base + a + 2 || gfunc > base + a + (uint64_t)GETARG_B(i)))
 			return bad(x, "concat frame");
 		if (op == OP_RETURN && (f->u2 < 0 || base + a + (uint64_t)f->u2 > f->top))
 			return bad(x, "return count");
 		return 0;
 	}
 	return bad(x, "frame suspended at an instruction that cannot call");
+}
+
+/* The VM trusts some registers' types where the compiler guarantees them:
+ * the table of a constructor between OP_NEWTABLE and its OP_SETLIST, and
+ * the three control registers of a numeric for loop. A frame stopped in
+ * such a range must hold values of those types. exec is the index of the
+ * next instruction the frame executes. */
+static int check_registers(struct rctx *x, lua_State *th, const Proto *p, uint64_t base, uint64_t exec)
+{
+	int lastnt[MAXARG_A + 1];
+
+	for (int a = 0; a <= MAXARG_A; a++)
+		lastnt[a] = -1;
+	for (int j = 0; j < p->sizecode; j++) {
+		Instruction i = p->code[j];
+		int a = GETARG_A(i);
+
+		switch (GET_OPCODE(i)) {
+		case OP_NEWTABLE:
+			lastnt[a] = j;
+			break;
+		case OP_SETLIST:
+			if (lastnt[a] >= 0 && (uint64_t)lastnt[a] < exec && exec <= (uint64_t)j &&
+			    !ttistable(s2v(th->stack.p + base + a)))
+				return bad(x, "table constructor register is not a table");
+			break;
+		case OP_FORLOOP: {
+			uint64_t first = (uint64_t)j + 1 - (uint64_t)GETARG_Bx(i);
+
+			if ((uint64_t)j + 1 >= (uint64_t)GETARG_Bx(i) && first <= exec && exec <= (uint64_t)j) {
+				const TValue *r = s2v(th->stack.p + base + a);
+
+				if (ttisinteger(&r[2]) ? !(ttisinteger(&r[0]) && ttisinteger(&r[1]))
+						       : !(ttisfloat(&r[0]) && ttisfloat(&r[1]) && ttisfloat(&r[2])))
+					return bad(x, "numeric for loop registers");
+			}
+			break;
+		}
+		default:
+			break;
+		}
+	}
+	return 0;
 }
 
 static int read_frame(struct rctx *x, struct frame *f)
@@ -1040,8 +1095,12 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 		int last = i + 1 == nframes;
 		const TValue *fn;
 
+		/* Results land from the function's slot up: they must fit. The
+		 * first frame was started by resume, which wants them all. */
 		if (f->func < 1 || f->func >= top || (i > 0 && f->func <= fr[i - 1].func) ||
-		    f->top > ssize || f->top <= f->func || f->nres < LUA_MULTRET || f->nres > 255) {
+		    f->top > ssize || f->top <= f->func || f->nres < LUA_MULTRET || f->nres > 255 ||
+		    f->func + (uint64_t)(f->nres > 0 ? f->nres : 0) > ssize ||
+		    (i == 0 && f->nres != LUA_MULTRET)) {
 			rc = bad(x, "frame bounds");
 			goto out;
 		}
@@ -1055,7 +1114,11 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				goto out;
 			}
 			p = clLvalue(fn)->p;
-			if ((f->status & ~allowed) || (last && !(f->status & CIST_HOOKYIELD))) {
+			/* Above the base (a C boundary) Lua starts a fresh
+			 * luaV_execute; without the mark, a return would run on
+			 * into the base frame. */
+			if ((f->status & ~allowed) || (last && !(f->status & CIST_HOOKYIELD)) ||
+			    (i == 0 && !(f->status & CIST_FRESH))) {
 				rc = bad(x, "Lua frame status");
 				goto out;
 			}
@@ -1075,6 +1138,9 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 			}
 			if (!last && (rc = check_call_site(x, th, f, p, &fr[i + 1])))
 				goto out;
+			if ((rc = check_registers(x, th, p, f->func + 1,
+						  f->pc - ((f->status & CIST_HOOKYIELD) ? 1 : 0))))
+				goto out;
 			if (last || GET_OPCODE(p->code[f->pc - 1]) != OP_RETURN)
 				f->u2 = 0;
 		} else {
@@ -1090,7 +1156,8 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				rc = bad(x, "C frame status");
 				goto out;
 			}
-			if ((!last && f->k < 0) || f->errslot >= top) {
+			if ((!last && f->k < 0) || f->errslot >= top ||
+			    (f->errslot != 0 && !ttisfunction(s2v(th->stack.p + f->errslot)))) {
 				rc = bad(x, "C frame continuation");
 				goto out;
 			}
@@ -1118,8 +1185,15 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				 * __close methods run wherever the top was. */
 				unsigned recst2 = (unsigned)(f->status >> CIST_RECST) & 7;
 
-				if (g->func <= f->func || (recst2 == 0 && g->func >= f->top) ||
-				    ((f->status & CIST_YPCALL) && recst2 == 0 && g->func != (uint64_t)f->u2)) {
+				uint64_t gorig;
+
+				if (g->func < 1 || g->func >= top) {
+					rc = bad(x, "frame bounds");
+					goto out;
+				}
+				gorig = frame_origin(th, g);
+				if (gorig <= f->func || (recst2 == 0 && gorig >= f->top) ||
+				    ((f->status & CIST_YPCALL) && recst2 == 0 && gorig != (uint64_t)f->u2)) {
 					rc = bad(x, "frame above a C frame");
 					goto out;
 				}
@@ -1134,7 +1208,46 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 	RD(mig_rd_varint(&x->r, &errslot));
 	RD(mig_rd_varint(&x->r, &oldpc));
 	RD(mig_rd_u8(&x->r, &allowhook));
-	if (errslot >= top || allowhook > 1 || oldpc > INT_MAX) {
+
+	/* Message handlers nest with the protected calls: each saves the
+	 * handler in force below it, and the innermost one's is current.
+	 * The engine's pcall/xpcall layout is known exactly; a host frame
+	 * keeps its handler inside its own slots. */
+	{
+		int known = 1;
+		uint64_t expect = 0;
+
+		for (uint64_t i = 0; i < nframes; i++) {
+			struct frame *f = &fr[i];
+
+			if (f->lua || !(f->status & CIST_YPCALL))
+				continue;
+			if (f->k < 0) {
+				rc = bad(x, "protected call without continuation");
+				goto out;
+			}
+			if (known && f->errslot != expect) {
+				rc = bad(x, "saved message handler");
+				goto out;
+			}
+			if (f->k >= 0 && strcmp(x->c->cfn[f->k].name, MIG_CFN_PCALLK) == 0)
+				expect = f->ctx == 2 ? f->func + 2 : 0;
+			else
+				known = 0;
+			if (i + 1 < nframes && fr[i + 1].lua && ((f->status >> CIST_RECST) & 7) == 0 &&
+			    strcmp(x->c->cfn[f->k].name, MIG_CFN_PCALLK) == 0 && fr[i + 1].nres != LUA_MULTRET) {
+				rc = bad(x, "protected call result count");
+				goto out;
+			}
+		}
+		if (known && errslot != expect) {
+			rc = bad(x, "current message handler");
+			goto out;
+		}
+	}
+	/* Lua calls the message handler without checking its type. */
+	if (errslot >= top || allowhook > 1 || oldpc > INT_MAX ||
+	    (errslot != 0 && !ttisfunction(s2v(th->stack.p + errslot)))) {
 		rc = bad(x, "thread fields");
 		goto out;
 	}
@@ -1245,6 +1358,32 @@ static int link_open_upvalues(struct rctx *x)
 			return bad(x, "open upvalue outside its thread's stack");
 		if (i > 0 && x->ouv[i - 1].th == th && x->ouv[i - 1].level == o->level)
 			return bad(x, "two open upvalues for one slot");
+	}
+	/* An open upvalue is a local of some frame, never the slot holding a
+	 * frame's function: writing through it would replace the function
+	 * the VM is running. */
+	for (size_t i = 0; i < x->nouv;) {
+		lua_State *th = x->ouv[i].th;
+		size_t n = (size_t)(th->top.p - th->stack.p), j;
+		uint8_t *funcs = calloc(n / 8 + 1, 1);
+
+		if (funcs == NULL)
+			return MIG_ERR_NOMEM;
+		for (CallInfo *ci = th->ci; ci != &th->base_ci; ci = ci->previous) {
+			size_t f = (size_t)(ci->func.p - th->stack.p);
+
+			funcs[f / 8] |= (uint8_t)(1u << (f % 8));
+		}
+		for (j = i; j < x->nouv && x->ouv[j].th == th; j++) {
+			uint32_t lv = x->ouv[j].level;
+
+			if (funcs[lv / 8] & (1u << (lv % 8))) {
+				free(funcs);
+				return bad(x, "open upvalue on a function slot");
+			}
+		}
+		free(funcs);
+		i = j;
 	}
 	for (size_t i = 0; i < x->nouv;) {
 		lua_State *th = x->ouv[i].th;
