@@ -1122,8 +1122,10 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				rc = bad(x, "Lua frame status");
 				goto out;
 			}
+			/* A hook-stopped frame resumes with the top it had:
+			 * inside its registers. */
 			if (f->top != f->func + 1 + p->maxstacksize || f->pc < 1 ||
-			    f->pc > (uint64_t)p->sizecode) {
+			    f->pc > (uint64_t)p->sizecode || (last && (top <= f->func || top > f->top))) {
 				rc = bad(x, "Lua frame registers or pc");
 				goto out;
 			}
@@ -1156,7 +1158,9 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 				rc = bad(x, "C frame status");
 				goto out;
 			}
-			if ((!last && f->k < 0) || f->errslot >= top ||
+			/* The topmost C function's frame covers the values it
+			 * yielded (the host pushes resume values above). */
+			if ((!last && f->k < 0) || f->errslot >= top || (last && f->top < top) ||
 			    (f->errslot != 0 && !ttisfunction(s2v(th->stack.p + f->errslot)))) {
 				rc = bad(x, "C frame continuation");
 				goto out;
