@@ -25,6 +25,7 @@
 #include "agd_vm.h"
 
 #include "agd_log.h"
+#include "agd_proc.h"
 #include "agd_rt.h"
 #include "mig_lua.h"
 #include "mig_segment.h"
@@ -73,6 +74,7 @@ struct agd_vm {
 	struct res_lua_env renv; /* what resource handles in L use */
 	int res_locked;          /* holds the registry lock for this slice */
 	int uses_res;            /* has made a resource handle: slices take the lock */
+	struct agd_proc *proc;   /* process isolation: the vm is there, L is NULL */
 	atomic_int kill;         /* set by agd_vm_kill or a quota */
 	char kill_reason[128];   /* written before kill is set */
 };
@@ -795,9 +797,38 @@ static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limi
 	return 0;
 }
 
+/* Process isolation: the vm is a proxy for one in a worker process. */
+static int make_proc(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
+		     const void *state, size_t len, struct agd_vm **out, struct agd_vm_wait *wait,
+		     char *err, size_t err_len)
+{
+	struct agd_vm *vm = calloc(1, sizeof *vm);
+	int rc;
+
+	*out = NULL;
+	if (vm == NULL)
+		return AGD_ERR_NOMEM;
+	rc = agd_proc_start(rt, a, lim, state, len, &vm->proc, wait, err, err_len);
+	if (rc != 0) {
+		free(vm);
+		return rc;
+	}
+	vm->rt = rt;
+	vm->a = a;
+	*out = vm;
+	return 0;
+}
+
+static int in_process(struct agd_rt *rt)
+{
+	return agd_rt_config(rt)->isolation == AGD_ISOLATION_PROCESS;
+}
+
 int agd_vm_new(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
 	       struct agd_vm **out, char *err, size_t err_len)
 {
+	if (in_process(rt))
+		return make_proc(rt, a, lim, NULL, 0, out, NULL, err, err_len);
 	return make(rt, a, lim, NULL, 0, out, err, err_len);
 }
 
@@ -809,6 +840,11 @@ int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_l
 
 	if (state == NULL)
 		return AGD_ERR_ARG;
+	if (in_process(rt)) {
+		struct agd_vm_wait ignored;
+
+		return make_proc(rt, a, lim, state, len, out, wait ? wait : &ignored, err, err_len);
+	}
 	rc = make(rt, a, lim, state, len, out, err, err_len);
 	if (rc == 0 && wait != NULL) {
 		lua_State *L = (*out)->L;
@@ -833,6 +869,8 @@ int agd_vm_persist(struct agd_vm *vm, const struct agd_vm_wait *wait, struct mig
 	size_t limit = vm->mem_limit;
 	int rc;
 
+	if (vm->proc != NULL)
+		return agd_proc_persist(vm->proc, wait, out, err, err_len);
 	/* The engine may allocate in L while it walks; that is the host's
 	 * work, not the agent's, so the quota is lifted for it. */
 	vm->mem_limit = (size_t)-1;
@@ -909,6 +947,10 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 {
 	int nargs = 0, nres = 0, st;
 
+	if (vm->proc != NULL) {
+		agd_proc_resume(vm->proc, deliver, msg, res);
+		return;
+	}
 	memset(res, 0, sizeof *res);
 	res->timeout = -1;
 	if (atomic_load(&vm->kill)) {
@@ -990,8 +1032,22 @@ again:
 	error_text(vm, nres, res->reason, sizeof res->reason);
 }
 
+void agd_vm_kill_async(struct agd_vm *vm)
+{
+	/* Signal-safe: an atomic store and lua_sethook only; the reason is
+	 * the daemon's to record. */
+	if (vm->co == NULL || atomic_load(&vm->kill))
+		return;
+	atomic_store(&vm->kill, 1);
+	lua_sethook(vm->co, vm_hook, LUA_MASKCOUNT, 1);
+}
+
 void agd_vm_kill(struct agd_vm *vm, const char *reason)
 {
+	if (vm->proc != NULL) {
+		agd_proc_kill(vm->proc);
+		return;
+	}
 	if (atomic_load(&vm->kill))
 		return;
 	snprintf(vm->kill_reason, sizeof vm->kill_reason, "%s", reason);
@@ -1001,14 +1057,19 @@ void agd_vm_kill(struct agd_vm *vm, const char *reason)
 	lua_sethook(vm->co, vm_hook, LUA_MASKCOUNT, 1);
 }
 
+long agd_vm_pid(const struct agd_vm *vm)
+{
+	return vm->proc ? agd_proc_pid(vm->proc) : 0;
+}
+
 size_t agd_vm_memory(const struct agd_vm *vm)
 {
-	return vm->mem;
+	return vm->proc ? agd_proc_memory(vm->proc) : vm->mem;
 }
 
 uint64_t agd_vm_instructions(const struct agd_vm *vm)
 {
-	return vm->instr;
+	return vm->proc ? agd_proc_instructions(vm->proc) : vm->instr;
 }
 
 void agd_vm_destroy(struct agd_vm **vm_p, int moved)
@@ -1018,6 +1079,12 @@ void agd_vm_destroy(struct agd_vm **vm_p, int moved)
 	if (vm_p == NULL || *vm_p == NULL)
 		return;
 	vm = *vm_p;
+	if (vm->proc != NULL) {
+		agd_proc_destroy(&vm->proc);
+		free(vm);
+		*vm_p = NULL;
+		return;
+	}
 #if AGD_HAVE_ENGINE
 	if (moved)
 		mig_state_forget_finalizers(vm->L);

@@ -119,6 +119,7 @@ struct agd_rt {
 	pthread_mutex_t res_mu;       /* serialises every use of reg */
 	char **hosts;                 /* known host names, this one first */
 	size_t nhosts;
+	struct agd_rt_remote remote;  /* worker process: host services via the daemon */
 };
 
 static const char *const state_names[] = { "created", "running", "waiting", "migrating",
@@ -1390,6 +1391,62 @@ int agd_rt_code_source(struct agd_rt *rt, const char *name, const char *text, si
 	return code_insert(rt, c, out);
 }
 
+int agd_rt_code_local(struct agd_rt *rt, const void *bytes, size_t len, struct agd_code **out,
+		      char *err, size_t err_len)
+{
+	struct mig_segment *seg = NULL;
+	struct mig_error e;
+	const struct mig_manifest *m;
+	struct agd_code *c;
+
+	*out = NULL;
+	if (mig_segment_decode(bytes, len, &seg, &e) != 0) {
+		snprintf(err, err_len, "segment: %s", e.msg);
+		return AGD_ERR_SEGMENT;
+	}
+	c = calloc(1, sizeof *c);
+	if (c == NULL) {
+		mig_segment_destroy(&seg);
+		return AGD_ERR_NOMEM;
+	}
+	m = mig_segment_manifest(seg);
+	memcpy(c->hash, mig_segment_hash(seg), 32);
+	mig_hash_hex(c->hash, c->hex);
+	snprintf(c->name, sizeof c->name, "%s", m->name);
+	snprintf(c->entry_file, sizeof c->entry_file, "%s", m->entry_file);
+	snprintf(c->entry_func, sizeof c->entry_func, "%s", m->entry_func);
+	c->seg = seg;
+	return code_insert(rt, c, out);
+}
+
+int agd_rt_child_new(const struct agd_config *cfg, const struct agd_rt_remote *remote,
+		     const char *const *hosts, size_t nhosts, struct agd_rt **out)
+{
+	struct agd_rt *rt = calloc(1, sizeof *rt);
+
+	*out = NULL;
+	if (rt == NULL)
+		return AGD_ERR_NOMEM;
+	rt->cfg = cfg;
+	rt->remote = *remote;
+	rt->nbuckets = 16;
+	rt->buckets = calloc(rt->nbuckets, sizeof *rt->buckets);
+	rt->hosts = calloc(nhosts + 1, sizeof *rt->hosts);
+	pthread_mutex_init(&rt->mu, NULL);
+	pthread_cond_init(&rt->work_cv, NULL);
+	pthread_cond_init(&rt->idle_cv, NULL);
+	pthread_mutex_init(&rt->res_mu, NULL);
+	if (rt->buckets == NULL || rt->hosts == NULL) {
+		agd_rt_destroy(&rt);
+		return AGD_ERR_NOMEM;
+	}
+	for (size_t i = 0; i < nhosts; i++)
+		if (hosts[i] != NULL && (rt->hosts[rt->nhosts] = strdup(hosts[i])) != NULL)
+			rt->nhosts++;
+	*out = rt;
+	return 0;
+}
+
 /* --------------------------------------------------------------- agents */
 
 static void new_id(char out[AGD_ID_LEN + 1])
@@ -1499,6 +1556,27 @@ int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_
 	return 0;
 }
 
+int agd_rt_child_agent(struct agd_rt *rt, struct agd_code *code, const char *id, const char *home,
+		       struct agd_agent **out, char *err, size_t err_len)
+{
+	struct agd_agent *a = agent_alloc(rt, code);
+	int rc;
+
+	*out = NULL;
+	if (a == NULL)
+		return AGD_ERR_NOMEM;
+	snprintf(a->id, sizeof a->id, "%s", id);
+	snprintf(a->home, sizeof a->home, "%s", home);
+	rc = add_agent(rt, a, 0);
+	if (rc != 0) {
+		snprintf(err, err_len, "%s", agd_strerror(rc));
+		free(a);
+		return rc;
+	}
+	*out = a;
+	return 0;
+}
+
 int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code, char *err,
 		 size_t err_len)
 {
@@ -1585,6 +1663,8 @@ int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void 
 	struct agd_agent *a;
 	struct agd_msg *m;
 
+	if (rt->remote.send != NULL)
+		return rt->remote.send(rt->remote.ud, to, data, len);
 	if (len > rt->cfg->message_max)
 		return AGD_ERR_TOOBIG;
 	m = malloc(sizeof *m + len);
@@ -1716,6 +1796,10 @@ struct agd_code *agd_agent_code(const struct agd_agent *a)
 
 void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, size_t len)
 {
+	if (rt->remote.log != NULL) {
+		rt->remote.log(rt->remote.ud, text, len);
+		return;
+	}
 	agd_log(AGD_LOG_INFO, "agent.log", "agent=%s text=\"%.*s\"", a->id,
 		(int)(len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len), text);
 	pthread_mutex_lock(&rt->mu);
@@ -1727,6 +1811,8 @@ struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a)
 {
 	struct agd_msg *m;
 
+	if (rt->remote.take != NULL)
+		return rt->remote.take(rt->remote.ud);
 	pthread_mutex_lock(&rt->mu);
 	m = a->mb_head;
 	if (m != NULL) {
@@ -1774,6 +1860,12 @@ static void agent_json(struct agd_rt *rt, struct agd_agent *a, struct agd_jw *w)
 	agd_jw_int(w, a->mb_n);
 	agd_jw_key(w, "created_ms");
 	agd_jw_int(w, a->created);
+	if (rt->cfg->isolation == AGD_ISOLATION_PROCESS) {
+		/* Read without the vm's owner: a pid is one word, and a stale
+		 * one only names a process that has gone. */
+		agd_jw_key(w, "pid");
+		agd_jw_int(w, a->vm ? agd_vm_pid(a->vm) : 0);
+	}
 	agd_jw_obj_end(w);
 }
 

@@ -185,6 +185,24 @@ void agd_rt_res_unlock(struct agd_rt *rt);
  * list); *n set to their count. The array lives as long as rt. */
 const char *const *agd_rt_hosts(struct agd_rt *rt, size_t *n);
 
+/* ---- process isolation, worker side (agd_proc.c) ----
+ * A runtime with one agent and no workers, store or trust store, whose host
+ * services (agd_agent_log, agd_rt_send, agd_agent_mbox_take) go through
+ * these hooks to the daemon. */
+struct agd_rt_remote {
+	void (*log)(void *ud, const char *text, size_t len);
+	int (*send)(void *ud, const char *to, const void *data, size_t len);
+	struct agd_msg *(*take)(void *ud); /* malloc'd message or NULL */
+	void *ud;
+};
+int agd_rt_child_new(const struct agd_config *cfg, const struct agd_rt_remote *remote,
+		     const char *const *hosts, size_t nhosts, struct agd_rt **out);
+int agd_rt_child_agent(struct agd_rt *rt, struct agd_code *code, const char *id, const char *home,
+		       struct agd_agent **out, char *err, size_t err_len);
+/* Decodes a segment the daemon has already verified (no trust check). */
+int agd_rt_code_local(struct agd_rt *rt, const void *bytes, size_t len, struct agd_code **out,
+		      char *err, size_t err_len);
+
 /* ---- used by the Lua bindings (agd_lua.c) ---- */
 const struct agd_config *agd_rt_config(const struct agd_rt *rt);
 const char *agd_agent_id(const struct agd_agent *a);

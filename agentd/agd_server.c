@@ -414,11 +414,6 @@ int agd_server_new(const struct agd_config *cfg, struct agd_server **out, char *
 		rc = AGD_ERR_NOMEM;
 		goto fail;
 	}
-	if (cfg->isolation == AGD_ISOLATION_PROCESS) {
-		snprintf(err, err_len, "isolation = process is not implemented in this build");
-		rc = AGD_ERR_UNAVAILABLE;
-		goto fail;
-	}
 	rc = agd_rt_new(cfg, s->loop, &s->rt);
 	if (rc != 0) {
 		snprintf(err, err_len, "runtime: %s (data_dir %s)", agd_strerror(rc), cfg->data_dir);

@@ -77,6 +77,12 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 /* Ends the agent at its next instruction (thread-safe). reason is copied. */
 void agd_vm_kill(struct agd_vm *vm, const char *reason);
 
+/* The worker process of a vm in process isolation, else 0. */
+long agd_vm_pid(const struct agd_vm *vm);
+
+/* The same from a signal handler in a worker process (no reason). */
+void agd_vm_kill_async(struct agd_vm *vm);
+
 /* Bytes the agent's state holds, and instructions it has run (approximate:
  * counted per hook period). */
 size_t agd_vm_memory(const struct agd_vm *vm);

@@ -6,6 +6,7 @@
  */
 #include "agd_config.h"
 #include "agd_log.h"
+#include "agd_proc.h"
 #include "agd_mobility.h" /* [mig] */
 #include "agd_server.h"
 
@@ -58,6 +59,10 @@ int main(int argc, char **argv)
 	const char *check = NULL;
 	int rc;
 
+	/* A worker process of isolation = process (agd_proc.c), started by the
+	 * daemon itself: it serves one agent on the inherited socket. */
+	if (argc == 3 && strcmp(argv[1], "--agent-worker") == 0)
+		return agd_proc_child_main(atoi(argv[2]));
 	agd_config_defaults(&cfg);
 	/* The config file first, then the other options over it. */
 	for (int i = 1; i < argc; i++) {

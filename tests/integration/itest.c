@@ -58,7 +58,11 @@ void itest_setup(struct itest *t, const char *extra)
 		 "[daemon]\nhost = h1\ndata_dir = %s/data\nworkers = 2\n"
 		 "[control]\ntcp = %s\nipc = %s\n"
 		 "[peer]\nendpoint =\ntrust_store = %s/trust\n"
-		 "[log]\nlevel = debug\n%s",
+		 "[log]\nlevel = debug\n%s"
+#ifdef ITEST_ISOLATION
+		 "[daemon]\nisolation = " ITEST_ISOLATION "\n"
+#endif
+		 ,
 		 t->dir, t->endpoint, t->ipc, t->dir, extra ? extra : "");
 	write_file(t->conf, conf);
 }

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <zmq.h>
@@ -72,6 +73,9 @@ Test(daemon_runtime, runs_a_signed_agent_to_the_end_and_keeps_its_log)
 	cr_assert(itest_log_has(&t, id, "[state] running -> finished: returned"));
 }
 
+/* Resource handles need the host's registry, which a worker process does
+ * not have (docs/runtime.md, "Process isolation"): in-daemon only. */
+#ifndef ITEST_ISOLATION
 Test(daemon_runtime, agent_resource_gives_a_handle_to_a_bound_resource)
 {
 	char id[17];
@@ -86,6 +90,7 @@ Test(daemon_runtime, agent_resource_gives_a_handle_to_a_bound_resource)
 	cr_assert(itest_log_has(&t, id, "site says 42"));
 	cr_assert(itest_log_has(&t, id, "missing no binding 'nope'"));
 }
+#endif
 
 Test(daemon_runtime, run_args_reach_the_entry_chunk)
 {
@@ -269,3 +274,32 @@ Test(daemon_check_config, prints_the_effective_config_or_the_failing_line, .time
 	cr_assert_eq(tst_run(argv_bad, out, sizeof out, 10000), 1);
 	tst_rmtree(dir);
 }
+
+#ifdef ITEST_ISOLATION
+/* Process isolation: a crash of an agent's process ends that agent with a
+ * reason; the daemon and the other agents go on. */
+Test(daemon_runtime, a_crashed_agent_process_ends_only_that_agent)
+{
+	char a[17], b[17], body[64], *reply = NULL, *p;
+	long pid = 0;
+
+	itest_run(&t, "victim", "agent.recv() agent.log('unreachable')", "", "", a);
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000));
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "ps", body, &reply), 1);
+	p = strstr(reply, "\"pid\":");
+	cr_assert_not_null(p, "%s", reply);
+	pid = strtol(p + 6, NULL, 10);
+	free(reply);
+	cr_assert_gt(pid, 0);
+	cr_assert_eq(kill((pid_t)pid, SIGSEGV), 0);
+	usleep(100000);
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":\"x\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "send", body, &reply), 1);
+	free(reply);
+	cr_assert(itest_wait_state(&t, a, "killed", 5000));
+	cr_assert(itest_log_has(&t, a, "agent process died: signal 11"));
+	itest_run(&t, "after", "agent.log('still fine')", "", "", b);
+	cr_assert(itest_wait_state(&t, b, "finished", 5000));
+}
+#endif
