@@ -55,6 +55,10 @@ struct req {
 	int kind;                      /* AGD_KIND_* */
 	int mobility;                  /* AGD_MOB_* */
 	struct agd_ctl_token *tok;     /* the control request to answer, or NULL */
+	int awaiting;                  /* 1: the agent is still arriving here; 2: it
+					  arrived and the runtime is restoring it:
+					  suspend it once it waits */
+	uint64_t deadline;             /* ms: give up waiting for the arrival */
 	struct req *next;
 };
 
@@ -89,6 +93,7 @@ struct agd_mobility {
 	struct agd_dir *dir;
 	int efd;                       /* eventfd: the worker queue is not empty */
 	uint64_t timer;
+	uint64_t poll_timer;           /* one-shot: awaiting_poll, or 0 */
 	pthread_mutex_t mu;            /* guards items */
 	struct item *items;
 	struct req *reqs;
@@ -136,6 +141,8 @@ static int host_key(struct agd_mobility *m, const char *name, uint8_t curve[AGD_
 	return -1;
 }
 
+static int ensure_route(struct agd_mobility *m, const char *host, int redial);
+
 static void endpoint_key(char *key, size_t len, const char *host)
 {
 	snprintf(key, len, "peer.ep.%s", host);
@@ -151,7 +158,20 @@ static void learn_endpoint(struct agd_mobility *m, const char *host, const char 
 	    strcmp(host, m->cfg->host) == 0)
 		return;
 	endpoint_key(key, sizeof key, host);
+	{
+		void *v = NULL;
+		size_t len = 0;
+		int same = agd_store_kv_get(m->st, key, &v, &len) == 0 && len == strlen(endpoint) + 1 &&
+			   memcmp(v, endpoint, len) == 0;
+
+		free(v);
+		if (same)
+			return;
+	}
 	agd_store_kv_put(m->st, key, endpoint, strlen(endpoint) + 1);
+	/* A host that moved to a new endpoint: dial it again there. */
+	if (agd_peer_dialled(m->peer, host))
+		ensure_route(m, host, 1);
 }
 
 static void on_sock(struct agd_loop *loop, void *sock, int fd, void *ud)
@@ -161,9 +181,9 @@ static void on_sock(struct agd_loop *loop, void *sock, int fd, void *ud)
 	agd_peer_readable(m->peer, sock);
 }
 
-/* Opens a DEALER to host if we have none: its endpoint from the store, its
- * key from the trusted-hosts list. */
-static int ensure_route(struct agd_mobility *m, const char *host)
+/* Opens a DEALER to host if we have none (or `redial`): its endpoint from
+ * the store, its key from the trusted-hosts list. */
+static int ensure_route(struct agd_mobility *m, const char *host, int redial)
 {
 	char key[AGD_STORE_KEY_MAX + 1];
 	void *v = NULL;
@@ -173,6 +193,8 @@ static int ensure_route(struct agd_mobility *m, const char *host)
 	size_t nb, na;
 	int rc;
 
+	if (!redial && agd_peer_dialled(m->peer, host))
+		return 0;
 	endpoint_key(key, sizeof key, host);
 	if (agd_store_kv_get(m->st, key, &v, &len) != 0 || len == 0 || ((char *)v)[len - 1] != '\0') {
 		free(v);
@@ -216,10 +238,9 @@ static int send_to(void *ud, const char *host, const struct agd_wire_msg *msg)
 	int rc;
 
 	crash_point(m, agd_wire_type_name(msg->type));
-	if (!agd_peer_dialled(m->peer, host))
-		ensure_route(m, host);
+	ensure_route(m, host, 0);
 	rc = agd_peer_send(m->peer, host, msg);
-	if (rc == AGD_PEER_ERR_UNKNOWN && ensure_route(m, host) == 0)
+	if (rc == AGD_PEER_ERR_UNKNOWN && ensure_route(m, host, 0) == 0)
 		rc = agd_peer_send(m->peer, host, msg);
 	if (rc != 0)
 		agd_log(AGD_LOG_DEBUG, "peer.send_failed", "host=%s type=%s error=\"%s\"", host,
@@ -349,6 +370,8 @@ static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state,
 		agd_log(AGD_LOG_WARN, "mobility.wake_failed", "error=\"%s\"", strerror(errno));
 }
 
+static void arm_poll(struct agd_mobility *m);
+
 /* Dispatcher: starts the transfer of a suspended agent. */
 static void start_transfer(struct agd_mobility *m, struct item *it)
 {
@@ -440,7 +463,29 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 		randombytes_buf(b, sizeof b);
 		sodium_bin2hex(r->clone_id, sizeof r->clone_id, b, sizeof b);
 	}
-	rc = agd_rt_suspend(m->rt, id, on_suspended, m);
+	{
+		enum agd_state st;
+		uint64_t sw;
+		int res;
+
+		rc = agd_rt_agent_state(m->rt, id, &st, &sw, &res);
+		if (rc == AGD_ERR_NOTFOUND && agd_xfer_arriving(m->st, id)) {
+			/* Committed here but not yet activated (the ACTIVATE is
+			 * on its way): move it on as soon as it waits. */
+			r->awaiting = 1;
+			r->deadline = agd_now_ms() + 10000;
+			rc = 0;
+		} else if (rc == 0 && st != AGD_WAITING && !(st >= AGD_MIGRATING)) {
+			/* Possibly on a worker right now, about to park: a
+			 * suspend asked then is lost by the runtime (it parks
+			 * without looking). Poll until it waits. */
+			r->awaiting = 2;
+			r->deadline = agd_now_ms() + 10000;
+			arm_poll(m);
+		} else {
+			rc = agd_rt_suspend(m->rt, id, on_suspended, m);
+		}
+	}
 	if (rc != 0) {
 		free(r);
 		return rc;
@@ -449,6 +494,51 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 	m->reqs = r;
 	*out = r;
 	return 0;
+}
+
+/* Requests whose agent arrived and is being restored: suspend each as soon
+ * as the runtime says it waits (or runs, queued). */
+static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
+{
+	struct agd_mobility *m = ud;
+	int more = 0;
+
+	m->poll_timer = 0;
+	for (struct req *r = m->reqs, *n; r; r = n) {
+		enum agd_state st;
+		uint64_t sw;
+		int res, rc;
+
+		n = r->next;
+		if (r->awaiting != 2)
+			continue;
+		if (agd_rt_agent_state(m->rt, r->id, &st, &sw, &res) != 0) {
+			more = 1;
+			continue;
+		}
+		/* Only a waiting agent is surely off the workers. (An agent
+		 * that computes without ever waiting is not moved: the
+		 * request ends at its deadline; see the runtime note in
+		 * docs/protocol.md.) */
+		if (st != AGD_WAITING) {
+			more = 1;
+			continue;
+		}
+		r->awaiting = 0;
+		rc = agd_rt_suspend(m->rt, r->id, on_suspended, m);
+		if (rc != 0) {
+			answer_error(m, &r->tok, agd_errname(rc), agd_strerror(rc));
+			req_drop(m, r);
+		}
+	}
+	if (more)
+		arm_poll(m);
+}
+
+static void arm_poll(struct agd_mobility *m)
+{
+	if (m->poll_timer == 0)
+		m->poll_timer = agd_loop_add_timer(m->loop, 1, 0, awaiting_poll, m);
 }
 
 /* ----------------------------------------------------- xfer callbacks */
@@ -513,8 +603,19 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	}
 	agd_dir_import_seen(m->dir, a->id, a->seen, a->seen_len);
 	agd_dir_arrived(m->dir, a->id, a->home, a->epoch);
-	agd_dir_settled(m->dir, a->id, agd_now_ms());
 	crash_point(m, "activated");
+	{
+		struct req *r = req_find(m, a->id);
+
+		/* Not now: a suspend asked while the runtime restores the
+		 * agent on a worker is lost (it parks without looking), so
+		 * poll until it waits (awaiting_poll). */
+		if (r != NULL && r->awaiting == 1) {
+			r->awaiting = 2;
+			arm_poll(m);
+		}
+	}
+	agd_dir_settled(m->dir, a->id, agd_now_ms());
 	return 0;
 }
 
@@ -659,7 +760,7 @@ static int move_cmd(struct agd_mobility *m, struct agd_ctl_req *req, int kind)
 	}
 	if (agd_json_get_str(req->doc, req->args, "to_endpoint", &ep) == 0)
 		learn_endpoint(m, to, ep);
-	if (ensure_route(m, to) != 0 && !agd_peer_known(m->peer, to)) {
+	if (ensure_route(m, to, 0) != 0 && !agd_peer_known(m->peer, to)) {
 		snprintf(req->err, sizeof req->err, "no route to host %s (endpoint unknown or host not trusted)", to);
 		return AGD_ERR_UNAVAILABLE;
 	}
@@ -702,7 +803,7 @@ static int cmd_pull(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		return rc;
 	if (agd_json_get_str(req->doc, req->args, "from_endpoint", &ep) == 0)
 		learn_endpoint(m, from, ep);
-	ensure_route(m, from);
+	ensure_route(m, from, 0);
 	rc = agd_xfer_pull(m->xfer, from, id, mobility);
 	if (rc != 0) {
 		snprintf(req->err, sizeof req->err, "cannot ask %s: %s", from, agd_xfer_strerror(rc));
@@ -762,6 +863,13 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 
 	agd_xfer_tick(m->xfer, now);
 	agd_dir_tick(m->dir, now);
+	for (struct req *r = m->reqs, *n; r; r = n) {
+		n = r->next;
+		if (r->awaiting && r->deadline <= now) {
+			answer_error(m, &r->tok, "notfound", "the agent did not arrive here in time");
+			req_drop(m, r);
+		}
+	}
 	for (struct retry **pp = &m->retries; *pp;) {
 		struct retry *t = *pp;
 		int rc = t->forget ? agd_rt_forget(m->rt, t->id, t->where) : agd_rt_release(m->rt, t->id);
@@ -947,6 +1055,8 @@ void agd_mobility_detach(struct agd_mobility **mp)
 	*mp = NULL;
 	if (m->timer)
 		agd_loop_cancel_timer(m->loop, m->timer);
+	if (m->poll_timer)
+		agd_loop_cancel_timer(m->loop, m->poll_timer);
 	if (m->peer) {
 		void *socks[AGD_PEER_MAX + 1];
 		size_t ns = agd_peer_sockets(m->peer, socks, AGD_PEER_MAX + 1);
