@@ -19,3 +19,9 @@ agentd_test(test_agents_cluster
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_agents_cluster.c
   LIBS agd TIMEOUT 900)
 add_dependencies(test_agents_cluster agentd agentctl)
+#   test_cli_socket_activation  agentd started by systemd-socket-activate
+#                        serves the first connection on the passed socket
+agentd_test(test_cli_socket_activation
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli_socket_activation.c
+  TIMEOUT 120)
+add_dependencies(test_cli_socket_activation agentd agentctl)
