@@ -1,0 +1,1293 @@
+/*
+ * agd_res.c: the daemon's resource glue (see agd_res.h).
+ *
+ * Invariants:
+ * - The host registry is touched only with the runtime's resource lock
+ *   held, and that lock is never held while a worker waits for a peer: the
+ *   GR transport releases it for the wait (agents holding handles run their
+ *   slices with it held; agd_res_vm_env makes restored agents do so too), and
+ *   agd_res_prepare asks its peers before it takes it. So the dispatcher may
+ *   block on it, and no wait-for cycle spans two hosts.
+ * - Lock order: resource lock, then `mu`.
+ * - A call waiting for RES_REPLY lives on its worker's stack and in
+ *   r->calls; the dispatcher sends it (borrowing its arguments) only under
+ *   mu, and the worker unlinks it under mu before returning, so nothing
+ *   outlives it.
+ * - A move is committed at the source only after the transfer committed
+ *   (agd_res_left with rc 0); until then the source is unchanged.
+ *
+ * The resource segment (TRANSFER blob1, docs/protocol.md):
+ *   "ARS" version(=1) count(u8 <= AGD_RES_BINDINGS_MAX) item* lines(u8) line*
+ *   item = str8 name, binding u8, kind u8, attach u8, action u8, bound u8,
+ *          str8 id, str8 home, nman u8 (<= RES_POLICY_MAX_ACTIONS), man[nman],
+ *          blob_len u32 (<= RES_OP_MAX_BYTES), blob
+ *   line = len u16 (< 512), bytes (no NUL)
+ *   str8 = len u8, bytes (no NUL; shorter than the field it fills)
+ */
+#include "agd_res.h"
+
+#include "agd_ctl.h"
+#include "agd_err.h"
+#include "agd_json.h"
+#include "agd_log.h"
+#include "agd_loop.h"
+#include "res_op.h"
+#include "res_policy.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SEG_VERSION 1
+#define LINE_MAX_BYTES 512
+#define OP_FACTS 100u /* RES_OP op code: the host's kinds and identifiers */
+
+/* Op names of res_exec_op and their codes on the wire (RES_OP.op). */
+static const char *const op_names[] = {
+	NULL, "read", "write", "append", "size", "get", "put", "delete", "keys", "print",
+};
+#define NOPS (sizeof op_names / sizeof op_names[0])
+
+static uint32_t op_code(const char *name)
+{
+	for (uint32_t i = 1; i < NOPS; i++)
+		if (strcmp(op_names[i], name) == 0)
+			return i;
+	return 0;
+}
+
+/* One binding of an agent here. */
+struct rbind {
+	struct res_bind b;            /* current binding */
+	struct res_action_list man;   /* manifest's list (n == 0: none) */
+	uint8_t act;                  /* action decided for the leaving attempt */
+};
+
+/* What the glue knows of one agent. */
+struct ent {
+	char id[AGD_WIRE_NAME_MAX + 1];       /* agent id */
+	struct rbind bind[AGD_RES_BINDINGS_MAX];
+	size_t nbind;
+	struct res_bind rebind[AGD_RES_BINDINGS_MAX]; /* restore context (env->rebinds) */
+	size_t nrebind;
+	char *hist[AGD_RES_HISTORY_MAX];      /* decision lines, oldest first; owned */
+	size_t nhist;
+	size_t logged;                        /* lines already in the agent's log */
+	int leaving;                          /* an attempt is under way */
+	int kind;                             /* its AGD_KIND_* */
+	char to[AGD_WIRE_NAME_MAX + 1];       /* its target */
+	uint8_t *seg;                         /* prepared segment; owned */
+	size_t seg_len;
+	struct ent *next;
+};
+
+/* A worker waiting for a RES_REPLY (lives on the worker's stack). */
+struct call {
+	uint64_t msgid;
+	const char *host, *id;        /* borrowed from the worker */
+	uint32_t op;
+	const void *args;
+	size_t args_len;
+	int sent, done, rc;
+	void *reply;                  /* malloc'd on done */
+	size_t reply_len;
+	struct call *next;
+};
+
+struct agd_res {
+	struct agd_rt *rt;
+	struct agd_loop *loop;
+	const char *host;             /* this host (the config's) */
+	struct res_policy policy;     /* the host's table */
+	agd_res_send_fn send;
+	void *send_ud;
+	int efd;                      /* eventfd: calls to send */
+	pthread_mutex_t mu;           /* guards what follows */
+	pthread_cond_t cv;            /* a call completed */
+	struct call *calls;
+	uint64_t next_msgid;
+	int closing;
+	struct ent *ents;
+};
+
+/* ------------------------------------------------ glue of a runtime */
+
+/* The Lua bindings reach the glue from their runtime. A small table rather
+ * than a field of struct agd_rt, so that the runtime needs no change; keyed
+ * by runtime so that tests may run several daemons in one process. */
+#define GLUES_MAX 16
+static pthread_mutex_t glues_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	struct agd_rt *rt;
+	struct agd_res *r;
+} glues[GLUES_MAX];
+
+static struct agd_res *glue_of(struct agd_rt *rt)
+{
+	struct agd_res *r = NULL;
+
+	pthread_mutex_lock(&glues_mu);
+	for (size_t i = 0; i < GLUES_MAX; i++)
+		if (glues[i].rt == rt && rt != NULL)
+			r = glues[i].r;
+	pthread_mutex_unlock(&glues_mu);
+	return r;
+}
+
+static int glue_set(struct agd_rt *rt, struct agd_res *r)
+{
+	int rc = AGD_ERR_FULL;
+
+	pthread_mutex_lock(&glues_mu);
+	for (size_t i = 0; i < GLUES_MAX; i++)
+		if (glues[i].rt == rt) {
+			glues[i].r = r;
+			if (r == NULL)
+				glues[i].rt = NULL;
+			rc = 0;
+			break;
+		}
+	for (size_t i = 0; rc != 0 && r != NULL && i < GLUES_MAX; i++)
+		if (glues[i].rt == NULL) {
+			glues[i].rt = rt;
+			glues[i].r = r;
+			rc = 0;
+		}
+	pthread_mutex_unlock(&glues_mu);
+	return r == NULL ? 0 : rc;
+}
+
+/* ------------------------------------------------------------ entries */
+
+static struct ent *ent_find(struct agd_res *r, const char *id)
+{
+	for (struct ent *e = r->ents; e; e = e->next)
+		if (strcmp(e->id, id) == 0)
+			return e;
+	return NULL;
+}
+
+static struct ent *ent_get(struct agd_res *r, const char *id)
+{
+	struct ent *e = ent_find(r, id);
+
+	if (e != NULL)
+		return e;
+	e = calloc(1, sizeof *e);
+	if (e == NULL)
+		return NULL;
+	snprintf(e->id, sizeof e->id, "%s", id);
+	e->next = r->ents;
+	r->ents = e;
+	return e;
+}
+
+static void ent_free(struct ent *e)
+{
+	for (size_t i = 0; i < e->nhist; i++)
+		free(e->hist[i]);
+	free(e->seg);
+	free(e);
+}
+
+static void ent_drop(struct agd_res *r, struct ent *e)
+{
+	for (struct ent **pp = &r->ents; *pp; pp = &(*pp)->next)
+		if (*pp == e) {
+			*pp = e->next;
+			ent_free(e);
+			return;
+		}
+}
+
+/* Appends a history line (copied), dropping the oldest past the cap. */
+static void ent_line(struct ent *e, const char *s)
+{
+	char *c = strdup(s);
+
+	if (c == NULL)
+		return;
+	if (e->nhist == AGD_RES_HISTORY_MAX) {
+		free(e->hist[0]);
+		memmove(e->hist, e->hist + 1, (AGD_RES_HISTORY_MAX - 1) * sizeof e->hist[0]);
+		e->nhist--;
+		if (e->logged > 0)
+			e->logged--;
+	}
+	e->hist[e->nhist++] = c;
+}
+
+/* ------------------------------------------------------- peer calls */
+
+static void wake(struct agd_res *r)
+{
+	uint64_t one = 1;
+
+	if (write(r->efd, &one, sizeof one) < 0)
+		agd_log(AGD_LOG_WARN, "res.wake_failed", "error=\"%s\"", strerror(errno));
+}
+
+/*
+ * Worker: sends (id, op, args) to host through the dispatcher and waits up
+ * to timeout_ms for the reply bytes (*reply malloc'd). Returns 0,
+ * RES_ERR_UNREACHABLE (no answer) or RES_ERR_TRANSPORT.
+ */
+static int call_wait(struct agd_res *r, const char *host, const char *id, uint32_t op,
+		     const void *args, size_t args_len, unsigned timeout_ms, void **reply,
+		     size_t *reply_len)
+{
+	struct call c;
+	struct timespec ts;
+	int rc;
+
+	*reply = NULL;
+	*reply_len = 0;
+	memset(&c, 0, sizeof c);
+	c.host = host;
+	c.id = id;
+	c.op = op;
+	c.args = args;
+	c.args_len = args_len;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += timeout_ms / 1000;
+	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_mutex_lock(&r->mu);
+	if (r->closing) {
+		pthread_mutex_unlock(&r->mu);
+		return RES_ERR_UNREACHABLE;
+	}
+	c.msgid = ++r->next_msgid;
+	c.next = r->calls;
+	r->calls = &c;
+	pthread_mutex_unlock(&r->mu);
+	wake(r);
+	pthread_mutex_lock(&r->mu);
+	while (!c.done && !r->closing)
+		if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT)
+			break;
+	for (struct call **pp = &r->calls; *pp; pp = &(*pp)->next)
+		if (*pp == &c) {
+			*pp = c.next;
+			break;
+		}
+	pthread_mutex_unlock(&r->mu);
+	if (!c.done) {
+		free(c.reply);
+		return RES_ERR_UNREACHABLE;
+	}
+	rc = c.rc;
+	if (rc == 0) {
+		*reply = c.reply;
+		*reply_len = c.reply_len;
+	} else
+		free(c.reply);
+	return rc;
+}
+
+/* The res_transport of every agent state here: a handle's op on a resource
+ * whose home is another host. Runs on the agent's worker inside its slice,
+ * which holds the resource lock when this host has a registry: released
+ * for the wait (see the invariants). The wait is synchronous and bounded
+ * (AGD_RES_CALL_TIMEOUT_MS): the agent's worker is busy meanwhile. */
+static int tp_call(void *ud, const char *home, const char *id, const char *op, const void *args,
+		   size_t args_len, void **reply, size_t *reply_len)
+{
+	struct agd_res *r = ud;
+	uint32_t code = op_code(op);
+	int held = agd_rt_registry(r->rt) != NULL;
+	int rc;
+
+	*reply = NULL;
+	*reply_len = 0;
+	if (code == 0)
+		return RES_ERR_TRANSPORT;
+	if (held)
+		agd_rt_res_unlock(r->rt);
+	rc = call_wait(r, home, id, code, args, args_len, AGD_RES_CALL_TIMEOUT_MS, reply, reply_len);
+	if (held)
+		agd_rt_res_lock(r->rt);
+	if (rc == RES_ERR_UNREACHABLE)
+		agd_log(AGD_LOG_WARN, "res.unreachable", "home=%s resource=%s op=%s", home, id, op);
+	return rc;
+}
+
+/* Dispatcher: sends the calls that wait to be sent. */
+static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
+{
+	struct agd_res *r = ud;
+	uint64_t n;
+	int any = 0;
+
+	(void)loop;
+	(void)sock;
+	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
+		return;
+	pthread_mutex_lock(&r->mu);
+	for (struct call *c = r->calls; c; c = c->next) {
+		struct agd_wire_msg m;
+
+		if (c->sent)
+			continue;
+		c->sent = 1;
+		memset(&m, 0, sizeof m);
+		m.type = AGD_MSG_RES_OP;
+		m.corr = c->msgid;
+		m.msgid = c->msgid;
+		m.op = c->op;
+		snprintf(m.name, sizeof m.name, "%s", c->id);
+		m.blob[0].data = c->args_len ? c->args : NULL;
+		m.blob[0].len = c->args_len;
+		if (r->send(r->send_ud, c->host, &m) != 0) {
+			c->done = 1;
+			c->rc = RES_ERR_UNREACHABLE;
+			any = 1;
+		}
+	}
+	if (any)
+		pthread_cond_broadcast(&r->cv);
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* Dispatcher: this host's facts as an ok reply: kinds mask, identifiers of
+ * live local resources separated by '\n'. Resource lock held. */
+static int facts_reply(struct res_registry *reg, void **out, size_t *out_len)
+{
+	uint8_t kinds[8];
+	struct res_msg m = { RES_MSG_OK, 2, { { kinds, 8 }, { "", 0 } } };
+	char *ids = NULL;
+	size_t used = 0;
+	int rc;
+
+	res_u64_put(kinds, reg ? res_registry_kinds(reg) : 0);
+	for (size_t i = 0; reg != NULL && i < res_registry_count(reg); i++) {
+		const char *id = res_registry_id_at(reg, i);
+		struct res_info info;
+		size_t l = strlen(id);
+		char *p;
+
+		if (res_registry_info(reg, id, &info) != 0 || info.forward)
+			continue;
+		p = realloc(ids, used + l + 1);
+		if (p == NULL) {
+			free(ids);
+			return RES_ERR_NOMEM;
+		}
+		ids = p;
+		memcpy(ids + used, id, l);
+		ids[used + l] = '\n';
+		used += l + 1;
+	}
+	m.f[1].p = ids ? ids : "";
+	m.f[1].len = used;
+	rc = res_msg_encode(&m, out, out_len);
+	free(ids);
+	return rc;
+}
+
+static void serve(struct agd_res *r, const char *from, const struct agd_wire_msg *m)
+{
+	struct agd_wire_msg out;
+	struct res_registry *reg;
+	void *reply = NULL;
+	size_t reply_len = 0;
+	int rc;
+
+	agd_rt_res_lock(r->rt);
+	reg = agd_rt_registry(r->rt);
+	if (m->op == OP_FACTS)
+		rc = facts_reply(reg, &reply, &reply_len);
+	else if (m->op == 0 || m->op >= NOPS)
+		rc = res_reply_error(RES_ERR_ARG, "unknown resource operation", NULL, &reply,
+				     &reply_len);
+	else if (reg == NULL)
+		rc = res_reply_error(RES_ERR_NOTFOUND, "this host has no resources", NULL, &reply,
+				     &reply_len);
+	else {
+		rc = res_exec_op(reg, m->name, op_names[m->op], m->blob[0].data, m->blob[0].len,
+				 RES_EXEC_REMOTE, &reply, &reply_len);
+		agd_log(AGD_LOG_DEBUG, "res.remote_op", "from=%s resource=%s op=%s result=%s", from,
+			m->name, op_names[m->op], res_errname(rc));
+		rc = reply != NULL ? 0 : rc;
+	}
+	agd_rt_res_unlock(r->rt);
+	memset(&out, 0, sizeof out);
+	out.type = AGD_MSG_RES_REPLY;
+	out.corr = m->corr;
+	out.msgid = m->msgid;
+	if (reply == NULL) {
+		out.code = rc < 0 ? rc : RES_ERR_NOMEM;
+		snprintf(out.text, sizeof out.text, "%s", res_strerror(out.code));
+	} else {
+		out.blob[0].data = reply;
+		out.blob[0].len = reply_len;
+	}
+	if (r->send(r->send_ud, from, &out) != 0)
+		agd_log(AGD_LOG_WARN, "res.reply_failed", "to=%s resource=%s", from, m->name);
+	free(reply);
+}
+
+int agd_res_input(struct agd_res *r, const char *from, const struct agd_wire_msg *m)
+{
+	if (r == NULL)
+		return 0;
+	if (m->type == AGD_MSG_RES_OP) {
+		serve(r, from, m);
+		return 1;
+	}
+	if (m->type != AGD_MSG_RES_REPLY)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	for (struct call *c = r->calls; c; c = c->next) {
+		if (c->msgid != m->msgid || c->done || strcmp(c->host, from) != 0)
+			continue;
+		c->done = 1;
+		if (m->code != 0 || m->blob[0].len == 0) {
+			c->rc = RES_ERR_TRANSPORT;
+		} else if ((c->reply = malloc(m->blob[0].len)) == NULL) {
+			c->rc = RES_ERR_TRANSPORT;
+		} else {
+			memcpy(c->reply, m->blob[0].data, m->blob[0].len);
+			c->reply_len = m->blob[0].len;
+			c->rc = 0;
+		}
+		pthread_cond_broadcast(&r->cv);
+		break;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return 1;
+}
+
+/* ------------------------------------------------------- the segment */
+
+struct buf {
+	uint8_t *p;
+	size_t len, cap;
+	int failed;
+};
+
+static void put(struct buf *b, const void *d, size_t n)
+{
+	if (b->failed)
+		return;
+	if (b->len + n > b->cap) {
+		size_t cap = b->cap ? b->cap : 256;
+		uint8_t *p;
+
+		while (cap < b->len + n)
+			cap *= 2;
+		p = realloc(b->p, cap);
+		if (p == NULL) {
+			b->failed = 1;
+			return;
+		}
+		b->p = p;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+static void put_u8(struct buf *b, unsigned v)
+{
+	uint8_t c = (uint8_t)v;
+
+	put(b, &c, 1);
+}
+
+static void put_str8(struct buf *b, const char *s)
+{
+	size_t n = strlen(s);
+
+	put_u8(b, (unsigned)n);
+	put(b, s, n);
+}
+
+static void put_u32(struct buf *b, uint32_t v)
+{
+	uint8_t x[4] = { (uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v };
+
+	put(b, x, 4);
+}
+
+struct cur {
+	const uint8_t *p, *end;
+};
+
+static int get(struct cur *c, void *out, size_t n)
+{
+	if ((size_t)(c->end - c->p) < n)
+		return -1;
+	memcpy(out, c->p, n);
+	c->p += n;
+	return 0;
+}
+
+static int get_u8(struct cur *c, uint8_t *v)
+{
+	return get(c, v, 1);
+}
+
+static int get_str8(struct cur *c, char *out, size_t cap)
+{
+	uint8_t n;
+
+	if (get_u8(c, &n) != 0 || n >= cap || get(c, out, n) != 0)
+		return -1;
+	out[n] = '\0';
+	return strlen(out) == n ? 0 : -1;
+}
+
+int agd_res_segment_parse(const uint8_t *p, size_t len,
+			  int (*item)(void *ud, const struct agd_res_item *it),
+			  int (*line)(void *ud, const char *s), void *ud)
+{
+	struct cur c = { p, p + len };
+	uint8_t magic[3], ver, n, nl;
+	int rc;
+
+	if (p == NULL || get(&c, magic, 3) != 0 || memcmp(magic, "ARS", 3) != 0 ||
+	    get_u8(&c, &ver) != 0 || ver != SEG_VERSION || get_u8(&c, &n) != 0 ||
+	    n > AGD_RES_BINDINGS_MAX)
+		return AGD_ERR_SEGMENT;
+	for (unsigned i = 0; i < n; i++) {
+		struct agd_res_item it;
+		uint8_t x[5], bl[4];
+		uint32_t blen;
+
+		memset(&it, 0, sizeof it);
+		if (get_str8(&c, it.bind.name, sizeof it.bind.name) != 0 || get(&c, x, 5) != 0 ||
+		    get_str8(&c, it.bind.id, sizeof it.bind.id) != 0 ||
+		    get_str8(&c, it.bind.home, sizeof it.bind.home) != 0 ||
+		    get_u8(&c, &it.manifest.n) != 0 || it.manifest.n > RES_POLICY_MAX_ACTIONS ||
+		    get(&c, it.manifest.a, it.manifest.n) != 0 || get(&c, bl, 4) != 0)
+			return AGD_ERR_SEGMENT;
+		if (x[0] >= RES_NBINDINGS || x[1] >= RES_NKINDS || x[2] >= RES_NATTACH ||
+		    x[3] >= RES_NACTIONS || x[4] > 1 || it.bind.name[0] == '\0')
+			return AGD_ERR_SEGMENT;
+		for (unsigned k = 0; k < it.manifest.n; k++)
+			if (it.manifest.a[k] == RES_ACT_NONE || it.manifest.a[k] >= RES_NACTIONS)
+				return AGD_ERR_SEGMENT;
+		it.bind.binding = x[0];
+		it.bind.kind = x[1];
+		it.bind.attach = x[2];
+		it.bind.action = x[3];
+		it.bind.bound = x[4];
+		blen = (uint32_t)bl[0] << 24 | (uint32_t)bl[1] << 16 | (uint32_t)bl[2] << 8 | bl[3];
+		if (blen > RES_OP_MAX_BYTES || (size_t)(c.end - c.p) < blen)
+			return AGD_ERR_SEGMENT;
+		it.blob = blen ? c.p : NULL;
+		it.blob_len = blen;
+		c.p += blen;
+		if (item != NULL && (rc = item(ud, &it)) != 0)
+			return rc;
+	}
+	if (get_u8(&c, &nl) != 0 || nl > AGD_RES_HISTORY_MAX)
+		return AGD_ERR_SEGMENT;
+	for (unsigned i = 0; i < nl; i++) {
+		uint8_t l2[2];
+		char s[LINE_MAX_BYTES];
+		size_t l;
+
+		if (get(&c, l2, 2) != 0)
+			return AGD_ERR_SEGMENT;
+		l = (size_t)l2[0] << 8 | l2[1];
+		if (l >= sizeof s || get(&c, s, l) != 0)
+			return AGD_ERR_SEGMENT;
+		s[l] = '\0';
+		if (strlen(s) != l)
+			return AGD_ERR_SEGMENT;
+		if (line != NULL && (rc = line(ud, s)) != 0)
+			return rc;
+	}
+	return c.p == c.end ? 0 : AGD_ERR_SEGMENT;
+}
+
+/* ------------------------------------------------------- leaving */
+
+void agd_res_leaving(struct agd_res *r, const char *agent, const char *to, int kind)
+{
+	struct ent *e;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	if (e != NULL) {
+		e->leaving = 1;
+		e->kind = kind;
+		snprintf(e->to, sizeof e->to, "%s", to);
+		free(e->seg);
+		e->seg = NULL;
+		e->seg_len = 0;
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* A peer's facts (reply to OP_FACTS). */
+struct facts {
+	int known;
+	unsigned kinds;
+	char *ids; /* '\n'-terminated identifiers; owned */
+};
+
+static void facts_ask(struct agd_res *r, const char *host, struct facts *f)
+{
+	void *rep = NULL;
+	size_t len = 0;
+	struct res_msg m;
+	uint64_t kinds;
+
+	memset(f, 0, sizeof *f);
+	if (call_wait(r, host, "", OP_FACTS, NULL, 0, AGD_RES_PROBE_TIMEOUT_MS, &rep, &len) != 0)
+		return;
+	if (res_msg_decode(rep, len, &m) == 0 && m.type == RES_MSG_OK && m.n == 2 &&
+	    res_u64_get(&m.f[0], &kinds) == 0 && (f->ids = malloc(m.f[1].len + 1)) != NULL) {
+		memcpy(f->ids, m.f[1].p, m.f[1].len);
+		f->ids[m.f[1].len] = '\0';
+		f->kinds = (unsigned)kinds;
+		f->known = 1;
+	}
+	free(rep);
+}
+
+static int facts_has_id(const struct facts *f, const char *id)
+{
+	size_t l = strlen(id);
+
+	for (const char *p = f->ids; p && *p;) {
+		const char *nl = strchr(p, '\n');
+
+		if (nl == NULL)
+			break;
+		if ((size_t)(nl - p) == l && memcmp(p, id, l) == 0)
+			return 1;
+		p = nl + 1;
+	}
+	return 0;
+}
+
+int agd_res_prepare(struct agd_res *r, const char *agent)
+{
+	struct rbind bind[AGD_RES_BINDINGS_MAX];
+	char hist[AGD_RES_HISTORY_MAX][LINE_MAX_BYTES];
+	char lines[AGD_RES_BINDINGS_MAX][LINE_MAX_BYTES];
+	void *blobs[AGD_RES_BINDINGS_MAX] = { 0 };
+	size_t blens[AGD_RES_BINDINGS_MAX] = { 0 };
+	char to[AGD_WIRE_NAME_MAX + 1];
+	struct facts target, homes[AGD_RES_BINDINGS_MAX];
+	struct res_registry *reg;
+	struct buf b = { 0 };
+	struct ent *e;
+	size_t n, nh;
+	int kind, rc = 0;
+
+	if (r == NULL)
+		return 0;
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	if (e == NULL || !e->leaving || e->nbind == 0) {
+		pthread_mutex_unlock(&r->mu);
+		return 0;
+	}
+	n = e->nbind;
+	memcpy(bind, e->bind, n * sizeof bind[0]);
+	nh = e->nhist;
+	for (size_t i = 0; i < nh; i++)
+		snprintf(hist[i], sizeof hist[i], "%s", e->hist[i]);
+	snprintf(to, sizeof to, "%s", e->to);
+	kind = e->kind;
+	pthread_mutex_unlock(&r->mu);
+
+	/* The peers' facts first, with no lock held. */
+	facts_ask(r, to, &target);
+	for (size_t i = 0; i < n; i++) {
+		memset(&homes[i], 0, sizeof homes[i]);
+		if (!bind[i].b.bound || strcmp(bind[i].b.home, r->host) == 0)
+			homes[i].known = 1;
+		else if (strcmp(bind[i].b.home, to) == 0)
+			homes[i].known = target.known;
+		else
+			facts_ask(r, bind[i].b.home, &homes[i]);
+	}
+
+	agd_rt_res_lock(r->rt);
+	reg = agd_rt_registry(r->rt);
+	for (size_t i = 0; i < n; i++) {
+		struct res_bind *bd = &bind[i].b;
+		struct res_policy_ctx ctx;
+		struct res_decision d;
+		char text[256] = "";
+		int local = reg != NULL && bd->bound && strcmp(bd->home, r->host) == 0;
+
+		memset(&ctx, 0, sizeof ctx);
+		if (!bd->bound) {
+			bind[i].act = RES_ACT_NONE;
+			snprintf(lines[i], sizeof lines[i], "%s->%s %s: unbound", r->host, to, bd->name);
+			continue;
+		}
+		if (local) {
+			if (res_policy_ctx_fill(reg, bd, &ctx) != 0)
+				ctx.not_local = 1;
+		} else {
+			ctx.binding = (enum res_binding)bd->binding;
+			ctx.attach = (enum res_attach)bd->attach;
+			ctx.not_local = 1;
+		}
+		/* A clone's original stays bound here. */
+		if (kind == AGD_KIND_CLONE && local)
+			ctx.other_binders++;
+		ctx.target_lacks_kind = !target.known || !((target.kinds >> bd->kind) & 1u);
+		ctx.target_refuses = !target.known;
+		ctx.target_has_id = target.known && facts_has_id(&target, bd->id);
+		ctx.home_down = !homes[i].known;
+		rc = res_policy_decide(&r->policy, bind[i].man.n ? &bind[i].man : NULL, &ctx, &d);
+		res_decision_format(&d, 0, text, sizeof text);
+		bind[i].act = rc == 0 ? d.action : RES_ACT_NONE;
+		if (bind[i].act == RES_ACT_MV || bind[i].act == RES_ACT_CP) {
+			int erc = res_export(reg, bd->id, &blobs[i], &blens[i]);
+
+			if (erc != 0) {
+				agd_log(AGD_LOG_WARN, "res.export_failed",
+					"agent=%s binding=%s resource=%s error=\"%s\"", agent, bd->name,
+					bd->id, res_strerror(erc));
+				bind[i].act = RES_ACT_NONE;
+			}
+		}
+		agd_log(AGD_LOG_INFO, "res.decide", "agent=%s binding=%s resource=%s@%s from=%s to=%s %s%s",
+			agent, bd->name, bd->id, bd->home, r->host, to, text,
+			rc == 0 ? "" : " result=no-action");
+		snprintf(lines[i], sizeof lines[i], "%s->%s %s: %s%s", r->host, to, bd->name, text,
+			 bind[i].act == RES_ACT_NONE ? " (unbound)" : "");
+	}
+	agd_rt_res_unlock(r->rt);
+	free(target.ids);
+	for (size_t i = 0; i < n; i++)
+		free(homes[i].ids);
+
+	put(&b, "ARS", 3);
+	put_u8(&b, SEG_VERSION);
+	put_u8(&b, (unsigned)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct res_bind *bd = &bind[i].b;
+
+		put_str8(&b, bd->name);
+		put_u8(&b, bd->binding);
+		put_u8(&b, bd->kind);
+		put_u8(&b, bd->attach);
+		put_u8(&b, bind[i].act);
+		put_u8(&b, bind[i].act != RES_ACT_NONE);
+		put_str8(&b, bd->id);
+		put_str8(&b, bd->home);
+		put_u8(&b, bind[i].man.n);
+		put(&b, bind[i].man.a, bind[i].man.n);
+		put_u32(&b, (uint32_t)blens[i]);
+		put(&b, blobs[i], blens[i]);
+		free(blobs[i]);
+	}
+	{
+		size_t keep = nh + n > AGD_RES_HISTORY_MAX ? AGD_RES_HISTORY_MAX - n : nh;
+
+		put_u8(&b, (unsigned)(keep + n));
+		for (size_t i = nh - keep; i < nh; i++) {
+			size_t l = strlen(hist[i]);
+
+			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
+			put(&b, hist[i], l);
+		}
+		for (size_t i = 0; i < n; i++) {
+			size_t l = strlen(lines[i]);
+
+			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
+			put(&b, lines[i], l);
+		}
+	}
+	if (b.failed || b.len > AGD_WIRE_BLOB_MAX) {
+		free(b.p);
+		return b.failed ? AGD_ERR_NOMEM : AGD_ERR_TOOBIG;
+	}
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	if (e == NULL || !e->leaving) {
+		pthread_mutex_unlock(&r->mu);
+		free(b.p);
+		return 0;
+	}
+	free(e->seg);
+	e->seg = b.p;
+	e->seg_len = b.len;
+	for (size_t i = 0; i < n && i < e->nbind; i++)
+		e->bind[i].act = bind[i].act;
+	for (size_t i = 0; i < n; i++)
+		ent_line(e, lines[i]);
+	pthread_mutex_unlock(&r->mu);
+	return 0;
+}
+
+const uint8_t *agd_res_segment(struct agd_res *r, const char *agent, size_t *len)
+{
+	struct ent *e;
+	const uint8_t *p = NULL;
+
+	*len = 0;
+	if (r == NULL)
+		return NULL;
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	if (e != NULL && e->leaving && e->seg != NULL) {
+		p = e->seg;
+		*len = e->seg_len;
+	}
+	pthread_mutex_unlock(&r->mu);
+	return p;
+}
+
+void agd_res_left(struct agd_res *r, const char *agent, int rc, const char *host)
+{
+	struct res_registry *reg;
+	struct ent *e;
+
+	if (r == NULL)
+		return;
+	agd_rt_res_lock(r->rt);
+	reg = agd_rt_registry(r->rt);
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	if (e == NULL || !e->leaving)
+		goto out;
+	if (rc != 0 || e->kind == AGD_KIND_CLONE) {
+		e->leaving = 0;
+		free(e->seg);
+		e->seg = NULL;
+		e->seg_len = 0;
+		goto out;
+	}
+	for (size_t i = 0; i < e->nbind; i++) {
+		const struct res_bind *bd = &e->bind[i].b;
+		int local = reg != NULL && bd->bound && strcmp(bd->home, r->host) == 0;
+
+		if (!local || e->bind[i].act == RES_ACT_GR)
+			continue; /* a GR still binds the resource here */
+		res_registry_unbind(reg, bd->id);
+		if (e->bind[i].act == RES_ACT_MV) {
+			int mrc = res_move_commit(reg, bd->id, host);
+
+			agd_log(mrc == 0 ? AGD_LOG_INFO : AGD_LOG_ERROR, "res.moved",
+				"agent=%s resource=%s to=%s result=%s", agent, bd->id, host,
+				res_errname(mrc));
+		}
+	}
+	ent_drop(r, e);
+out:
+	pthread_mutex_unlock(&r->mu);
+	agd_rt_res_unlock(r->rt);
+}
+
+/* ------------------------------------------------------- arriving */
+
+struct arrive_ctx {
+	struct agd_res *r;
+	struct res_registry *reg;
+	const char *agent;
+	struct ent *e;
+	size_t nitems;
+};
+
+static int arrive_item(void *ud, const struct agd_res_item *it)
+{
+	struct arrive_ctx *a = ud;
+	struct agd_res *r = a->r;
+	struct ent *e = a->e;
+	struct rbind *rb = &e->bind[e->nbind];
+	struct res_bind *nb = &e->rebind[e->nrebind];
+	char id[RES_ID_MAX];
+	struct res_info info;
+	int rc = 0;
+
+	a->nitems++;
+	rb->b = it->bind;
+	rb->man = it->manifest;
+	rb->act = RES_ACT_NONE;
+	memset(nb, 0, sizeof *nb);
+	snprintf(nb->name, sizeof nb->name, "%s", it->bind.name);
+	nb->binding = it->bind.binding;
+	nb->kind = it->bind.kind;
+	nb->attach = it->bind.attach;
+	nb->action = it->bind.action;
+	nb->bound = it->bind.bound;
+	switch (it->bind.bound ? it->bind.action : RES_ACT_NONE) {
+	case RES_ACT_MV:
+	case RES_ACT_CP:
+		rc = a->reg == NULL ? RES_ERR_NOTFOUND
+				    : res_import(a->reg, it->blob, it->blob_len,
+						 (enum res_action)it->bind.action, id);
+		break;
+	case RES_ACT_RB:
+		rc = a->reg == NULL ? RES_ERR_NOTFOUND
+				    : res_registry_find_kind(a->reg, (enum res_kind)it->bind.kind,
+							     it->bind.id, id);
+		if (rc == 0 && res_registry_info(a->reg, id, &info) == 0)
+			nb->attach = info.attach;
+		break;
+	case RES_ACT_GR:
+		break;
+	default:
+		nb->bound = 0;
+		rb->b.bound = 0;
+		break;
+	}
+	if (rc != 0) {
+		agd_log(AGD_LOG_ERROR, "res.arrive_failed",
+			"agent=%s binding=%s action=%s resource=%s error=\"%s\"", a->agent,
+			it->bind.name, res_action_name((enum res_action)it->bind.action), it->bind.id,
+			res_strerror(rc));
+		/* What the content was is lost to this host: the handle answers
+		 * "unbound" rather than reaching a resource it did not ask for. */
+		nb->bound = 0;
+		rb->b.bound = 0;
+	} else if (it->bind.bound && it->bind.action != RES_ACT_GR) {
+		snprintf(nb->id, sizeof nb->id, "%s", id);
+		snprintf(nb->home, sizeof nb->home, "%s", r->host);
+		rb->b = *nb;
+		res_registry_bind(a->reg, id);
+	} else if (it->bind.bound) {
+		/* GR: the handle keeps its (id, home); back home it is local. */
+		rb->b.action = RES_ACT_GR;
+		if (a->reg != NULL && strcmp(it->bind.home, r->host) == 0)
+			res_registry_bind(a->reg, it->bind.id);
+	}
+	if (it->bind.bound || nb->bound == 0)
+		agd_log(AGD_LOG_INFO, "res.arrived", "agent=%s binding=%s action=%s resource=%s@%s",
+			a->agent, it->bind.name,
+			nb->bound ? res_action_name((enum res_action)it->bind.action) : "none",
+			rb->b.id, rb->b.home);
+	e->nbind++;
+	e->nrebind++;
+	return 0;
+}
+
+static int arrive_line(void *ud, const char *s)
+{
+	struct arrive_ctx *a = ud;
+
+	ent_line(a->e, s);
+	return 0;
+}
+
+int agd_res_arrive(struct agd_res *r, const char *agent, const char *from, const uint8_t *seg,
+		   size_t len)
+{
+	struct arrive_ctx a;
+	struct ent *e;
+	int rc;
+
+	if (r == NULL || seg == NULL || len == 0)
+		return 0;
+	/* Checked whole before anything is imported. */
+	rc = agd_res_segment_parse(seg, len, NULL, NULL, NULL);
+	if (rc != 0) {
+		agd_log(AGD_LOG_WARN, "res.segment_refused", "agent=%s from=%s", agent, from);
+		return rc;
+	}
+	agd_rt_res_lock(r->rt);
+	pthread_mutex_lock(&r->mu);
+	e = ent_get(r, agent);
+	if (e == NULL) {
+		pthread_mutex_unlock(&r->mu);
+		agd_rt_res_unlock(r->rt);
+		return AGD_ERR_NOMEM;
+	}
+	/* An agent coming back starts afresh: its old entry left with it. */
+	for (size_t i = 0; i < e->nhist; i++)
+		free(e->hist[i]);
+	free(e->seg);
+	memset(e->bind, 0, sizeof e->bind);
+	e->nbind = e->nrebind = e->nhist = e->logged = 0;
+	e->leaving = 0;
+	e->seg = NULL;
+	e->seg_len = 0;
+	memset(&a, 0, sizeof a);
+	a.r = r;
+	a.reg = agd_rt_registry(r->rt);
+	a.agent = agent;
+	a.e = e;
+	rc = agd_res_segment_parse(seg, len, arrive_item, arrive_line, &a);
+	/* The lines of this hop are the last ones: one per binding. */
+	e->logged = e->nhist >= a.nitems ? e->nhist - a.nitems : 0;
+	pthread_mutex_unlock(&r->mu);
+	agd_rt_res_unlock(r->rt);
+	return rc;
+}
+
+/* ------------------------------------------------------ Lua hooks */
+
+void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *env,
+		    int *uses_res, int restoring)
+{
+	struct agd_res *r = glue_of(rt);
+	char lines[AGD_RES_HISTORY_MAX][LINE_MAX_BYTES];
+	size_t nl = 0;
+	struct ent *e;
+
+	if (r == NULL)
+		return;
+	env->transport.call = tp_call;
+	env->transport.ud = r;
+	if (!restoring)
+		return;
+	if (env->reg != NULL)
+		*uses_res = 1;
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agd_agent_id(a));
+	if (e != NULL) {
+		/* The entry lives until the agent leaves this host, so the
+		 * pointer outlives the restore that reads it. */
+		env->rebinds = e->rebind;
+		env->nrebinds = e->nrebind;
+		for (size_t i = e->logged; i < e->nhist; i++)
+			snprintf(lines[nl++], sizeof lines[0], "resource %s", e->hist[i]);
+		e->logged = e->nhist;
+	}
+	pthread_mutex_unlock(&r->mu);
+	for (size_t i = 0; i < nl; i++)
+		agd_agent_log(rt, a, lines[i], strlen(lines[i]));
+}
+
+void agd_res_note_bind(struct agd_rt *rt, const char *agent, const struct res_bind *b,
+		       const uint8_t *acts, size_t nacts)
+{
+	struct agd_res *r = glue_of(rt);
+	struct res_registry *reg = agd_rt_registry(rt);
+	struct rbind *rb = NULL;
+	struct ent *e;
+
+	if (r == NULL)
+		return;
+	pthread_mutex_lock(&r->mu);
+	e = ent_get(r, agent);
+	if (e == NULL)
+		goto out;
+	for (size_t i = 0; i < e->nbind; i++)
+		if (strcmp(e->bind[i].b.name, b->name) == 0)
+			rb = &e->bind[i];
+	if (rb != NULL && rb->b.bound && strcmp(rb->b.id, b->id) == 0 &&
+	    strcmp(rb->b.home, b->home) == 0)
+		goto out; /* the same binding again: one binder */
+	if (rb == NULL) {
+		if (e->nbind == AGD_RES_BINDINGS_MAX)
+			goto out;
+		rb = &e->bind[e->nbind++];
+	} else if (reg != NULL && rb->b.bound && strcmp(rb->b.home, r->host) == 0)
+		res_registry_unbind(reg, rb->b.id);
+	memset(rb, 0, sizeof *rb);
+	rb->b = *b;
+	for (size_t i = 0; i < nacts && i < RES_POLICY_MAX_ACTIONS; i++)
+		rb->man.a[rb->man.n++] = acts[i];
+	if (reg != NULL && b->bound && strcmp(b->home, r->host) == 0)
+		res_registry_bind(reg, b->id);
+	/* A later restore here rebinds this name to what the agent now holds. */
+	for (size_t i = 0; i < e->nrebind; i++)
+		if (strcmp(e->rebind[i].name, b->name) == 0)
+			e->rebind[i] = *b;
+out:
+	pthread_mutex_unlock(&r->mu);
+}
+
+/* ------------------------------------------------------- control */
+
+static int cmd_policy(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_res *r = ud;
+
+	(void)req;
+	agd_jw_key(w, "host");
+	agd_jw_str(w, r->host);
+	agd_jw_key(w, "cells");
+	agd_jw_arr_begin(w);
+	for (int b = 0; b < RES_NBINDINGS; b++)
+		for (int a = 0; a < RES_NATTACH; a++) {
+			const struct res_action_list *l = &r->policy.host[b][a];
+			int host = l->n > 0;
+
+			if (!host)
+				l = res_policy_default((enum res_binding)b, (enum res_attach)a);
+			agd_jw_obj_begin(w);
+			agd_jw_key(w, "binding");
+			agd_jw_str(w, res_binding_name((enum res_binding)b));
+			agd_jw_key(w, "attachment");
+			agd_jw_str(w, res_attach_name((enum res_attach)a));
+			agd_jw_key(w, "actions");
+			agd_jw_arr_begin(w);
+			for (unsigned k = 0; k < l->n; k++)
+				agd_jw_str(w, res_action_name((enum res_action)l->a[k]));
+			agd_jw_arr_end(w);
+			agd_jw_key(w, "origin");
+			agd_jw_str(w, res_origin_name(host ? RES_ORIGIN_HOST : RES_ORIGIN_DEFAULT));
+			agd_jw_obj_end(w);
+		}
+	agd_jw_arr_end(w);
+	return 0;
+}
+
+static void ent_json(const struct ent *e, struct agd_jw *w)
+{
+	agd_jw_obj_begin(w);
+	agd_jw_key(w, "agent");
+	agd_jw_str(w, e->id);
+	agd_jw_key(w, "bindings");
+	agd_jw_arr_begin(w);
+	for (size_t i = 0; i < e->nbind; i++) {
+		const struct res_bind *b = &e->bind[i].b;
+
+		agd_jw_obj_begin(w);
+		agd_jw_key(w, "name");
+		agd_jw_str(w, b->name);
+		agd_jw_key(w, "binding");
+		agd_jw_str(w, res_binding_name((enum res_binding)b->binding));
+		agd_jw_key(w, "kind");
+		agd_jw_str(w, res_kind_name((enum res_kind)b->kind));
+		agd_jw_key(w, "attachment");
+		agd_jw_str(w, res_attach_name((enum res_attach)b->attach));
+		agd_jw_key(w, "bound");
+		agd_jw_bool(w, b->bound);
+		agd_jw_key(w, "action");
+		agd_jw_str(w, b->action ? res_action_name((enum res_action)b->action) : "none");
+		agd_jw_key(w, "id");
+		agd_jw_str(w, b->id);
+		agd_jw_key(w, "home");
+		agd_jw_str(w, b->home);
+		agd_jw_obj_end(w);
+	}
+	agd_jw_arr_end(w);
+	agd_jw_key(w, "history");
+	agd_jw_arr_begin(w);
+	for (size_t i = 0; i < e->nhist; i++)
+		agd_jw_str(w, e->hist[i]);
+	agd_jw_arr_end(w);
+	agd_jw_obj_end(w);
+}
+
+/* `bindings` [{"agent": ID}]: each agent's bindings here and the decision
+ * taken for each binding at each hop. */
+static int cmd_bindings(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_res *r = ud;
+	const char *agent = NULL;
+	int found = 0;
+
+	if (req->args != NULL)
+		agd_json_get_str(req->doc, req->args, "agent", &agent);
+	agd_jw_key(w, "host");
+	agd_jw_str(w, r->host);
+	agd_jw_key(w, "agents");
+	agd_jw_arr_begin(w);
+	pthread_mutex_lock(&r->mu);
+	for (const struct ent *e = r->ents; e; e = e->next)
+		if (agent == NULL || strcmp(agent, e->id) == 0) {
+			ent_json(e, w);
+			found = 1;
+		}
+	pthread_mutex_unlock(&r->mu);
+	agd_jw_arr_end(w);
+	if (agent != NULL && !found) {
+		snprintf(req->err, sizeof req->err, "no resource bindings of agent %.64s here", agent);
+		return AGD_ERR_NOTFOUND;
+	}
+	return 0;
+}
+
+/* --------------------------------------------------------- life */
+
+int agd_res_new(struct agd_rt *rt, struct agd_loop *loop, struct agd_ctl *ctl,
+		const struct agd_config *cfg, agd_res_send_fn send, void *send_ud,
+		struct agd_res **out)
+{
+	struct agd_res *r;
+	pthread_condattr_t ca;
+	int rc;
+
+	*out = NULL;
+	r = calloc(1, sizeof *r);
+	if (r == NULL)
+		return AGD_ERR_NOMEM;
+	r->rt = rt;
+	r->loop = loop;
+	r->host = cfg->host;
+	r->send = send;
+	r->send_ud = send_ud;
+	res_policy_init(&r->policy);
+	for (size_t i = 0; i < cfg->policy.n; i++) {
+		const char *cell = cfg->policy.kv[i].key;
+		struct res_error e = { 0, "" };
+
+		if (strncmp(cell, "policy.", 7) == 0)
+			cell += 7;
+		if (res_policy_set(&r->policy, cell, cfg->policy.kv[i].value, &e) != 0)
+			agd_log(AGD_LOG_ERROR, "res.policy_refused", "cell=%s error=\"%s\"", cell,
+				e.msg[0] ? e.msg : res_strerror(e.code));
+	}
+	pthread_mutex_init(&r->mu, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&r->cv, &ca);
+	pthread_condattr_destroy(&ca);
+	r->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (r->efd < 0 || agd_loop_add_fd(loop, r->efd, on_efd, r) != 0) {
+		rc = AGD_ERR_IO;
+		goto fail;
+	}
+	rc = glue_set(rt, r);
+	if (rc != 0)
+		goto fail;
+	if (ctl != NULL) {
+		agd_ctl_register(ctl, "policy", cmd_policy, r);
+		agd_ctl_register(ctl, "bindings", cmd_bindings, r);
+	}
+	*out = r;
+	return 0;
+fail:
+	agd_res_destroy(&r);
+	return rc;
+}
+
+void agd_res_destroy(struct agd_res **rp)
+{
+	struct agd_res *r;
+
+	if (rp == NULL || *rp == NULL)
+		return;
+	r = *rp;
+	*rp = NULL;
+	glue_set(r->rt, NULL);
+	pthread_mutex_lock(&r->mu);
+	r->closing = 1;
+	pthread_cond_broadcast(&r->cv);
+	/* Waiting workers see `closing` and leave; wait until they have. */
+	while (r->calls != NULL) {
+		pthread_mutex_unlock(&r->mu);
+		usleep(1000);
+		pthread_mutex_lock(&r->mu);
+	}
+	pthread_mutex_unlock(&r->mu);
+	if (r->efd >= 0) {
+		agd_loop_remove(r->loop, NULL, r->efd);
+		close(r->efd);
+	}
+	while (r->ents) {
+		struct ent *e = r->ents;
+
+		r->ents = e->next;
+		ent_free(e);
+	}
+	pthread_cond_destroy(&r->cv);
+	pthread_mutex_destroy(&r->mu);
+	free(r);
+}
