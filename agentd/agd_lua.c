@@ -27,6 +27,7 @@
 #include "agd_log.h"
 #include "agd_proc.h"
 #include "agd_rt.h"
+#include "agd_res.h" /* [resint] resource glue hooks */
 #include "mig_lua.h"
 #include "mig_segment.h"
 #include "mig_state.h"
@@ -50,7 +51,7 @@
  * are in libres: until then resource handles cannot be persisted, so an
  * agent holding one cannot be passivated or moved. */
 #ifndef AGD_HAVE_RES_MOBILITY
-#define AGD_HAVE_RES_MOBILITY 0
+#define AGD_HAVE_RES_MOBILITY 1 /* [resint] res_lua_mobility is in libres */
 #endif
 
 enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL };
@@ -409,6 +410,7 @@ static int l_resource(lua_State *L)
 		lua_pushstring(L, res_errname(rc));
 		return 3;
 	}
+	agd_res_note_bind(vm->rt, agd_agent_id(vm->a), &bind, b->actions, b->nactions); /* [resint] */
 	res_lua_push_handle(L, &bind);
 	return 1;
 }
@@ -754,6 +756,7 @@ static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limi
 	vm->root_ref = LUA_NOREF;
 	vm->renv.host = agd_rt_config(rt)->host;
 	vm->renv.reg = agd_rt_registry(rt);
+	agd_res_vm_env(rt, a, &vm->renv, &vm->uses_res, state != NULL); /* [resint] */
 #if AGD_HAVE_ENGINE
 	if (state != NULL) {
 		struct mig_state_info info;
