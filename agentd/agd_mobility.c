@@ -17,6 +17,7 @@
 #include "agd_log.h"
 #include "agd_loop.h"
 #include "agd_peer.h"
+#include "agd_res.h" /* [resint] */
 #include "agd_rt.h"
 #include "agd_server.h"
 #include "agd_store.h"
@@ -91,6 +92,7 @@ struct agd_mobility {
 	struct agd_peer *peer;
 	struct agd_xfer *xfer;
 	struct agd_dir *dir;
+	struct agd_res *res;            /* [resint] resource glue, or NULL */
 	int efd;                       /* eventfd: the worker queue is not empty */
 	uint64_t timer;
 	uint64_t poll_timer;           /* one-shot: awaiting_poll, or 0 */
@@ -260,6 +262,8 @@ static void on_peer_msg(void *ud, const char *from, const struct agd_wire_msg *m
 	struct agd_mobility *m = ud;
 	uint64_t now = agd_now_ms();
 
+	if (agd_res_input(m->res, from, msg)) /* [resint] RES_OP, RES_REPLY */
+		return;
 	if (agd_xfer_input(m->xfer, from, msg, now))
 		return;
 	if (agd_dir_input(m->dir, from, msg, now))
@@ -349,6 +353,8 @@ static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state,
 	uint64_t one = 1;
 
 	(void)code;
+	if (rc == 0)
+		agd_res_prepare(m->res, id); /* [resint] decide, export (bounded wait) */
 	if (it == NULL)
 		return; /* the transfer times out at the control client */
 	snprintf(it->id, sizeof it->id, "%s", id);
@@ -403,6 +409,7 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 	x.state_len = r->mobility == AGD_MOB_STRONG ? it->len : 0;
 	x.seen = seen;
 	x.seen_len = seen_len;
+	x.res = agd_res_segment(m->res, r->id, &x.res_len); /* [resint] */
 	rc = agd_xfer_push(m->xfer, &x, agd_now_ms());
 	free(seen);
 	if (rc != 0) {
@@ -457,6 +464,7 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 	r->kind = kind;
 	r->mobility = mobility;
 	r->tok = tok;
+	agd_res_leaving(m->res, id, to, kind); /* [resint] */
 	if (kind == AGD_KIND_CLONE) {
 		uint8_t b[AGD_ID_LEN / 2];
 
@@ -595,6 +603,7 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	in.activation = m->cfg->activation;
 	in.state = a->mobility == AGD_MOB_STRONG && a->state_len ? a->state : NULL;
 	in.state_len = in.state ? a->state_len : 0;
+	agd_res_arrive(m->res, a->id, a->from, a->res, a->res_len); /* [resint] import, rebind */
 	rc = agd_rt_admit(m->rt, &in, code, err, sizeof err);
 	agd_code_unref(m->rt, &code);
 	if (rc != 0) {
@@ -626,6 +635,7 @@ static void x_done(void *ud, const char *agent, int rc, const char *host, uint64
 	struct req *r = req_find(m, agent);
 	struct agd_jw w;
 
+	agd_res_left(m->res, agent, rc, host); /* [resint] commit moves, bind counts */
 	if (r == NULL || r->kind != AGD_KIND_CLONE) {
 		if (rc == 0) {
 			rt_settle(m, agent, 1, host);
@@ -1035,6 +1045,8 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "pull", cmd_pull, m);
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
+	if (agd_res_new(m->rt, m->loop, m->ctl, cfg, send_to, m, &m->res) != 0) /* [resint] */
+		agd_log(AGD_LOG_WARN, "res.glue_failed", "host=%s", cfg->host);
 	agd_log(AGD_LOG_INFO, "peer.listen", "host=%s endpoint=%s trusted_hosts=%zu", cfg->host,
 		agd_peer_endpoint(m->peer), agd_trust_count(m->hosts));
 	*out = m;
@@ -1053,6 +1065,7 @@ void agd_mobility_detach(struct agd_mobility **mp)
 		return;
 	m = *mp;
 	*mp = NULL;
+	agd_res_destroy(&m->res); /* [resint] */
 	if (m->timer)
 		agd_loop_cancel_timer(m->loop, m->timer);
 	if (m->poll_timer)
