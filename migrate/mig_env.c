@@ -546,9 +546,10 @@ static int eng_load(lua_State *L)
 	int env, rc;
 	struct mig_error err = { 0 };
 
-	if (lua_type(L, 1) == LUA_TSTRING) {
-		lua_pushvalue(L, 1);
-		name = luaL_optstring(L, 2, lua_tostring(L, 1));
+	if (lua_type(L, 1) == LUA_TSTRING || lua_type(L, 1) == LUA_TNUMBER) {
+		/* A number is text too, as for Lua's own load. */
+		lua_pushstring(L, lua_tostring(L, 1));
+		name = luaL_optstring(L, 2, lua_tostring(L, -1));
 	} else {
 		luaL_Buffer b;
 
@@ -847,6 +848,28 @@ static int env_open(lua_State *L)
 			cfn_add(c, "coroutine.wrap:f", lua_tocfunction(L, -1), NULL);
 	}
 	lua_settop(L, env);
+	/* Iterators the libraries return are static functions too. */
+	if (lua_getglobal(L, "ipairs") == LUA_TFUNCTION) {
+		lua_newtable(L);
+		lua_call(L, 1, 1);
+		if (lua_tocfunction(L, -1) != NULL)
+			cfn_add(c, "ipairs:f", lua_tocfunction(L, -1), NULL);
+	}
+	lua_settop(L, env);
+	if (lua_getglobal(L, "utf8") == LUA_TTABLE && lua_getfield(L, -1, "codes") == LUA_TFUNCTION) {
+		lua_pushvalue(L, -1);
+		lua_pushliteral(L, "");
+		lua_call(L, 1, 1);
+		if (lua_tocfunction(L, -1) != NULL)
+			cfn_add(c, "utf8.codes:f", lua_tocfunction(L, -1), NULL);
+		lua_pop(L, 1);
+		lua_pushliteral(L, "");
+		lua_pushboolean(L, 1);
+		lua_call(L, 2, 1);
+		if (lua_tocfunction(L, -1) != NULL)
+			cfn_add(c, "utf8.codes:lax", lua_tocfunction(L, -1), NULL);
+	}
+	lua_settop(L, env);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 	lua_pushcfunction(L, eng_load);
@@ -865,6 +888,19 @@ static int env_open(lua_State *L)
 	lua_pop(L, 1);
 
 	perm_walk(L, env);
+
+	/* The environment's own tables are permanents: a stale copy left in
+	 * a dead register by the engine's load must not drag them along. */
+	lua_pushvalue(L, env);
+	lua_pushliteral(L, "@mig.env");
+	perm_put(L, env, -2, 0);
+	lua_pop(L, 1);
+	for (int i = 1; i <= MIG_ENV_NSLOTS; i++) {
+		lua_rawgeti(L, env, i);
+		lua_pushfstring(L, "@mig.env.%d", i);
+		perm_put(L, env, -2, 0);
+		lua_pop(L, 1);
+	}
 	return 0;
 }
 

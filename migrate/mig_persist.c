@@ -849,11 +849,78 @@ static int put_frames(struct pctx *x, lua_State *th)
 	return 0;
 }
 
+/* False for values that could never move: light userdata, C functions
+ * and userdata the engine cannot name. */
+static int movable(struct pctx *x, const TValue *v)
+{
+	switch (ttypetag(v)) {
+	case LUA_VLIGHTUSERDATA:
+		return 0;
+	case LUA_VLCF:
+		return mig_pmap_get(&x->perms, (const void *)fvalue(v)) != NULL ||
+		       mig_cfn_find_f(x->c, fvalue(v)) >= 0;
+	case LUA_VCCL:
+		return mig_pmap_get(&x->perms, gcvalue(v)) != NULL ||
+		       mig_cfn_find_f(x->c, clCvalue(v)->f) >= 0;
+	case LUA_VUSERDATA:
+		return mig_pmap_get(&x->perms, gcvalue(v)) != NULL ||
+		       (uvalue(v)->metatable != NULL && mig_pmap_get(&x->udmt, uvalue(v)->metatable) != NULL);
+	default:
+		return 1;
+	}
+}
+
+/* Marks the stack slots a suspended thread can still read: every frame's
+ * function; for a Lua frame below another, all its registers under the
+ * callee (locals and pending temporaries); for the top Lua frame (stopped
+ * by a hook), its active local variables; for a C frame, its slots. The
+ * other slots below the top are registers Lua will write before reading:
+ * stale values from earlier calls (a luaL_Buffer's light userdata, an
+ * iterator's C closure) that must not stop the move. */
+static void live_slots(lua_State *th, uint8_t *live, size_t top)
+{
+	memset(live, 0, top);
+	if (th->status != LUA_YIELD) {
+		memset(live, 1, top);
+		return;
+	}
+	live[0] = 1;
+	/* The list goes on past th->ci with CallInfos kept for reuse. */
+	for (CallInfo *ci = th->base_ci.next; ci != NULL; ci = ci == th->ci ? NULL : ci->next) {
+		int topmost = ci == th->ci;
+		size_t f = slot_of(th, ci->func.p);
+		size_t end = topmost ? top : slot_of(th, ci->next->func.p);
+
+		if (f < top)
+			live[f] = 1;
+		if (topmost && isLua(ci)) {
+			const Proto *p = ci_func(ci)->p;
+			int pc = (int)(ci->u.l.savedpc - p->code) - 1;
+			size_t nact = 0;
+
+			for (int i = 0; i < p->sizelocvars && p->locvars[i].startpc <= pc; i++)
+				if (pc < p->locvars[i].endpc)
+					nact++;
+			end = f + 1 + nact;
+		}
+		/* A vararg function's own arguments sit under it. */
+		if (isLua(ci) && ci_func(ci)->p->is_vararg) {
+			size_t extra = (size_t)ci->u.l.nextraargs + ci_func(ci)->p->numparams + 1;
+
+			for (size_t i = f >= extra ? f - extra : 0; i < f; i++)
+				live[i] = 1;
+		}
+		for (size_t i = f; i < end && i < top; i++)
+			live[i] = 1;
+	}
+}
+
 static int put_thread_body(struct pctx *x, lua_State *th)
 {
 	struct mig_buf *b = x->b;
 	size_t top = slot_of(th, th->top.p);
 	uint32_t ntbc = 0;
+	uint8_t *live;
 	int rc;
 
 	if ((rc = check_thread(x, th)))
@@ -861,11 +928,24 @@ static int put_thread_body(struct pctx *x, lua_State *th)
 	if ((rc = mig_buf_u8(b, th->status)) || (rc = mig_buf_varint(b, (uint64_t)stacksize(th))) ||
 	    (rc = mig_buf_varint(b, top)))
 		return rc;
+	live = malloc(top ? top : 1);
+	if (live == NULL)
+		return MIG_ERR_NOMEM;
+	live_slots(th, live, top);
 	for (size_t i = 0; i < top; i++) {
+		const TValue *v = s2v(th->stack.p + i);
+
 		x->cur = EDGE(EK_STACK, i);
-		if ((rc = put_value(x, s2v(th->stack.p + i))))
+		if (!live[i] && !movable(x, v))
+			rc = mig_buf_u8(b, MIG_T_NIL);
+		else
+			rc = put_value(x, v);
+		if (rc) {
+			free(live);
 			return rc;
+		}
 	}
+	free(live);
 	/* The to-be-closed list, from its head down to the stack base, with
 	 * dummy nodes as Lua made them. */
 	for (StkId p = th->tbclist.p; p > th->stack.p;
@@ -1067,6 +1147,26 @@ static int persist_main(lua_State *L)
 	}
 	if ((rc = mig_buf_varint(b, 0)))
 		goto out;
+	/* Finalizer order: the written objects marked for finalization, in
+	 * the order Lua keeps them (it finalizes the list from its head). */
+	{
+		GCObject *lists[2] = { G(L)->finobj, G(L)->tobefnz };
+		uint64_t n = 0;
+
+		for (int l = 0; l < 2; l++)
+			for (GCObject *o = lists[l]; o != NULL; o = o->next)
+				if (mig_pmap_get(&x->ids, o) != NULL)
+					n++;
+		if ((rc = mig_buf_varint(b, n)))
+			goto out;
+		for (int l = 0; l < 2; l++)
+			for (GCObject *o = lists[l]; o != NULL; o = o->next) {
+				uint32_t *r = mig_pmap_get(&x->ids, o);
+
+				if (r != NULL && (rc = mig_buf_varint(b, *r)))
+					goto out;
+			}
+	}
 	for (int i = 0; i < 8; i++)
 		b->data[hdr + 12 + i] = (uint8_t)((uint64_t)x->nid >> (8 * i));
 out:

@@ -82,7 +82,6 @@ struct rctx {
 	struct ord *ord; size_t nord, capord;
 	Table **lay; size_t nlay, caplay;     /* exact tables needing an overlay */
 	struct openuv *ouv; size_t nouv, capouv;
-	GCObject **fin; size_t nfin, capfin;  /* tables to mark for finalization */
 	int32_t *tmp; size_t captmp;           /* scratch for chain checks */
 	struct frame *fr; uint64_t capfr;      /* scratch for a thread's frames */
 };
@@ -715,10 +714,6 @@ static int read_table_body(struct rctx *x, Table *t)
 	luaH_resize(L, t, (unsigned)asize, (unsigned)nsize);
 	if ((unsigned)sizenode(t) != nsize && nsize != 0)
 		return bad(x, "hash size");
-	if (flags & MIG_TB_FIN) {
-		GROW(x->fin, x->nfin, x->capfin);
-		x->fin[x->nfin++] = obj2gco(t);
-	}
 	for (uint64_t i = 0; i < asize; i++) {
 		TValue v;
 
@@ -1125,7 +1120,7 @@ static int read_thread_body(struct rctx *x, lua_State *th)
 			/* A hook-stopped frame resumes with the top it had:
 			 * inside its registers. */
 			if (f->top != f->func + 1 + p->maxstacksize || f->pc < 1 ||
-			    f->pc > (uint64_t)p->sizecode || (last && (top <= f->func || top > f->top))) {
+			    f->pc > (uint64_t)p->sizecode || (last && top <= f->func)) {
 				rc = bad(x, "Lua frame registers or pc");
 				goto out;
 			}
@@ -1410,37 +1405,79 @@ static int link_open_upvalues(struct rctx *x)
 	return 0;
 }
 
-/* Marks restored tables that were marked for finalization, as
- * luaC_checkfinalizer would, in one pass over the new objects. */
-static int mark_finalizers(struct rctx *x, GCObject *oldhead)
+/* Marks the restored objects that were marked for finalization, in the
+ * order they had in Lua's list, so that finalizers run in the order they
+ * would have run at the source. */
+static int read_finalizers(struct rctx *x, GCObject *oldhead)
 {
 	global_State *g = G(x->L);
 	struct mig_pmap set = { 0 };
-	GCObject **p;
+	GCObject **objs, **p;
+	uint64_t n;
+	int rc = 0;
 
-	if (x->nfin == 0 || (g->gcstp & GCSTPCLS))
+	RD(mig_rd_varint(&x->r, &n));
+	if (n > x->nid)
+		return bad(x, "finalizer list longer than the objects");
+	if (n > mig_rd_left(&x->r))
+		return trunc_err(x);
+	if (n == 0)
 		return 0;
-	for (size_t i = 0; i < x->nfin; i++) {
-		Table *mt = gco2t(x->fin[i])->metatable;
+	objs = malloc(n * sizeof *objs);
+	if (objs == NULL)
+		return MIG_ERR_NOMEM;
+	for (uint64_t i = 0; i < n; i++) {
+		uint64_t id;
+		const TValue *v;
 
-		if (mt != NULL && gfasttm(g, mt, TM_GC) != NULL && mig_pmap_put(&set, x->fin[i], 1) != 0) {
-			mig_pmap_free(&set);
-			return MIG_ERR_NOMEM;
+		if ((rc = mig_rd_varint(&x->r, &id)) != 0) {
+			rc = rderr(x, rc);
+			goto out;
 		}
+		if (id >= x->nid) {
+			rc = bad(x, "finalizer of an unknown object");
+			goto out;
+		}
+		v = &x->obj[id];
+		if (!ttistable(v) && !ttisfulluserdata(v)) {
+			rc = bad(x, "finalizer of an object that cannot have one");
+			goto out;
+		}
+		if (mig_pmap_get(&set, gcvalue(v)) != NULL) {
+			rc = bad(x, "object listed twice for finalization");
+			goto out;
+		}
+		if (mig_pmap_add(&set, gcvalue(v), 1) != 0) {
+			rc = MIG_ERR_NOMEM;
+			goto out;
+		}
+		objs[i] = gcvalue(v);
 	}
+	if (g->gcstp & GCSTPCLS)
+		goto out;
+	/* Take them out of wherever they are: the new objects at the head of
+	 * allgc, or finobj for userdata a restore hook gave a __gc. */
 	for (p = &g->allgc; *p != NULL && *p != oldhead;) {
-		GCObject *o = *p;
-
-		if (mig_pmap_get(&set, o) != NULL) {
-			*p = o->next;
-			o->next = g->finobj;
-			g->finobj = o;
-			l_setbit(o->marked, FINALIZEDBIT);
-		} else
-			p = &o->next;
+		if (mig_pmap_get(&set, *p) != NULL)
+			*p = (*p)->next;
+		else
+			p = &(*p)->next;
 	}
+	for (p = &g->finobj; *p != NULL;) {
+		if (mig_pmap_get(&set, *p) != NULL)
+			*p = (*p)->next;
+		else
+			p = &(*p)->next;
+	}
+	for (uint64_t i = n; i-- > 0;) {
+		objs[i]->next = g->finobj;
+		g->finobj = objs[i];
+		l_setbit(objs[i]->marked, FINALIZEDBIT);
+	}
+out:
 	mig_pmap_free(&set);
-	return 0;
+	free(objs);
+	return rc;
 }
 
 static void push_tv(lua_State *L, const TValue *v)
@@ -1604,7 +1641,7 @@ static int restore_main(lua_State *L)
 		if ((rc = read_body(x, x->queue[x->qhead++])))
 			goto out;
 	}
-	if ((rc = read_fixups(x)))
+	if ((rc = read_fixups(x)) || (rc = read_finalizers(x, oldhead)))
 		goto out;
 	if (x->r.p != x->r.end) {
 		rc = bad(x, "bytes after the end");
@@ -1614,8 +1651,7 @@ static int restore_main(lua_State *L)
 		rc = bad(x, "fewer objects than the header says");
 		goto out;
 	}
-	if ((rc = link_open_upvalues(x)) || (rc = mark_finalizers(x, oldhead)) ||
-	    (rc = make_overlays(x)))
+	if ((rc = link_open_upvalues(x)) || (rc = make_overlays(x)))
 		goto out;
 	lua_settop(L, 1);
 	push_tv(L, &root);
@@ -1708,7 +1744,6 @@ int mig_state_restore(lua_State *L, const void *buf, size_t len, struct mig_erro
 	free(x.ord);
 	free(x.lay);
 	free(x.ouv);
-	free(x.fin);
 	free(x.tmp);
 	free(x.fr);
 	return a.rc;
