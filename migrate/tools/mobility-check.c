@@ -533,9 +533,13 @@ static int script_error(struct ctx *c)
 	lua_State *L = c->L, *co = c->co;
 	const char *msg;
 
-	/* A copy: closing the thread takes the error object from its top. */
-	lua_pushvalue(co, -1);
+	/* The error object stays on co's top, where closing the thread takes
+	 * it from, and a copy comes to L; co's frame may have no free slot,
+	 * so the copy is made on L. */
+	luaL_checkstack(L, 8, NULL);
 	lua_xmove(co, L, 1);
+	lua_pushvalue(L, -1);
+	lua_xmove(L, co, 1);
 	msg = lua_tostring(L, -1);
 	if (msg == NULL) {
 		if (luaL_callmeta(L, -1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)

@@ -49,11 +49,80 @@ struct result {
 	size_t errlen;
 };
 
+/* Results and scratch directories of the running test, released by the
+ * suite's fini even when a failed assertion ends the test early. */
+#define MAX_LIVE 8
+static struct result *live[MAX_LIVE];
+static char tmpdirs[4][256];
+static void *owned[4];
+
+/* Hands p to fini; returns it. */
+static void *own(void *p)
+{
+	size_t i;
+
+	for (i = 0; i < sizeof owned / sizeof owned[0]; i++)
+		if (owned[i] == NULL) {
+			owned[i] = p;
+			return p;
+		}
+	cr_assert_fail("too many owned buffers");
+	return NULL;
+}
+
 static void result_free(struct result *r)
 {
+	size_t i;
+
+	for (i = 0; i < MAX_LIVE; i++)
+		if (live[i] == r)
+			live[i] = NULL;
 	free(r->out);
 	free(r->err);
 	memset(r, 0, sizeof *r);
+}
+
+static void result_track(struct result *r)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_LIVE; i++)
+		if (live[i] == r || live[i] == NULL) {
+			live[i] = r;
+			return;
+		}
+	cr_assert_fail("more than %d live results", MAX_LIVE);
+}
+
+/* A fresh scratch directory, removed by fini. */
+static void make_tmp(char *buf, size_t len)
+{
+	size_t i;
+
+	cr_assert_eq(tst_tmpdir(buf, len), 0);
+	for (i = 0; i < sizeof tmpdirs / sizeof tmpdirs[0]; i++)
+		if (tmpdirs[i][0] == '\0') {
+			snprintf(tmpdirs[i], sizeof tmpdirs[i], "%s", buf);
+			return;
+		}
+}
+
+static void cleanup(void)
+{
+	size_t i;
+
+	for (i = 0; i < MAX_LIVE; i++)
+		if (live[i] != NULL)
+			result_free(live[i]);
+	for (i = 0; i < sizeof owned / sizeof owned[0]; i++) {
+		free(owned[i]);
+		owned[i] = NULL;
+	}
+	for (i = 0; i < sizeof tmpdirs / sizeof tmpdirs[0]; i++)
+		if (tmpdirs[i][0] != '\0') {
+			tst_rmtree(tmpdirs[i]);
+			tmpdirs[i][0] = '\0';
+		}
 }
 
 static char *read_all(const char *path, size_t *len)
@@ -167,6 +236,7 @@ static void run(const char *tmp, const char *cwd, char *const argv[], struct res
 	}
 	r->out = read_all(outp, &r->outlen);
 	r->err = read_all(errp, &r->errlen);
+	result_track(r);
 	cr_assert_not_null(r->out);
 	cr_assert_not_null(r->err);
 }
@@ -310,15 +380,17 @@ ParameterizedTestParameters(mobility_check, corpus_script_behaves_as_under_lua_r
 	while ((de = readdir(d)) != NULL && n < cap) {
 		size_t len = strlen(de->d_name);
 		if (len > 4 && len < sizeof cases[0].name && strcmp(de->d_name + len - 4, ".lua") == 0)
-			snprintf(cases[n++].name, sizeof cases[0].name, "%s", de->d_name);
+			memcpy(cases[n++].name, de->d_name, len + 1);
 	}
 	closedir(d);
 	qsort(cases, n, sizeof *cases, cmp_case);
 	return cr_make_param_array(struct corpus_case, cases, n, free_cases);
 }
 
+TestSuite(mobility_check, .timeout = 170, .fini = cleanup);
+
 ParameterizedTest(struct corpus_case *c, mobility_check, corpus_script_behaves_as_under_lua_ref,
-		  .timeout = 170)
+		  .timeout = 170, .fini = cleanup)
 {
 	struct header h;
 	struct result ref, got;
@@ -328,7 +400,7 @@ ParameterizedTest(struct corpus_case *c, mobility_check, corpus_script_behaves_a
 	int i, k, a;
 
 	parse_header(c->name, &h);
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 
 	a = 0;
 	argv[a++] = LUA_REF_BIN;
@@ -382,13 +454,11 @@ ParameterizedTest(struct corpus_case *c, mobility_check, corpus_script_behaves_a
 	else
 		cr_assert_eq(total_failed, 0, "%s: some points could not be persisted", c->name);
 	result_free(&ref);
-	tst_rmtree(tmp);
 }
 
 /* ------------------------------------------------------------------ */
 /* --dump-states and --resume                                          */
 
-TestSuite(mobility_check, .timeout = 170);
 
 /* Runs mobility-check with the given extra arguments (NULL-terminated). */
 static void run_tool(const char *tmp, struct result *r, const char *first, ...)
@@ -446,7 +516,7 @@ Test(mobility_check, dumped_states_resume_where_they_were_taken)
 	static const int picks[] = { 1, 2, 20, 39, 40 };
 	size_t i;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	snprintf(dir, sizeof dir, "%s/states", tmp);
 	ref_output(tmp, "numbered.lua", &ref);
 	run_tool(tmp, &full, "--strict", "--dump-states", dir, "numbered.lua", NULL);
@@ -467,7 +537,6 @@ Test(mobility_check, dumped_states_resume_where_they_were_taken)
 	}
 	result_free(&full);
 	result_free(&ref);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, resumed_run_numbers_its_dumps_after_the_resumed_state)
@@ -476,7 +545,7 @@ Test(mobility_check, resumed_run_numbers_its_dumps_after_the_resumed_state)
 	char tmp[256], dir[300], dir2[300], state[400], next[400];
 	struct stat st;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	snprintf(dir, sizeof dir, "%s/a", tmp);
 	snprintf(dir2, sizeof dir2, "%s/b", tmp);
 	run_tool(tmp, &r, "--dump-states", dir, "numbered.lua", NULL);
@@ -490,7 +559,6 @@ Test(mobility_check, resumed_run_numbers_its_dumps_after_the_resumed_state)
 	cr_assert_eq(stat(next, &st), 0, "no %s after resuming state 10", next);
 	cr_assert_eq(count_states(dir2), 30);
 	result_free(&r);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, states_dumped_by_the_count_hook_resume)
@@ -499,7 +567,7 @@ Test(mobility_check, states_dumped_by_the_count_hook_resume)
 	char tmp[256], dir[300], state[400];
 	int n, k, picks[3];
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	snprintf(dir, sizeof dir, "%s/states", tmp);
 	ref_output(tmp, "closures.lua", &ref);
 	run_tool(tmp, &full, "--strict", "--every", "97", "--dump-states", dir, "closures.lua", NULL);
@@ -527,7 +595,6 @@ Test(mobility_check, states_dumped_by_the_count_hook_resume)
 	}
 	result_free(&full);
 	result_free(&ref);
-	tst_rmtree(tmp);
 }
 
 /* Dumps numbered.lua's states into tmp/states and returns state 20's bytes. */
@@ -543,7 +610,7 @@ static char *one_state(const char *tmp, size_t *len)
 	cr_assert_eq(r.code, 0, "stderr: %s", r.err);
 	result_free(&r);
 	snprintf(state, sizeof state, "%s/state-000020.bin", dir);
-	data = read_all(state, len);
+	data = own(read_all(state, len));
 	cr_assert_not_null(data);
 	cr_assert_gt(*len, 16);
 	return data;
@@ -566,7 +633,7 @@ Test(mobility_check, truncated_state_is_refused_with_status_3)
 	size_t len, cut, cuts[40], n = 0, i;
 	char *data;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	data = one_state(tmp, &len);
 	for (cut = 0; cut < 16 && cut < len; cut++)
 		cuts[n++] = cut;
@@ -585,8 +652,6 @@ Test(mobility_check, truncated_state_is_refused_with_status_3)
 		cr_assert_eq(r.outlen, 0, "a refused state printed: %s", r.out);
 		result_free(&r);
 	}
-	free(data);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, garbage_empty_and_missing_state_files_are_refused)
@@ -596,7 +661,7 @@ Test(mobility_check, garbage_empty_and_missing_state_files_are_refused)
 	size_t i;
 	unsigned int x = 12345;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	for (i = 0; i < sizeof garbage; i++) {
 		x = x * 1103515245u + 12345u;
 		garbage[i] = (char)(x >> 16);
@@ -617,7 +682,6 @@ Test(mobility_check, garbage_empty_and_missing_state_files_are_refused)
 	cr_assert_eq(r.code, 3, "missing: exit %d: %s", r.code, r.err);
 	cr_assert(strstr(r.err, "no-such-state.bin") != NULL, "%s", r.err);
 	result_free(&r);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, state_of_another_script_is_refused)
@@ -627,15 +691,13 @@ Test(mobility_check, state_of_another_script_is_refused)
 	size_t len;
 	char *data;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	data = one_state(tmp, &len);
 	resume_bytes(tmp, "closures.lua", data, len, &r);
 	assert_ended_normally(&r, "foreign resume");
 	cr_assert_eq(r.code, 3, "exit %d\nstdout: %.300s\nstderr: %s", r.code, r.out, r.err);
 	cr_assert_eq(r.outlen, 0);
 	result_free(&r);
-	free(data);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, flipped_bytes_never_crash_the_resume)
@@ -645,9 +707,9 @@ Test(mobility_check, flipped_bytes_never_crash_the_resume)
 	char *data, *copy;
 	unsigned int x = 4242;
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	data = one_state(tmp, &len);
-	copy = malloc(len);
+	copy = own(malloc(len));
 	cr_assert_not_null(copy);
 	for (i = 0; i < 40; i++) {
 		struct result r;
@@ -665,9 +727,6 @@ Test(mobility_check, flipped_bytes_never_crash_the_resume)
 			  "flip at %zu: exit %d: %s", at, r.code, r.err);
 		result_free(&r);
 	}
-	free(copy);
-	free(data);
-	tst_rmtree(tmp);
 }
 
 /* ------------------------------------------------------------------ */
@@ -678,7 +737,7 @@ Test(mobility_check, strict_fails_when_an_open_file_blocks_a_move)
 	struct result ref, lax, strict;
 	char tmp[256];
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	ref_output(tmp, "open_file.lua", &ref);
 	run_tool(tmp, &lax, "open_file.lua", NULL);
 	assert_ended_normally(&lax, "without --strict");
@@ -697,7 +756,6 @@ Test(mobility_check, strict_fails_when_an_open_file_blocks_a_move)
 	result_free(&ref);
 	result_free(&lax);
 	result_free(&strict);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, strict_passes_when_every_point_persists)
@@ -705,14 +763,13 @@ Test(mobility_check, strict_passes_when_every_point_persists)
 	struct result r;
 	char tmp[256];
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	/* numbered.lua holds no file: --strict is satisfied. */
 	run_tool(tmp, &r, "--strict", "--stats", "numbered.lua", NULL);
 	assert_ended_normally(&r, "strict");
 	cr_assert_eq(r.code, 0, "%s", r.err);
 	cr_assert(strstr(r.err, "40 moves, 0 of 40") != NULL, "%s", r.err);
 	result_free(&r);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, bad_command_lines_exit_with_status_2)
@@ -720,7 +777,7 @@ Test(mobility_check, bad_command_lines_exit_with_status_2)
 	struct result r;
 	char tmp[256];
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	run_tool(tmp, &r, NULL);
 	assert_ended_normally(&r, "no args");
 	cr_assert_eq(r.code, 2);
@@ -733,7 +790,6 @@ Test(mobility_check, bad_command_lines_exit_with_status_2)
 	assert_ended_normally(&r, "unknown option");
 	cr_assert_eq(r.code, 2);
 	result_free(&r);
-	tst_rmtree(tmp);
 }
 
 Test(mobility_check, missing_script_fails_like_lua)
@@ -742,7 +798,7 @@ Test(mobility_check, missing_script_fails_like_lua)
 	char tmp[256];
 	char *argv[] = { LUA_REF_BIN, "no-such-script.lua", NULL };
 
-	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	make_tmp(tmp, sizeof tmp);
 	run(tmp, CORPUS_DIR, argv, &ref);
 	run_tool(tmp, &got, "no-such-script.lua", NULL);
 	assert_ended_normally(&got, "missing script");
@@ -750,5 +806,4 @@ Test(mobility_check, missing_script_fails_like_lua)
 	cr_assert_eq(got.outlen, 0);
 	result_free(&ref);
 	result_free(&got);
-	tst_rmtree(tmp);
 }

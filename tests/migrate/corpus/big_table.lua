@@ -1,4 +1,4 @@
--- mobility-check: every=0,3000000
+-- mobility-check: every=0,3000000 strict
 -- A table with a million entries (array and hash parts) moves intact.
 local MAIN = coroutine.running()
 local function move()

@@ -1,4 +1,4 @@
--- mobility-check: every=0,1,7,100,1000 strict
+-- mobility-check: every=0,7,100,1000 strict
 -- coroutine.wrap generators several levels deep (a pipeline of generators
 -- each pulling from the one below), with moves between pulls.
 local MAIN = coroutine.running()

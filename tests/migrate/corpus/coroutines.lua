@@ -1,4 +1,4 @@
--- mobility-check: every=0,1,7,100,1000 strict
+-- mobility-check: every=0,7,100,1000 strict
 -- Coroutines created by the script: resume/yield values, status, wrap,
 -- close, isyieldable, running; the main coroutine moves while they are
 -- suspended in the middle of their bodies.

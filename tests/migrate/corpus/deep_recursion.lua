@@ -1,4 +1,4 @@
--- mobility-check: every=0,1000,9973 strict
+-- mobility-check: every=0,3001,9973 strict
 -- Deep recursion: 10,000 Lua frames live on the main coroutine's stack when
 -- it moves, and 3,000 on a nested coroutine's.
 local MAIN = coroutine.running()

@@ -1,4 +1,4 @@
--- mobility-check: every=0,1,7,100,1000 strict
+-- mobility-check: every=0,7,100,1000 strict
 -- The utf8 and table libraries, with moves inside their loops (sort's
 -- comparator runs inside C, where the count hook cannot move).
 local MAIN = coroutine.running()

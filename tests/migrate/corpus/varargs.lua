@@ -1,4 +1,4 @@
--- mobility-check: every=0,1,7,100,1000 strict args=alpha beta 3
+-- mobility-check: every=0,3,100,1000 strict args=alpha beta 3
 -- Varargs: counting, nils, passing through, table.pack/unpack, the main
 -- chunk's own ... (the script's arguments) across moves.
 local MAIN = coroutine.running()
