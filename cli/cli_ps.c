@@ -185,6 +185,126 @@ static int cmd_ps(struct cli_ctx *ctx, int argc, char **argv)
 	return worst;
 }
 
+/* Asks every host of the cluster (or the one given) `locate {"agent"}` at
+ * once: each daemon follows its forwarding pointers, the agent's home and
+ * the directory. The answer with the highest epoch wins (the newest
+ * location). Fills *out with that host's cluster entry (or just its name
+ * when the cluster file does not list it) and *epoch. Returns an exit code;
+ * prints nothing itself except through cli_errorf when !quiet. */
+static int locate_by_daemons(struct cli_ctx *ctx, const char *id, const struct cli_host *hosts,
+			     size_t n, struct cli_host *out, long long *epoch, int quiet)
+{
+	struct cli_reply *replies = calloc(n ? n : 1, sizeof *replies);
+	struct agd_jw w;
+	char *body;
+	int reached = 0, found = 0, refused = 0;
+
+	*epoch = -1;
+	if (replies == NULL)
+		return CLI_EXIT_FAIL;
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	agd_jw_key(&w, "agent");
+	agd_jw_str(&w, id);
+	agd_jw_obj_end(&w);
+	body = agd_jw_take(&w, NULL);
+	if (body == NULL || cli_request_all(ctx, hosts, n, "locate", body, replies) != 0) {
+		free(body);
+		free(replies);
+		return CLI_EXIT_FAIL;
+	}
+	free(body);
+	for (size_t i = 0; i < n; i++) {
+		struct agd_json *doc = NULL;
+		const char *where = NULL;
+		long long e = 0;
+
+		if (replies[i].rc != 0)
+			continue;
+		reached++;
+		if (!replies[i].ok) {
+			refused++;
+			continue;
+		}
+		if (agd_json_parse(replies[i].body, strlen(replies[i].body), &doc, NULL) != 0)
+			continue;
+		if (agd_json_get_str(doc, agd_json_root(doc), "host", &where) == 0 &&
+		    cli_name_valid(where)) {
+			agd_json_get_int(doc, agd_json_root(doc), "epoch", &e);
+			if (!found || e > *epoch) {
+				const struct cli_host *h = cli_cluster_find(ctx->clu, where);
+
+				memset(out, 0, sizeof *out);
+				if (h != NULL)
+					*out = *h;
+				else
+					snprintf(out->name, sizeof out->name, "%s", where);
+				*epoch = e;
+				found = 1;
+			}
+		}
+		agd_json_destroy(&doc);
+	}
+	cli_replies_free(replies, n);
+	free(replies);
+	if (found)
+		return CLI_EXIT_OK;
+	if (reached == 0) {
+		if (!quiet)
+			cli_errorf(ctx, "no host answered: cannot locate agent %s", id);
+		return CLI_EXIT_UNREACHABLE;
+	}
+	if (!quiet)
+		cli_errorf(ctx, "unknown agent %s (no host could locate it%s)", id,
+			   refused == reached ? "" : "; some hosts have no locate");
+	return CLI_EXIT_NOTFOUND;
+}
+
+static int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
+{
+	char *pos[1];
+	int npos, rc;
+	struct cli_host one, where;
+	const struct cli_host *hosts;
+	size_t n;
+	long long epoch = -1;
+	struct agd_jw w;
+
+	rc = cli_parse_opts(ctx, argc, argv, NULL, pos, 1, &npos);
+	if (rc != CLI_EXIT_OK || npos != 1)
+		return CLI_EXIT_USAGE;
+	rc = cli_ctx_cluster(ctx, 0);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	if (ctx->host == NULL && ctx->clu != NULL && ctx->clu->n > 0) {
+		hosts = ctx->clu->hosts;
+		n = ctx->clu->n;
+	} else {
+		rc = cli_target(ctx, &one);
+		if (rc != CLI_EXIT_OK)
+			return rc;
+		hosts = &one;
+		n = 1;
+	}
+	rc = locate_by_daemons(ctx, pos[0], hosts, n, &where, &epoch, 0);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	if (!ctx->json) {
+		fprintf(ctx->out, "%s is on %s (epoch %lld)\n", pos[0], where.name, epoch);
+		return CLI_EXIT_OK;
+	}
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	agd_jw_key(&w, "agent");
+	agd_jw_str(&w, pos[0]);
+	agd_jw_key(&w, "host");
+	agd_jw_str(&w, where.name);
+	agd_jw_key(&w, "epoch");
+	agd_jw_int(&w, epoch);
+	agd_jw_obj_end(&w);
+	return cli_emit_jw(ctx, &w);
+}
+
 /* Whether a ps entry is an agent that has ended (its logs are still there). */
 static int has_ended(const struct agd_json *doc, const struct agd_json_val *a)
 {
@@ -278,11 +398,25 @@ int cli_locate(struct cli_ctx *ctx, const char *id, struct cli_host *out)
 		cli_errorf(ctx, "no host of %s answered: cannot find agent %s", ctx->cluster, id);
 		return CLI_EXIT_UNREACHABLE;
 	}
+	/* Not resident anywhere: in flight, or known only by pointers. The
+	 * daemons' own location service may still place it. */
+	{
+		long long epoch;
+		struct cli_host where;
+
+		if (locate_by_daemons(ctx, id, ctx->clu->hosts, ctx->clu->n, &where, &epoch, 1) ==
+			    CLI_EXIT_OK &&
+		    where.endpoint[0] != '\0') {
+			*out = where;
+			return CLI_EXIT_OK;
+		}
+	}
 	cli_errorf(ctx, "unknown agent %s (on none of the %d hosts that answered)", id, reached);
 	return CLI_EXIT_NOTFOUND;
 }
 
 const struct cli_cmd cli_ps_cmds[] = {
 	{ "ps", cmd_ps, "[--all] [--ended]", "live agents of a host (or of every host, with their location)" },
+	{ "locate", cmd_locate, "AGENT", "where an agent is now, as the daemons' location service says" },
 	{ NULL, NULL, NULL, NULL },
 };

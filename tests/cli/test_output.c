@@ -389,8 +389,12 @@ Test(cli_output, unknown_agent_is_not_found_on_any_host)
 {
 	start_fakes(3);
 	cr_assert_eq(agentctl("kill", "nobody", NULL), 5);
-	for (int i = 0; i < NFAKES; i++)
-		cr_assert_str_eq(fakes[i].last_cmd, "ps", "host %d was asked", i + 1);
+	/* Every host was asked for its agents, then for the daemons' own
+	 * location service (the fakes know neither command's agent). */
+	for (int i = 0; i < NFAKES; i++) {
+		cr_assert_eq(fakes[i].requests, 2, "host %d asked %d times", i + 1, fakes[i].requests);
+		cr_assert_str_eq(fakes[i].last_cmd, "locate", "host %d was asked", i + 1);
+	}
 }
 
 Test(cli_output, unreachable_host_gives_exit_3_and_a_json_error)

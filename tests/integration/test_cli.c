@@ -236,6 +236,12 @@ Test(cli, push_pull_and_clone_move_an_agent_between_hosts_from_outside)
 	cr_assert_eq(where_is(id, host, sizeof host), 1, "epoch after one move");
 	cr_assert_str_eq(host, "h2");
 	cr_assert(clu_logs_wait(id, "hello from h2", 10000), "%s", clu_out);
+	/* The daemons' location service agrees: every host asked at once,
+	 * and the agent's home (h1, which left a pointer) on its own. */
+	cr_assert_eq(ctl("locate", id, NULL), 0, "locate: %s", clu_out);
+	cr_assert(strstr(clu_out, "is on h2 (epoch 1)") != NULL, "%s", clu_out);
+	cr_assert_eq(ctl("--host", "h1", "locate", id, NULL), 0, "locate via h1: %s", clu_out);
+	cr_assert(strstr(clu_out, "is on h2") != NULL, "%s", clu_out);
 
 	/* pull: h3 fetches it from wherever it is. */
 	cr_assert_eq(ctl("pull", id, "--to", "h3", "--weak", NULL), 0, "pull: %s", clu_out);
