@@ -870,6 +870,18 @@ static int env_open(lua_State *L)
 			cfn_add(c, "utf8.codes:lax", lua_tocfunction(L, -1), NULL);
 	}
 	lua_settop(L, env);
+	/* string.gmatch's iterator keeps its position in a private struct:
+	 * supported only when a real one has the size the engine expects. */
+	if (lua_getglobal(L, "string") == LUA_TTABLE && lua_getfield(L, -1, "gmatch") == LUA_TFUNCTION) {
+		lua_pushliteral(L, "");
+		lua_pushliteral(L, "");
+		lua_call(L, 2, 1);
+		if (lua_tocfunction(L, -1) != NULL && lua_getupvalue(L, -1, 3) != NULL &&
+		    lua_type(L, -1) == LUA_TUSERDATA && lua_rawlen(L, -1) == sizeof(struct mig_gmatch) &&
+		    cfn_add(c, "string.gmatch:f", lua_tocfunction(L, -2), NULL) == 0)
+			c->gmatch = lua_tocfunction(L, -2);
+	}
+	lua_settop(L, env);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 	lua_pushcfunction(L, eng_load);

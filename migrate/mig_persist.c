@@ -967,6 +967,32 @@ static int put_thread_body(struct pctx *x, lua_State *th)
 	return 0;
 }
 
+/* A string.gmatch iterator: its subject and pattern, then its position
+ * and last match as offsets into the subject (docs/state-format.md). */
+static int put_gmatch_body(struct pctx *x, CClosure *cl)
+{
+	const struct mig_gmatch *gm;
+	const char *s;
+	size_t len;
+	int rc;
+
+	if (cl->nupvalues != 3 || !ttisstring(&cl->upvalue[0]) || !ttisstring(&cl->upvalue[1]) ||
+	    !ttisfulluserdata(&cl->upvalue[2]) || uvalue(&cl->upvalue[2])->len != sizeof *gm)
+		return fail_path(x, MIG_ERR_UNPERSISTABLE, "string.gmatch iterator of unknown shape");
+	gm = (const struct mig_gmatch *)getudatamem(uvalue(&cl->upvalue[2]));
+	s = getstr(tsvalue(&cl->upvalue[0]));
+	len = tsslen(tsvalue(&cl->upvalue[0]));
+	if (gm->src < s || gm->src > s + len + 1 || (gm->lastmatch && (gm->lastmatch < s || gm->lastmatch > s + len)))
+		return fail_path(x, MIG_ERR_UNPERSISTABLE, "string.gmatch iterator out of its subject");
+	x->cur = EDGE(EK_CUPVAL, 0);
+	if ((rc = put_value(x, &cl->upvalue[0])))
+		return rc;
+	x->cur = EDGE(EK_CUPVAL, 1);
+	if ((rc = put_value(x, &cl->upvalue[1])) || (rc = mig_buf_varint(x->b, (uint64_t)(gm->src - s))))
+		return rc;
+	return mig_buf_varint(x->b, gm->lastmatch ? (uint64_t)(gm->lastmatch - s) + 1 : 0);
+}
+
 /* ------------------------------------------------------------------ */
 /* Driver                                                              */
 /* ------------------------------------------------------------------ */
@@ -993,6 +1019,8 @@ static int put_body(struct pctx *x, uint32_t id)
 	case LUA_VCCL: {
 		CClosure *cl = gco2ccl(o);
 
+		if (cl->f == x->c->gmatch && x->c->gmatch != NULL)
+			return put_gmatch_body(x, cl);
 		for (int i = 0; i < cl->nupvalues; i++) {
 			x->cur = EDGE(EK_CUPVAL, i);
 			if ((rc = put_value(x, &cl->upvalue[i])))

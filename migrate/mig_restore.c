@@ -1570,6 +1570,44 @@ static int make_overlays(struct rctx *x)
 /* Driver                                                              */
 /* ------------------------------------------------------------------ */
 
+/* Rebuilds a string.gmatch iterator's private state from offsets. */
+static int read_gmatch_body(struct rctx *x, CClosure *cl)
+{
+	lua_State *L = x->L;
+	struct mig_gmatch *gm;
+	uint64_t srcoff, lastoff;
+	size_t len, plen;
+	int rc;
+
+	if (cl->nupvalues != 3)
+		return bad(x, "gmatch iterator upvalues");
+	if ((rc = read_value(x, &cl->upvalue[0])) || (rc = read_value(x, &cl->upvalue[1])))
+		return rc;
+	strictnil(&cl->upvalue[0]);
+	strictnil(&cl->upvalue[1]);
+	if (!ttisstring(&cl->upvalue[0]) || !ttisstring(&cl->upvalue[1]))
+		return bad(x, "gmatch iterator strings");
+	RD(mig_rd_varint(&x->r, &srcoff));
+	RD(mig_rd_varint(&x->r, &lastoff));
+	len = tsslen(tsvalue(&cl->upvalue[0]));
+	plen = tsslen(tsvalue(&cl->upvalue[1]));
+	if (srcoff > (uint64_t)len + 1 || lastoff > (uint64_t)len + 1)
+		return bad(x, "gmatch iterator position");
+	gm = lua_newuserdatauv(L, sizeof *gm, 0);
+	memset(gm, 0, sizeof *gm);
+	gm->ms.src_init = getstr(tsvalue(&cl->upvalue[0]));
+	gm->ms.src_end = gm->ms.src_init + len;
+	gm->ms.p_end = getstr(tsvalue(&cl->upvalue[1])) + plen;
+	gm->ms.L = L;
+	gm->ms.matchdepth = MIG_GMATCH_DEPTH;
+	gm->src = gm->ms.src_init + srcoff;
+	gm->p = getstr(tsvalue(&cl->upvalue[1]));
+	gm->lastmatch = lastoff ? gm->ms.src_init + (lastoff - 1) : NULL;
+	setobj(L, &cl->upvalue[2], s2v(L->top.p - 1));
+	lua_pop(L, 1);
+	return 0;
+}
+
 static int read_body(struct rctx *x, uint32_t id)
 {
 	const TValue *o = &x->obj[id];
@@ -1593,6 +1631,8 @@ static int read_body(struct rctx *x, uint32_t id)
 	case LUA_VCCL: {
 		CClosure *cl = clCvalue(o);
 
+		if (cl->f == x->c->gmatch && x->c->gmatch != NULL)
+			return read_gmatch_body(x, cl);
 		for (int i = 0; i < cl->nupvalues; i++) {
 			if ((rc = read_value(x, &cl->upvalue[i])))
 				return rc;

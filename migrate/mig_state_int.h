@@ -276,11 +276,33 @@ struct mig_cfn {
 	lua_KFunction k;         /* continuation, or NULL */
 };
 
+/* The state of a string.gmatch iterator, laid out as lstrlib.c lays out
+ * its (private) GMatchState in the pinned Lua 5.4.7; mig_env_open checks
+ * the size against a real one before trusting it. Pointers are into the
+ * iterator's two string upvalues, so they travel as offsets. */
+struct mig_gmatch {
+	const char *src;       /* current position */
+	const char *p;         /* pattern */
+	const char *lastmatch; /* end of the last match, or NULL */
+	struct {
+		const char *src_init, *src_end, *p_end;
+		lua_State *L;
+		int matchdepth;
+		unsigned char level;
+		struct {
+			const char *init;
+			ptrdiff_t len;
+		} capture[32];
+	} ms;
+};
+#define MIG_GMATCH_DEPTH 200 /* lstrlib.c's MAXCCALLS */
+
 /* C-side data of the environment. */
 struct mig_envc {
 	int ncfn;                         /* entries used in cfn */
 	struct mig_cfn cfn[MIG_CFN_MAX];  /* known C functions and continuations */
 	int overlays;                     /* nonzero once any overlay exists */
+	lua_CFunction gmatch;             /* string.gmatch's iterator, if understood */
 };
 
 /* Pushes the environment table; MIG_ERR_ARG (nothing pushed) when

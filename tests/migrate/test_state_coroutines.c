@@ -453,3 +453,17 @@ Test(mig_co, generational_collector_on_both_sides)
 	tst_gen_target = 0;
 	cr_assert_str_eq(moved, ref);
 }
+
+Test(mig_co, library_iterators_in_flight_move)
+{
+	same_with_moves("return function()\n"
+			"  local out = {}\n"
+			"  for i, v in ipairs({ 'a', 'b', 'c' }) do coroutine.yield(i, v) end\n"
+			"  for w, n in ('one=1, two=2, three=3'):gmatch('(%a+)=(%d)') do coroutine.yield(w, n) end\n"
+			"  for w in ('x y z'):gmatch('%a', 3) do coroutine.yield(w) end\n"
+			"  for p, c in utf8.codes('h\\u{e9}!') do coroutine.yield(p, c) end\n"
+			"  local g = ('aaa'):gmatch('a*') coroutine.yield(g(), g(), g())\n"
+			"  return 'done'\n"
+			"end",
+			NOHOOK);
+}
