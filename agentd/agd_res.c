@@ -1101,6 +1101,20 @@ out:
 	pthread_mutex_unlock(&r->mu);
 }
 
+const char *agd_res_target_ref(struct res_registry *reg, const char *target)
+{
+	unsigned kinds;
+
+	if (strcmp(target, "device") != 0 || reg == NULL)
+		return target;
+	kinds = res_registry_kinds(reg);
+	if (kinds & (1u << RES_KIND_PRINTER))
+		return res_kind_name(RES_KIND_PRINTER);
+	if (kinds & (1u << RES_KIND_SENSOR))
+		return res_kind_name(RES_KIND_SENSOR);
+	return target;
+}
+
 /* ------------------------------------------------------- control */
 
 static int cmd_policy(void *ud, struct agd_ctl_req *req, struct agd_jw *w)

@@ -119,6 +119,13 @@ void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *
 void agd_res_note_bind(struct agd_rt *rt, const char *agent, const struct res_bind *b,
 		       const uint8_t *acts, size_t nacts);
 
+/* The reference to resolve for a manifest binding's target: manifests name
+ * the device kinds "device" (docs/segments.md), the resources library
+ * names printer or sensor; "device" becomes the kind of this host's first
+ * device (printer first), anything else is returned as is. Resource lock
+ * held (reads the registry, which may be NULL). */
+const char *agd_res_target_ref(struct res_registry *reg, const char *target);
+
 /* ---- the resource segment (docs/protocol.md, "Resource segment") ---- */
 
 /* One binding as it travels. */
