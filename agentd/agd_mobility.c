@@ -96,6 +96,7 @@ struct agd_mobility {
 	int efd;                       /* eventfd: the worker queue is not empty */
 	uint64_t timer;
 	uint64_t poll_timer;           /* one-shot: awaiting_poll, or 0 */
+	unsigned poll_spins;           /* polls since something last waited */
 	pthread_mutex_t mu;            /* guards items */
 	struct item *items;
 	struct req *reqs;
@@ -541,12 +542,16 @@ static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
 	}
 	if (more)
 		arm_poll(m);
+	else
+		m->poll_spins = 0;
 }
 
+/* A restore takes a fraction of a millisecond: look again at the next turn
+ * of the loop for a while, then every millisecond. */
 static void arm_poll(struct agd_mobility *m)
 {
 	if (m->poll_timer == 0)
-		m->poll_timer = agd_loop_add_timer(m->loop, 1, 0, awaiting_poll, m);
+		m->poll_timer = agd_loop_add_timer(m->loop, m->poll_spins++ < 500 ? 0 : 1, 0, awaiting_poll, m);
 }
 
 /* ----------------------------------------------------- xfer callbacks */

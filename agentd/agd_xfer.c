@@ -40,6 +40,8 @@ struct attempt {
 	uint64_t corr;                      /* correlation id of our messages */
 	uint8_t hash[AGD_WIRE_HASH_LEN];    /* code segment */
 	enum phase phase;                   /* where it stands */
+	int direct;                         /* TRANSFER sent without an OFFER: the
+					       target was known to have the code */
 	uint64_t deadline;                  /* ms: give up after */
 	uint8_t *state;                     /* owned copy */
 	size_t state_len;
@@ -68,6 +70,16 @@ struct waiting {
 	struct waiting *next;
 };
 
+/* A (host, segment) pair known to be cached there: a target that accepted
+ * or committed that code. Lets a later transfer skip the OFFER. */
+struct known {
+	char host[AGD_WIRE_NAME_MAX + 1];
+	uint8_t hash[AGD_WIRE_HASH_LEN];
+	struct known *next;
+};
+
+#define KNOWN_MAX 256
+
 struct agd_xfer {
 	char host[AGD_WIRE_NAME_MAX + 1]; /* this host */
 	struct agd_store *st;             /* borrowed */
@@ -79,6 +91,8 @@ struct agd_xfer {
 	struct attempt *attempts;         /* source side */
 	struct arriving *arrivals;        /* target side */
 	struct waiting *waits;            /* target side, code on demand */
+	struct known *known;              /* source side: code cached at targets */
+	size_t nknown;
 };
 
 const char *agd_xfer_strerror(int code)
@@ -157,6 +171,12 @@ void agd_xfer_destroy(struct agd_xfer **xp)
 
 		x->waits = w->next;
 		free(w);
+	}
+	while (x->known) {
+		struct known *k = x->known;
+
+		x->known = k->next;
+		free(k);
 	}
 	free(x);
 }
@@ -409,6 +429,71 @@ out:
 
 /* ---- source ---- */
 
+static struct known **known_find(struct agd_xfer *x, const char *host, const uint8_t *hash)
+{
+	for (struct known **pp = &x->known; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->host, host) == 0 && memcmp((*pp)->hash, hash, AGD_WIRE_HASH_LEN) == 0)
+			return pp;
+	return NULL;
+}
+
+static void known_add(struct agd_xfer *x, const char *host, const uint8_t *hash)
+{
+	struct known *k;
+
+	if (known_find(x, host, hash) != NULL)
+		return;
+	if (x->nknown >= KNOWN_MAX) {
+		/* Forget the oldest (the list's tail): costs one OFFER later. */
+		struct known **pp = &x->known;
+
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		free(*pp);
+		*pp = NULL;
+		x->nknown--;
+	}
+	k = calloc(1, sizeof *k);
+	if (k == NULL)
+		return;
+	snprintf(k->host, sizeof k->host, "%s", host);
+	memcpy(k->hash, hash, AGD_WIRE_HASH_LEN);
+	k->next = x->known;
+	x->known = k;
+	x->nknown++;
+}
+
+static void known_drop(struct agd_xfer *x, const char *host, const uint8_t *hash)
+{
+	struct known **pp = known_find(x, host, hash);
+
+	if (pp != NULL) {
+		struct known *k = *pp;
+
+		*pp = k->next;
+		free(k);
+		x->nknown--;
+	}
+}
+
+static int send_offer(struct agd_xfer *x, struct attempt *a, const uint8_t *bindings, size_t blen)
+{
+	struct agd_wire_msg m;
+
+	msg_init(&m, AGD_MSG_OFFER, a->corr, a->id, a->epoch);
+	if (a->kind == AGD_KIND_CLONE)
+		snprintf(m.name, sizeof m.name, "%s", a->agent);
+	memcpy(m.hash, a->hash, AGD_WIRE_HASH_LEN);
+	m.mobility = (uint8_t)a->mobility;
+	m.kind = (uint8_t)a->kind;
+	m.size = a->state_len + a->res_len;
+	m.blob[0].data = bindings;
+	m.blob[0].len = bindings ? blen : 0;
+	return x->ops.send(x->ud, a->to, &m);
+}
+
+static int transfer_msg_send(struct agd_xfer *x, struct attempt *a);
+
 /* The highest epoch this host ever gave an attempt for agent (kv
  * "xfer.ep.<id>", u64 big-endian), or 0. */
 static uint64_t epoch_highwater(struct agd_xfer *x, const char *agent)
@@ -441,7 +526,6 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 {
 	struct agd_agent_rec rec;
 	struct attempt *a = NULL;
-	struct agd_wire_msg m;
 	int rc;
 
 	if (req == NULL || req->agent == NULL || req->to == NULL || req->agent[0] == '\0' ||
@@ -554,25 +638,25 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 		}
 	}
 
-	msg_init(&m, AGD_MSG_OFFER, a->corr, a->id, a->epoch);
-	if (req->kind == AGD_KIND_CLONE)
-		snprintf(m.name, sizeof m.name, "%s", a->agent);
-	memcpy(m.hash, a->hash, AGD_WIRE_HASH_LEN);
-	m.mobility = (uint8_t)a->mobility;
-	m.kind = (uint8_t)a->kind;
-	m.size = a->state_len + a->res_len;
-	m.blob[0].data = req->bindings;
-	m.blob[0].len = req->bindings ? req->bindings_len : 0;
-	rc = x->ops.send(x->ud, a->to, &m);
+	/* A target known to cache this code gets the TRANSFER at once (one
+	 * round trip less); if it lost the code it refuses, and the OFFER
+	 * follows (on_refuse). */
+	a->direct = known_find(x, a->to, a->hash) != NULL;
+	if (a->direct) {
+		a->phase = PH_TRANSFERRING;
+		rc = transfer_msg_send(x, a);
+	} else {
+		rc = send_offer(x, a, req->bindings, req->bindings_len);
+	}
 	if (rc != 0) {
 		if (req->kind != AGD_KIND_CLONE)
 			agd_store_agent_set_status(x->st, a->agent, AGD_XFER_STATUS_RUNNING, "transfer not sent");
 		rc = AGD_XFER_ERR_SEND;
 		goto out;
 	}
-	agd_log(AGD_LOG_INFO, "xfer.offer", "agent=%s id=%s to=%s epoch=%llu kind=%d mobility=%d size=%zu",
-		a->agent, a->id, a->to, (unsigned long long)a->epoch, a->kind, a->mobility,
-		a->state_len + a->res_len);
+	agd_log(AGD_LOG_INFO, a->direct ? "xfer.transfer" : "xfer.offer",
+		"agent=%s id=%s to=%s epoch=%llu kind=%d mobility=%d size=%zu", a->agent, a->id, a->to,
+		(unsigned long long)a->epoch, a->kind, a->mobility, a->state_len + a->res_len);
 	a->next = x->attempts;
 	x->attempts = a;
 	a = NULL;
@@ -598,7 +682,7 @@ static void attempt_fail(struct agd_xfer *x, struct attempt *a, int code, const 
 	attempt_free(a);
 }
 
-static void send_transfer(struct agd_xfer *x, struct attempt *a, uint64_t now_ms)
+static int transfer_msg_send(struct agd_xfer *x, struct attempt *a)
 {
 	struct agd_wire_msg m;
 
@@ -615,9 +699,14 @@ static void send_transfer(struct agd_xfer *x, struct attempt *a, uint64_t now_ms
 	m.blob[1].len = a->res_len;
 	m.blob[2].data = a->seen;
 	m.blob[2].len = a->seen_len;
+	return x->ops.send(x->ud, a->to, &m);
+}
+
+static void send_transfer(struct agd_xfer *x, struct attempt *a, uint64_t now_ms)
+{
 	a->phase = PH_TRANSFERRING;
 	a->deadline = now_ms + x->timeout_ms;
-	if (x->ops.send(x->ud, a->to, &m) != 0)
+	if (transfer_msg_send(x, a) != 0)
 		attempt_fail(x, a, AGD_XFER_ERR_SEND, "transfer could not be sent");
 }
 
@@ -662,6 +751,7 @@ static void on_committed(struct agd_xfer *x, const char *from, const struct agd_
 			return;
 		}
 		attempt_unlink(x, a);
+		known_add(x, from, a->hash);
 		send_simple(x, from, AGD_MSG_ACTIVATE, a->corr, a->id, a->epoch);
 		agd_log(AGD_LOG_INFO, "xfer.committed", "agent=%s id=%s to=%s epoch=%llu", a->agent, a->id,
 			a->to, (unsigned long long)a->epoch);
@@ -688,16 +778,29 @@ static void on_accept(struct agd_xfer *x, const char *from, const struct agd_wir
 
 	if (a == NULL || a->epoch != m->epoch || strcmp(a->to, from) != 0 || a->phase != PH_OFFERED)
 		return; /* stale or duplicate: ignored */
+	known_add(x, from, a->hash);
 	send_transfer(x, a, now_ms);
 }
 
-static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m)
+static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m,
+		      uint64_t now_ms)
 {
 	struct attempt *a = attempt_by_id(x, m->agent);
 	char why[AGD_WIRE_TEXT_MAX + 32];
 
 	if (a == NULL || a->epoch != m->epoch || strcmp(a->to, from) != 0)
 		return;
+	if (a->direct && m->code == AGD_XFER_ERR_SEGMENT) {
+		/* It lost the code: offer it, as for a stranger. The target
+		 * stored nothing, so the epoch can stay. */
+		known_drop(x, from, a->hash);
+		a->direct = 0;
+		a->phase = PH_OFFERED;
+		a->deadline = now_ms + x->timeout_ms;
+		if (send_offer(x, a, NULL, 0) != 0)
+			attempt_fail(x, a, AGD_XFER_ERR_SEND, "offer could not be sent");
+		return;
+	}
 	snprintf(why, sizeof why, "refused by %s: %s", from, m->text);
 	attempt_fail(x, a, AGD_XFER_ERR_REFUSED, why);
 }
@@ -1070,7 +1173,7 @@ int agd_xfer_input(struct agd_xfer *x, const char *from, const struct agd_wire_m
 	switch (m->type) {
 	case AGD_MSG_OFFER: on_offer(x, from, m, now_ms); return 1;
 	case AGD_MSG_ACCEPT: on_accept(x, from, m, now_ms); return 1;
-	case AGD_MSG_REFUSE: on_refuse(x, from, m); return 1;
+	case AGD_MSG_REFUSE: on_refuse(x, from, m, now_ms); return 1;
 	case AGD_MSG_TRANSFER: on_transfer(x, from, m, now_ms); return 1;
 	case AGD_MSG_COMMITTED: on_committed(x, from, m); return 1;
 	case AGD_MSG_ACTIVATE: on_activate(x, from, m); return 1;

@@ -789,3 +789,54 @@ Test(agd_xfer, an_epoch_is_never_reused_after_an_abort)
 	cr_assert_eq(nodes[1].activations, 1);
 	cr_assert_str_eq(nodes[1].last_state, v2, "the old copy was revived");
 }
+
+/* A target known to have the code gets the TRANSFER without an OFFER. */
+Test(agd_xfer, a_host_known_to_have_the_code_gets_no_offer)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	r.to = "host-a";
+	cr_assert_eq(agd_xfer_push(nodes[1].x, &r, now), 0);
+	settle();
+	r.to = "host-b";
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	cr_assert_eq(nodes[0].done_rc, 0);
+	cr_assert_eq(sent_by_type[AGD_MSG_OFFER], 2, "the third hop should skip the offer");
+	cr_assert_eq(sent_by_type[AGD_MSG_TRANSFER], 3);
+	cr_assert_eq(nodes[1].activations, 2);
+	{
+		int where = -1;
+
+		cr_assert_eq(live_on("agent-1", &where), 1);
+		cr_assert_eq(where, 1);
+	}
+}
+
+/* The target lost the code it was known to have: it refuses the direct
+ * TRANSFER, the source offers, the code is fetched again, the agent lands. */
+Test(agd_xfer, a_host_that_lost_the_code_is_offered_it_again)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	r.to = "host-a";
+	cr_assert_eq(agd_xfer_push(nodes[1].x, &r, now), 0);
+	settle();
+	cr_assert_eq(agd_store_segment_delete(nodes[1].st, seg_hash), 0);
+	r.to = "host-b";
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	cr_assert_eq(nodes[0].done_rc, 0);
+	cr_assert_eq(sent_by_type[AGD_MSG_GET_SEGMENT], 2, "the code was not fetched again");
+	cr_assert_eq(nodes[1].activations, 2);
+	{
+		int where = -1;
+
+		cr_assert_eq(live_on("agent-1", &where), 1);
+		cr_assert_eq(where, 1);
+	}
+}
