@@ -15,23 +15,30 @@
 /* The fields shown per host, in order; anything else is in --json. */
 static const char *const shown[] = { "agents", "workers", "uptime_s", "version" };
 
-static void print_row(struct cli_ctx *ctx, const struct cli_host *h, const struct cli_reply *r,
-		      const struct agd_json *doc)
+/* Column widths: the longest name and endpoint, so that long ipc paths
+ * keep the table straight. */
+struct widths {
+	int name;
+	int endpoint;
+};
+
+static void print_row(struct cli_ctx *ctx, const struct widths *wd, const struct cli_host *h,
+		      const struct cli_reply *r, const struct agd_json *doc)
 {
 	char cells[4][64];
 
 	if (r->rc != 0) {
-		fprintf(ctx->out, "%-12s %-28s %-6s\n", h->name, h->endpoint, "down");
+		fprintf(ctx->out, "%-*s %-*s %s\n", wd->name, h->name, wd->endpoint, h->endpoint, "down");
 		return;
 	}
 	if (!r->ok || doc == NULL) {
-		fprintf(ctx->out, "%-12s %-28s %-6s\n", h->name, h->endpoint, "error");
+		fprintf(ctx->out, "%-*s %-*s %s\n", wd->name, h->name, wd->endpoint, h->endpoint, "error");
 		return;
 	}
 	for (size_t i = 0; i < 4; i++)
 		cli_cell(doc, agd_json_root(doc), shown[i], cells[i], sizeof cells[i]);
-	fprintf(ctx->out, "%-12s %-28s %-6s %6s %7s %9s %s\n", h->name, h->endpoint, "up", cells[0],
-		cells[1], cells[2], cells[3]);
+	fprintf(ctx->out, "%-*s %-*s %-6s %6s %7s %9s %s\n", wd->name, h->name, wd->endpoint,
+		h->endpoint, "up", cells[0], cells[1], cells[2], cells[3]);
 }
 
 static int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
@@ -42,6 +49,7 @@ static int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 	const struct cli_host *hosts;
 	struct cli_reply *replies = NULL;
 	struct agd_jw w;
+	struct widths wd = { 4, 8 };
 	size_t n;
 
 	rc = cli_parse_opts(ctx, argc, argv, opts, NULL, 0, &npos);
@@ -77,8 +85,13 @@ static int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 		agd_jw_key(&w, "hosts");
 		agd_jw_arr_begin(&w);
 	} else {
-		fprintf(ctx->out, "%-12s %-28s %-6s %6s %7s %9s %s\n", "HOST", "ENDPOINT", "STATE",
-			"AGENTS", "WORKERS", "UPTIME_S", "VERSION");
+		for (size_t i = 0; i < n; i++) {
+			int ln = (int)strlen(hosts[i].name), le = (int)strlen(hosts[i].endpoint);
+			wd.name = ln > wd.name ? ln : wd.name;
+			wd.endpoint = le > wd.endpoint ? le : wd.endpoint;
+		}
+		fprintf(ctx->out, "%-*s %-*s %-6s %6s %7s %9s %s\n", wd.name, "HOST", wd.endpoint,
+			"ENDPOINT", "STATE", "AGENTS", "WORKERS", "UPTIME_S", "VERSION");
 	}
 	for (size_t i = 0; i < n; i++) {
 		struct cli_reply *r = &replies[i];
@@ -116,7 +129,7 @@ static int cmd_status(struct cli_ctx *ctx, int argc, char **argv)
 			}
 			agd_jw_obj_end(&w);
 		} else {
-			print_row(ctx, &hosts[i], r, doc);
+			print_row(ctx, &wd, &hosts[i], r, doc);
 		}
 		agd_json_destroy(&doc);
 	}
