@@ -20,7 +20,8 @@
  *   "ARS" version(=1) count(u8 <= AGD_RES_BINDINGS_MAX) item* lines(u8) line*
  *   item = str8 name, binding u8, kind u8, attach u8, action u8, bound u8,
  *          str8 id, str8 home, nman u8 (<= RES_POLICY_MAX_ACTIONS), man[nman],
- *          blob_len u32 (<= RES_OP_MAX_BYTES), blob
+ *          blob_len u32 (<= RES_OP_MAX_BYTES), blob,
+ *          ep_len u16 (< ENDPOINT_MAX), home's peer endpoint (or empty)
  *   line = len u16 (< 512), bytes (no NUL)
  *   str8 = len u8, bytes (no NUL; shorter than the field it fills)
  */
@@ -31,6 +32,7 @@
 #include "agd_json.h"
 #include "agd_log.h"
 #include "agd_loop.h"
+#include "agd_store.h"
 #include "res_op.h"
 #include "res_policy.h"
 
@@ -46,6 +48,7 @@
 #define SEG_VERSION 1
 #define LINE_MAX_BYTES 512
 #define OP_FACTS 100u /* RES_OP op code: the host's kinds and identifiers */
+#define ENDPOINT_MAX 256
 
 /* Op names of res_exec_op and their codes on the wire (RES_OP.op). */
 static const char *const op_names[] = {
@@ -113,6 +116,8 @@ struct agd_res {
 	uint64_t next_msgid;
 	int closing;
 	struct ent *ents;
+	struct agd_store *st;         /* own handle on the daemon's store, or NULL */
+	pthread_mutex_t st_mu;        /* serialises st */
 };
 
 /* ------------------------------------------------ glue of a runtime */
@@ -587,6 +592,14 @@ int agd_res_segment_parse(const uint8_t *p, size_t len,
 		it.blob = blen ? c.p : NULL;
 		it.blob_len = blen;
 		c.p += blen;
+		if (get(&c, bl, 2) != 0)
+			return AGD_ERR_SEGMENT;
+		blen = (uint32_t)bl[0] << 8 | bl[1];
+		if (blen >= sizeof it.endpoint || get(&c, it.endpoint, blen) != 0)
+			return AGD_ERR_SEGMENT;
+		it.endpoint[blen] = '\0';
+		if (strlen(it.endpoint) != blen)
+			return AGD_ERR_SEGMENT;
 		if (item != NULL && (rc = item(ud, &it)) != 0)
 			return rc;
 	}
@@ -609,6 +622,54 @@ int agd_res_segment_parse(const uint8_t *p, size_t len,
 			return rc;
 	}
 	return c.p == c.end ? 0 : AGD_ERR_SEGMENT;
+}
+
+/* ------------------------------------------------------- endpoints */
+
+/* Where host's peer endpoint is kept (the key agd_mobility uses, so that
+ * its dialling finds what a transfer taught this host). */
+static void endpoint_key(char *key, size_t len, const char *host)
+{
+	snprintf(key, len, "peer.ep.%s", host);
+}
+
+/* The endpoint this host knows for `host`, or "" (also for itself: the
+ * target heard from this host already). */
+static void endpoint_get(struct agd_res *r, const char *host, char ep[ENDPOINT_MAX])
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+
+	ep[0] = '\0';
+	if (r->st == NULL || strcmp(host, r->host) == 0)
+		return;
+	endpoint_key(key, sizeof key, host);
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_kv_get(r->st, key, &v, &len) == 0 && len > 0 && len <= ENDPOINT_MAX &&
+	    ((char *)v)[len - 1] == '\0' && strlen(v) == len - 1)
+		memcpy(ep, v, len);
+	pthread_mutex_unlock(&r->st_mu);
+	free(v);
+}
+
+/* Learns a GR's home endpoint from a segment, unless already known: a
+ * handle must reach its home from every host it is carried to, also those
+ * that never talked to it. */
+static void endpoint_learn(struct agd_res *r, const char *host, const char *ep)
+{
+	char key[AGD_STORE_KEY_MAX + 1], known[ENDPOINT_MAX];
+
+	if (r->st == NULL || ep[0] == '\0' || strcmp(host, r->host) == 0)
+		return;
+	endpoint_get(r, host, known);
+	if (known[0] != '\0')
+		return;
+	endpoint_key(key, sizeof key, host);
+	pthread_mutex_lock(&r->st_mu);
+	agd_store_kv_put(r->st, key, ep, strlen(ep) + 1);
+	pthread_mutex_unlock(&r->st_mu);
+	agd_log(AGD_LOG_INFO, "res.endpoint_learned", "host=%s endpoint=%s", host, ep);
 }
 
 /* ------------------------------------------------------- leaving */
@@ -792,6 +853,15 @@ int agd_res_prepare(struct agd_res *r, const char *agent)
 		put_u32(&b, (uint32_t)blens[i]);
 		put(&b, blobs[i], blens[i]);
 		free(blobs[i]);
+		{
+			char ep[ENDPOINT_MAX];
+			size_t l;
+
+			endpoint_get(r, bd->home, ep);
+			l = strlen(ep);
+			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
+			put(&b, ep, l);
+		}
 	}
 	{
 		size_t keep = nh + n > AGD_RES_HISTORY_MAX ? AGD_RES_HISTORY_MAX - n : nh;
@@ -913,6 +983,8 @@ static int arrive_item(void *ud, const struct agd_res_item *it)
 	int rc = 0;
 
 	a->nitems++;
+	if (it->bind.bound && it->bind.action == RES_ACT_GR)
+		endpoint_learn(r, it->bind.home, it->endpoint);
 	rb->b = it->bind;
 	rb->man = it->manifest;
 	rb->act = RES_ACT_NONE;
@@ -1249,6 +1321,14 @@ int agd_res_new(struct agd_rt *rt, struct agd_loop *loop, struct agd_ctl *ctl,
 				e.msg[0] ? e.msg : res_strerror(e.code));
 	}
 	pthread_mutex_init(&r->mu, NULL);
+	pthread_mutex_init(&r->st_mu, NULL);
+	if (cfg->data_dir[0] != '\0') {
+		char path[AGD_CONFIG_STR_MAX + 32];
+
+		snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
+		if (agd_store_open(path, &r->st) != 0)
+			agd_log(AGD_LOG_WARN, "res.store_failed", "path=%s", path);
+	}
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cv, &ca);
@@ -1301,7 +1381,9 @@ void agd_res_destroy(struct agd_res **rp)
 		r->ents = e->next;
 		ent_free(e);
 	}
+	agd_store_close(&r->st);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
+	pthread_mutex_destroy(&r->st_mu);
 	free(r);
 }

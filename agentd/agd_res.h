@@ -134,6 +134,7 @@ struct agd_res_item {
 	struct res_action_list manifest;        /* the manifest's list, n == 0: none */
 	const uint8_t *blob;                    /* MV/CP export (borrowed), or NULL */
 	size_t blob_len;                        /* its bytes */
+	char endpoint[256];                     /* the home's peer endpoint, or "" */
 };
 
 /* Decodes a segment: calls item(ud, &it) for each binding and line(ud, s)

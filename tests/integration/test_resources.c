@@ -1,0 +1,610 @@
+/*
+ * test_resources.c: the binding policy acting between real daemons (issue
+ * 6): three agentd processes on loopback, each with resources in its
+ * config; a probe agent (tests/integration/agents_res/probe) holding a
+ * handle to one manifest binding in a local of its suspended coroutine,
+ * running the operations the test sends it and logging the answers; pushes
+ * between the daemons. Each test checks the decision the source took (from
+ * the agent's log at the target and the `bindings` control command) and the
+ * outcome on real files and key-value stores: where the content is on disk,
+ * reads and writes through the handle before and after the hop, a GR after
+ * two further hops, and a GR whose home was killed (-9) answering nil and
+ * "unreachable" while the agent lives on.
+ */
+#include "itest.h"
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOSTS 3
+
+struct host {
+	char name[8];
+	char dir[300];
+	char conf[340];
+	char log[340];
+	char ctl[64];
+	char peer[64];
+	pid_t pid;
+};
+
+static char tmp[256];
+static struct host hosts[HOSTS];
+static int tagseq = 100;
+
+static const char *ctlbin(void)
+{
+	const char *b = tst_bin("AGENTCTL_BIN");
+
+	cr_assert_not_null(b, "AGENTCTL_BIN not set");
+	return b;
+}
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void append_file(const char *dst, const char *src)
+{
+	char buf[4096];
+	FILE *in = fopen(src, "r"), *out = fopen(dst, "a");
+	size_t n;
+
+	cr_assert(in && out);
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+}
+
+/* The whole content of a file (malloc'd), or NULL if it does not exist. */
+static char *slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+
+	if (f == NULL)
+		return NULL;
+	buf = calloc(1, 1 << 16);
+	cr_assert_not_null(buf);
+	n = fread(buf, 1, (1 << 16) - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int exists(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0;
+}
+
+static void keygen(const char *prefix, const char *name)
+{
+	char *argv[] = { (char *)ctlbin(), "keygen", "-o", (char *)prefix, "--name", (char *)name, NULL };
+
+	cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "keygen %s", prefix);
+}
+
+/* Each host's resources ([resource ID] sections); paths under its dir. */
+static const char *const host_resources[HOSTS] = {
+	"[resource notes]\nkind = file\npath = %1$s/notes.txt\n\n"
+	"[resource shared]\nkind = file\npath = %1$s/shared.txt\n\n"
+	"[resource ledger]\nkind = kv\npath = %1$s/ledger.db\n\n"
+	"[resource lp0]\nkind = printer\npath = %1$s/lp0.out\n\n"
+	"[resource doc]\nkind = file\npath = %1$s/doc.txt\n\n"
+	"[resource prices]\nkind = kv\npath = %1$s/prices.db\n\n"
+	"[resource temp]\nkind = sensor\npath = %1$s/temp\n\n"
+	"[resource cache]\nkind = kv\npath = %1$s/cache.db\n\n",
+	"[resource scratch2]\nkind = file\npath = %1$s/scratch2.txt\n\n"
+	"[resource cache2]\nkind = kv\npath = %1$s/cache2.db\n\n"
+	"[resource lp1]\nkind = printer\npath = %1$s/lp1.out\n\n",
+	"[resource lp3]\nkind = printer\npath = %1$s/lp3.out\n\n",
+};
+
+static void setup(void)
+{
+	char path[400], text[4096], res[2048];
+
+	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	snprintf(path, sizeof path, "%s/author", tmp);
+	keygen(path, "author");
+	{
+		char trust[300];
+
+		snprintf(path, sizeof path, "%s/author.pub", tmp);
+		snprintf(trust, sizeof trust, "%s/trust", tmp);
+		append_file(trust, path);
+	}
+	for (int i = 0; i < HOSTS; i++) {
+		struct host *h = &hosts[i];
+		char pub[340], th[300];
+
+		memset(h, 0, sizeof *h);
+		snprintf(h->name, sizeof h->name, "h%d", i + 1);
+		snprintf(h->dir, sizeof h->dir, "%.200s/h%d", tmp, i + 1);
+		mkdir(h->dir, 0700);
+		snprintf(path, sizeof path, "%s/data", h->dir);
+		mkdir(path, 0700);
+		snprintf(path, sizeof path, "%.250s/h%d", h->dir, i + 1);
+		keygen(path, h->name);
+		snprintf(pub, sizeof pub, "%.250s/h%d.pub", h->dir, i + 1);
+		snprintf(th, sizeof th, "%s/trusted-hosts", tmp);
+		append_file(th, pub);
+		snprintf(h->ctl, sizeof h->ctl, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->peer, sizeof h->peer, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->conf, sizeof h->conf, "%s/agentd.conf", h->dir);
+		snprintf(h->log, sizeof h->log, "%s/agentd.log", h->dir);
+		snprintf(res, sizeof res, host_resources[i], h->dir);
+		snprintf(text, sizeof text,
+			 "[daemon]\nhost = h%d\ndata_dir = %.250s/data\nworkers = 2\n\n"
+			 "[control]\ntcp = %.60s\n\n"
+			 "[peer]\nendpoint = %.60s\nhost_key = %.250s/h%d.key\ntrust_store = %.200s/trust\n"
+			 "trusted_hosts = %.200s/trusted-hosts\n\n"
+			 "[log]\nfile = %.300s\nlevel = debug\n\n%s",
+			 i + 1, h->dir, h->ctl, h->peer, h->dir, i + 1, tmp, tmp, h->log, res);
+		write_file(h->conf, text);
+	}
+	/* Initial content of h1's files and sensor. */
+	snprintf(path, sizeof path, "%s/notes.txt", hosts[0].dir);
+	write_file(path, "hello");
+	snprintf(path, sizeof path, "%s/shared.txt", hosts[0].dir);
+	write_file(path, "s0");
+	snprintf(path, sizeof path, "%s/doc.txt", hosts[0].dir);
+	write_file(path, "d0");
+	snprintf(path, sizeof path, "%s/temp", hosts[0].dir);
+	write_file(path, "21.5\n");
+	snprintf(path, sizeof path, "%s/scratch2.txt", hosts[1].dir);
+	write_file(path, "sc2");
+	{
+		char body[1024], cluster[300];
+
+		snprintf(cluster, sizeof cluster, "%s/cluster", tmp);
+		snprintf(body, sizeof body, "h1 %s %s\nh2 %s %s\nh3 %s %s\n", hosts[0].ctl, hosts[0].peer,
+			 hosts[1].ctl, hosts[1].peer, hosts[2].ctl, hosts[2].peer);
+		write_file(cluster, body);
+		setenv("AGENTCTL_CLUSTER", cluster, 1);
+	}
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < HOSTS; i++) {
+		if (hosts[i].pid > 0)
+			tst_proc_stop(hosts[i].pid, 5000);
+		hosts[i].pid = 0;
+	}
+	if (getenv("RESOURCES_TEST_KEEP") == NULL)
+		tst_rmtree(tmp);
+}
+
+TestSuite(resources_int, .init = setup, .fini = teardown, .timeout = 120);
+
+/* agentctl --host H ARGS...; output into out; returns the exit code. */
+static int ctl(struct host *h, char *out, size_t len, const char *a1, const char *a2,
+	       const char *a3, const char *a4, const char *a5)
+{
+	char *argv[] = { (char *)ctlbin(), "--host", h->ctl, "--timeout", "8000", (char *)a1,
+			 (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+
+	if (out && len)
+		out[0] = '\0';
+	return tst_run(argv, out, len, 15000);
+}
+
+static void start_host(struct host *h)
+{
+	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--config", h->conf, NULL };
+	char out[1024];
+	long end = now_ms() + 10000;
+
+	cr_assert_not_null(argv[0], "AGENTD_BIN not set");
+	h->pid = tst_proc_start(argv, NULL);
+	cr_assert_gt(h->pid, 0);
+	while (now_ms() < end) {
+		if (ctl(h, out, sizeof out, "status", NULL, NULL, NULL, NULL) == 0)
+			return;
+		usleep(50000);
+	}
+	cr_assert_fail("%s did not come up", h->name);
+}
+
+static void start_all(void)
+{
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i]);
+}
+
+/* Signs the probe with manifest binding line `binding` ("r by-identifier
+ * notes") and runs it on h; writes its id. Waits until it bound. */
+static void run_probe(struct host *h, const char *binding, char id[17])
+{
+	char dir[400], path[500], seg[400], key[300], out[512];
+	char *lua, manifest[1024];
+	const char *src = getenv("AGENTD_SOURCE_DIR");
+	static int n;
+
+	cr_assert_not_null(src, "AGENTD_SOURCE_DIR not set");
+	snprintf(path, sizeof path, "%s/tests/integration/agents_res/probe/main.lua", src);
+	lua = slurp(path);
+	cr_assert_not_null(lua, "%s", path);
+	snprintf(dir, sizeof dir, "%s/probe%d", tmp, ++n);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/main.lua", dir);
+	write_file(path, lua);
+	free(lua);
+	snprintf(manifest, sizeof manifest,
+		 "agentd-manifest 1\nname = probe\nversion = 1.0\nentry = main.lua main\n"
+		 "mobility = strong\nactivation = resident\nbinding = %s\nfile = main.lua\n",
+		 binding);
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	write_file(path, manifest);
+	snprintf(seg, sizeof seg, "%s/probe%d.seg", tmp, n);
+	snprintf(key, sizeof key, "%s/author.key", tmp);
+	{
+		char *argv[] = { (char *)ctlbin(), "sign", dir, "-k", key, "-o", seg, NULL };
+
+		cr_assert_eq(tst_run(argv, out, sizeof out, 10000), 0, "sign: %s", out);
+	}
+	cr_assert_eq(ctl(h, out, sizeof out, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	cr_assert_geq(strlen(out), 16);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	{
+		long end = now_ms() + 10000;
+		char logs[8192];
+
+		while (now_ms() < end) {
+			ctl(h, logs, sizeof logs, "logs", id, "--lines", "50", NULL);
+			if (strstr(logs, "bound ") != NULL)
+				break;
+			usleep(30000);
+		}
+		cr_assert(strstr(logs, "bound true") != NULL, "probe did not bind: %s", logs);
+	}
+}
+
+/* Sends {"op":op,"a":a,"b":b,"tag":N} to the agent on h and returns (in
+ * out) the rest of its answer line "RN ...", waiting at most 10 s. */
+static void op(struct host *h, const char *id, const char *opname, const char *a, const char *b,
+	       char *out, size_t len)
+{
+	char msg[512], needle[32], logs[32768];
+	long end;
+	int tag = ++tagseq;
+
+	snprintf(msg, sizeof msg, "{\"op\":\"%s\",\"tag\":%d%s%s%s%s%s%s}", opname, tag,
+		 a ? ",\"a\":\"" : "", a ? a : "", a ? "\"" : "", b ? ",\"b\":\"" : "", b ? b : "",
+		 b ? "\"" : "");
+	cr_assert_eq(ctl(h, logs, sizeof logs, "send", id, msg, NULL, NULL), 0, "send to %s on %s: %s",
+		     id, h->name, logs);
+	snprintf(needle, sizeof needle, "R%d ", tag);
+	end = now_ms() + 10000;
+	while (now_ms() < end) {
+		char *p;
+
+		ctl(h, logs, sizeof logs, "logs", id, "--lines", "200", NULL);
+		p = strstr(logs, needle);
+		if (p != NULL) {
+			char *nl = strchr(p, '\n');
+
+			p += strlen(needle);
+			snprintf(out, len, "%.*s", nl ? (int)(nl - p) : (int)strlen(p), p);
+			return;
+		}
+		usleep(30000);
+	}
+	cr_assert_fail("no answer to %s from %s on %s; logs:\n%s", opname, id, h->name, logs);
+}
+
+static void op_eq(struct host *h, const char *id, const char *opname, const char *a,
+		  const char *b, const char *want)
+{
+	char got[1024];
+
+	op(h, id, opname, a, b, got, sizeof got);
+	cr_assert_str_eq(got, want, "%s(%s) on %s: got '%s'", opname, a ? a : "", h->name, got);
+}
+
+static void op_has(struct host *h, const char *id, const char *opname, const char *a,
+		   const char *b, const char *want)
+{
+	char got[1024];
+
+	op(h, id, opname, a, b, got, sizeof got);
+	cr_assert(strstr(got, want) != NULL, "%s(%s) on %s: '%s' lacks '%s'", opname, a ? a : "",
+		  h->name, got, want);
+}
+
+/* Pushes the agent from `from` to `to` and waits until its log at `to`
+ * shows the decision lines of this hop; returns the log text of `to` in
+ * logs. */
+static void push(struct host *from, const char *id, struct host *to, char *logs, size_t len)
+{
+	char out[2048], needle[64];
+	long end = now_ms() + 10000;
+
+	cr_assert_eq(ctl(from, out, sizeof out, "push", id, "--to", to->name, NULL), 0,
+		     "push %s -> %s: %s", from->name, to->name, out);
+	snprintf(needle, sizeof needle, "resource %s->%s ", from->name, to->name);
+	while (now_ms() < end) {
+		ctl(to, logs, len, "logs", id, "--lines", "200", NULL);
+		if (strstr(logs, needle) != NULL)
+			return;
+		usleep(30000);
+	}
+	cr_assert_fail("no decision logged at %s for the hop %s->%s:\n%s", to->name, from->name,
+		       to->name, logs);
+}
+
+static void assert_file(const char *path, const char *want)
+{
+	char *got = slurp(path);
+
+	cr_assert_not_null(got, "%s missing", path);
+	cr_assert_str_eq(got, want, "content of %s", path);
+	free(got);
+}
+
+static void path_of(char *buf, size_t len, const struct host *h, const char *rel)
+{
+	snprintf(buf, len, "%s/%s", h->dir, rel);
+}
+
+/* ------------------------------------------------------------- cells */
+
+Test(resources_int, identifier_unattached_moves_the_file_and_leaves_a_forward)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-identifier notes", id);
+	op_eq(h1, id, "read", NULL, NULL, "hello nil nil");
+	op_eq(h1, id, "write", "v1", NULL, "true nil nil");
+	path_of(p, sizeof p, h1, "notes.txt");
+	assert_file(p, "v1");
+
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=MV origin=default tried=MV:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "v1 nil nil");
+	op_eq(h2, id, "write", "v2", NULL, "true nil nil");
+	op_has(h2, id, "info", NULL, NULL, "action=MV id=notes home=h2 mode=local");
+	/* The content lives in h2's data dir now; h1 keeps no copy. */
+	path_of(p, sizeof p, h2, "data/resources/notes.file");
+	assert_file(p, "v2");
+	path_of(p, sizeof p, h1, "notes.txt");
+	cr_assert(!exists(p), "h1 still has the moved file");
+	/* The control command shows the binding and the decision of the hop. */
+	{
+		char *out = NULL, body[64];
+
+		snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+		cr_assert_eq(itest_req(NULL, h2->ctl, "bindings", body, &out), 1, "%s", out);
+		cr_assert(strstr(out, "\"action\":\"MV\"") != NULL, "%s", out);
+		cr_assert(strstr(out, "h1->h2 r: action=MV") != NULL, "%s", out);
+		free(out);
+	}
+}
+
+Test(resources_int, identifier_unattached_shared_falls_back_to_gr)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char a[17], b[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-identifier shared", a);
+	run_probe(h1, "r by-identifier shared", b);
+	push(h1, a, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=MV:shared,GR:ok") != NULL, "%s",
+		  logs);
+	op_eq(h2, a, "read", NULL, NULL, "s0 nil nil");
+	op_eq(h2, a, "write", "from-h2", NULL, "true nil nil");
+	op_has(h2, a, "info", NULL, NULL, "action=GR id=shared home=h1 mode=remote");
+	/* The write went to h1's file, which the other binder still reads. */
+	path_of(p, sizeof p, h1, "shared.txt");
+	assert_file(p, "from-h2");
+	op_eq(h1, b, "read", NULL, NULL, "from-h2 nil nil");
+	path_of(p, sizeof p, h2, "data/resources/shared.file");
+	cr_assert(!exists(p));
+}
+
+Test(resources_int, identifier_fastened_gr_works_after_two_more_hops_and_fails_cleanly_when_home_dies)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1], *h3 = &hosts[2];
+	char id[17], local[17], logs[32768], st[256];
+
+	start_all();
+	run_probe(h1, "r by-identifier ledger", id);
+	run_probe(h1, "r by-identifier ledger", local);
+	op_eq(h1, id, "put", "k", "v1", "true nil nil");
+
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=GR:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "get", "k", NULL, "v1 nil nil");
+	op_eq(h2, id, "put", "k2", "from-h2", "true nil nil");
+
+	push(h2, id, h3, logs, sizeof logs);
+	cr_assert(strstr(logs, "h2->h3 r: action=GR") != NULL, "%s", logs);
+	op_eq(h3, id, "put", "k3", "from-h3", "true nil nil");
+
+	push(h3, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "h3->h2 r: action=GR") != NULL, "%s", logs);
+	op_eq(h2, id, "get", "k3", NULL, "from-h3 nil nil");
+	op_has(h2, id, "info", NULL, NULL, "action=GR id=ledger home=h1 mode=remote");
+	/* Every write landed in h1's store: an agent there reads them locally. */
+	op_eq(h1, local, "get", "k2", NULL, "from-h2 nil nil");
+	op_eq(h1, local, "get", "k3", NULL, "from-h3 nil nil");
+
+	/* The home dies: the op answers nil, a message, "unreachable"; the
+	 * agent lives on and keeps answering. */
+	kill(h1->pid, SIGKILL);
+	tst_proc_stop(h1->pid, 5000);
+	h1->pid = 0;
+	op_has(h2, id, "get", "k", NULL, "nil ");
+	op_has(h2, id, "get", "k", NULL, "unreachable");
+	op_has(h2, id, "info", NULL, NULL, "home=h1");
+	cr_assert_eq(ctl(h2, st, sizeof st, "--json", "ps", NULL, NULL, NULL), 0);
+	cr_assert(strstr(st, id) != NULL, "agent gone from h2: %s", st);
+}
+
+Test(resources_int, identifier_fixed_printer_stays_and_prints_remotely)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-identifier lp0", id);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=GR:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "print", "page from h2", NULL, "true nil nil");
+	path_of(p, sizeof p, h1, "lp0.out");
+	assert_file(p, "page from h2\n");
+}
+
+Test(resources_int, value_unattached_copies_and_leaves_the_original)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-value doc", id);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=CP origin=default tried=CP:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "d0 nil nil");
+	op_eq(h2, id, "write", "changed on h2", NULL, "true nil nil");
+	op_has(h2, id, "info", NULL, NULL, "action=CP id=doc.copy home=h2 mode=local");
+	path_of(p, sizeof p, h2, "data/resources/doc.copy.file");
+	assert_file(p, "changed on h2");
+	path_of(p, sizeof p, h1, "doc.txt");
+	assert_file(p, "d0");
+}
+
+Test(resources_int, value_fastened_kv_stays_home)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], local[17], logs[32768];
+
+	start_all();
+	run_probe(h1, "r by-value prices", id);
+	run_probe(h1, "r by-identifier prices", local);
+	op_eq(h1, id, "put", "apple", "3", "true nil nil");
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=GR:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "get", "apple", NULL, "3 nil nil");
+	op_eq(h2, id, "put", "pear", "5", "true nil nil");
+	op_eq(h1, local, "get", "pear", NULL, "5 nil nil");
+}
+
+Test(resources_int, value_fixed_sensor_is_read_remotely)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768];
+
+	start_all();
+	run_probe(h1, "r by-value temp", id);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=GR:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "21.5 nil nil");
+	op_has(h2, id, "info", NULL, NULL, "id=temp home=h1 mode=remote");
+}
+
+Test(resources_int, type_unattached_rebinds_to_the_targets_file)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-type file", id);
+	op_eq(h1, id, "read", NULL, NULL, "hello nil nil");
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=RB origin=default tried=RB:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "sc2 nil nil");
+	op_eq(h2, id, "append", "+h2", NULL, "true nil nil");
+	op_has(h2, id, "info", NULL, NULL, "action=RB id=scratch2 home=h2 mode=local");
+	path_of(p, sizeof p, h2, "scratch2.txt");
+	assert_file(p, "sc2+h2");
+	path_of(p, sizeof p, h1, "notes.txt");
+	assert_file(p, "hello");
+}
+
+Test(resources_int, type_unattached_without_that_kind_on_the_target_falls_back_to_gr)
+{
+	struct host *h1 = &hosts[0], *h3 = &hosts[2];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-type file", id);
+	push(h1, id, h3, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=RB:no-kind,GR:ok") != NULL, "%s",
+		  logs);
+	op_eq(h3, id, "write", "via gr", NULL, "true nil nil");
+	path_of(p, sizeof p, h1, "notes.txt");
+	assert_file(p, "via gr");
+}
+
+Test(resources_int, type_fastened_rebinds_to_the_targets_kv)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768];
+
+	start_all();
+	run_probe(h1, "r by-type kv", id);
+	op_eq(h1, id, "put", "where", "h1", "true nil nil");
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=RB origin=default tried=RB:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "get", "where", NULL, "nil nil nil");
+	op_eq(h2, id, "put", "where", "h2", "true nil nil");
+	op_has(h2, id, "info", NULL, NULL, "action=RB id=cache2 home=h2 mode=local");
+	op_eq(h2, id, "get", "where", NULL, "h2 nil nil");
+}
+
+Test(resources_int, type_fixed_rebinds_to_the_targets_printer)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-type device", id);
+	op_eq(h1, id, "print", "on h1", NULL, "true nil nil");
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=RB origin=default tried=RB:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "print", "on h2", NULL, "true nil nil");
+	path_of(p, sizeof p, h2, "lp1.out");
+	assert_file(p, "on h2\n");
+	path_of(p, sizeof p, h1, "lp0.out");
+	assert_file(p, "on h1\n");
+}
+
+Test(resources_int, policy_command_gives_the_hosts_table)
+{
+	struct host *h1 = &hosts[0];
+	char out[8192];
+
+	start_all();
+	cr_assert_eq(ctl(h1, out, sizeof out, "policy", NULL, NULL, NULL, NULL), 0, "%s", out);
+	cr_assert(strstr(out, "binding policy of h1") != NULL, "%s", out);
+	cr_assert(strstr(out, "RB GR CP") != NULL, "%s", out);
+}
