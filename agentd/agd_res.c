@@ -624,6 +624,63 @@ int agd_res_segment_parse(const uint8_t *p, size_t len,
 	return c.p == c.end ? 0 : AGD_ERR_SEGMENT;
 }
 
+int agd_res_segment_build(const struct agd_res_item *items, size_t n, const char *const *lines,
+			  size_t nl, uint8_t **out, size_t *out_len)
+{
+	struct buf b = { 0 };
+
+	*out = NULL;
+	*out_len = 0;
+	if (n > AGD_RES_BINDINGS_MAX || nl > AGD_RES_HISTORY_MAX)
+		return AGD_ERR_ARG;
+	put(&b, "ARS", 3);
+	put_u8(&b, SEG_VERSION);
+	put_u8(&b, (unsigned)n);
+	for (size_t i = 0; i < n; i++) {
+		const struct res_bind *bd = &items[i].bind;
+		size_t el = strnlen(items[i].endpoint, sizeof items[i].endpoint);
+
+		if (strnlen(bd->name, sizeof bd->name) >= sizeof bd->name ||
+		    strnlen(bd->id, sizeof bd->id) >= sizeof bd->id ||
+		    strnlen(bd->home, sizeof bd->home) >= sizeof bd->home ||
+		    el >= sizeof items[i].endpoint || items[i].manifest.n > RES_POLICY_MAX_ACTIONS ||
+		    items[i].blob_len > RES_OP_MAX_BYTES) {
+			free(b.p);
+			return AGD_ERR_ARG;
+		}
+		put_str8(&b, bd->name);
+		put_u8(&b, bd->binding);
+		put_u8(&b, bd->kind);
+		put_u8(&b, bd->attach);
+		put_u8(&b, bd->action);
+		put_u8(&b, bd->bound);
+		put_str8(&b, bd->id);
+		put_str8(&b, bd->home);
+		put_u8(&b, items[i].manifest.n);
+		put(&b, items[i].manifest.a, items[i].manifest.n);
+		put_u32(&b, (uint32_t)items[i].blob_len);
+		put(&b, items[i].blob, items[i].blob_len);
+		put(&b, (uint8_t[]){ (uint8_t)(el >> 8), (uint8_t)el }, 2);
+		put(&b, items[i].endpoint, el);
+	}
+	put_u8(&b, (unsigned)nl);
+	for (size_t i = 0; i < nl; i++) {
+		size_t l = strlen(lines[i]);
+
+		if (l >= LINE_MAX_BYTES)
+			l = LINE_MAX_BYTES - 1; /* a decision line is cut, not refused */
+		put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
+		put(&b, lines[i], l);
+	}
+	if (b.failed || b.len > AGD_WIRE_BLOB_MAX) {
+		free(b.p);
+		return b.failed ? AGD_ERR_NOMEM : AGD_ERR_TOOBIG;
+	}
+	*out = b.p;
+	*out_len = b.len;
+	return 0;
+}
+
 /* ------------------------------------------------------- endpoints */
 
 /* Where host's peer endpoint is kept (the key agd_mobility uses, so that
@@ -834,55 +891,30 @@ int agd_res_prepare(struct agd_res *r, const char *agent)
 	for (size_t i = 0; i < n; i++)
 		free(homes[i].ids);
 
-	put(&b, "ARS", 3);
-	put_u8(&b, SEG_VERSION);
-	put_u8(&b, (unsigned)n);
-	for (size_t i = 0; i < n; i++) {
-		const struct res_bind *bd = &bind[i].b;
-
-		put_str8(&b, bd->name);
-		put_u8(&b, bd->binding);
-		put_u8(&b, bd->kind);
-		put_u8(&b, bd->attach);
-		put_u8(&b, bind[i].act);
-		put_u8(&b, bind[i].act != RES_ACT_NONE);
-		put_str8(&b, bd->id);
-		put_str8(&b, bd->home);
-		put_u8(&b, bind[i].man.n);
-		put(&b, bind[i].man.a, bind[i].man.n);
-		put_u32(&b, (uint32_t)blens[i]);
-		put(&b, blobs[i], blens[i]);
-		free(blobs[i]);
-		{
-			char ep[ENDPOINT_MAX];
-			size_t l;
-
-			endpoint_get(r, bd->home, ep);
-			l = strlen(ep);
-			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
-			put(&b, ep, l);
-		}
-	}
 	{
-		size_t keep = nh + n > AGD_RES_HISTORY_MAX ? AGD_RES_HISTORY_MAX - n : nh;
+		struct agd_res_item items[AGD_RES_BINDINGS_MAX];
+		const char *all[AGD_RES_HISTORY_MAX];
+		size_t keep = nh + n > AGD_RES_HISTORY_MAX ? AGD_RES_HISTORY_MAX - n : nh, na = 0;
 
-		put_u8(&b, (unsigned)(keep + n));
-		for (size_t i = nh - keep; i < nh; i++) {
-			size_t l = strlen(hist[i]);
-
-			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
-			put(&b, hist[i], l);
-		}
 		for (size_t i = 0; i < n; i++) {
-			size_t l = strlen(lines[i]);
-
-			put(&b, (uint8_t[]){ (uint8_t)(l >> 8), (uint8_t)l }, 2);
-			put(&b, lines[i], l);
+			memset(&items[i], 0, sizeof items[i]);
+			items[i].bind = bind[i].b;
+			items[i].bind.action = bind[i].act;
+			items[i].bind.bound = bind[i].act != RES_ACT_NONE;
+			items[i].manifest = bind[i].man;
+			items[i].blob = blobs[i];
+			items[i].blob_len = blens[i];
+			endpoint_get(r, bind[i].b.home, items[i].endpoint);
 		}
-	}
-	if (b.failed || b.len > AGD_WIRE_BLOB_MAX) {
-		free(b.p);
-		return b.failed ? AGD_ERR_NOMEM : AGD_ERR_TOOBIG;
+		for (size_t i = nh - keep; i < nh; i++)
+			all[na++] = hist[i];
+		for (size_t i = 0; i < n; i++)
+			all[na++] = lines[i];
+		rc = agd_res_segment_build(items, n, all, na, &b.p, &b.len);
+		for (size_t i = 0; i < n; i++)
+			free(blobs[i]);
+		if (rc != 0)
+			return rc;
 	}
 	pthread_mutex_lock(&r->mu);
 	e = ent_find(r, agent);

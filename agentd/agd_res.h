@@ -137,6 +137,13 @@ struct agd_res_item {
 	char endpoint[256];                     /* the home's peer endpoint, or "" */
 };
 
+/* Encodes n items and nl history lines (lines over 511 bytes are cut) as
+ * a segment into *out (malloc'd; the caller frees it). Returns 0,
+ * AGD_ERR_ARG (a count, string or blob over its cap), AGD_ERR_NOMEM or
+ * AGD_ERR_TOOBIG. Pure; what agd_res_prepare sends. */
+int agd_res_segment_build(const struct agd_res_item *items, size_t n, const char *const *lines,
+			  size_t nl, uint8_t **out, size_t *out_len);
+
 /* Decodes a segment: calls item(ud, &it) for each binding and line(ud, s)
  * for each history line, in order. Returns 0, AGD_ERR_SEGMENT (malformed,
  * truncated or over a cap) or the first nonzero value a callback returned.
