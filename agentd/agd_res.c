@@ -793,6 +793,31 @@ static int facts_has_id(const struct facts *f, const char *id)
 	return 0;
 }
 
+/* Agents that ended here no longer bind anything: their counts are
+ * dropped before a decision reads them (the runtime has no hook at an
+ * agent's end; this is where counts matter). Resource lock held. */
+static void sweep(struct agd_res *r, struct res_registry *reg, const char *mover)
+{
+	pthread_mutex_lock(&r->mu);
+	for (struct ent *e = r->ents, *next; e; e = next) {
+		enum agd_state st;
+		uint64_t sw;
+		int resident;
+
+		next = e->next;
+		if (strcmp(e->id, mover) == 0 || e->leaving ||
+		    agd_rt_agent_state(r->rt, e->id, &st, &sw, &resident) != 0 ||
+		    (st != AGD_FINISHED && st != AGD_FAILED && st != AGD_KILLED))
+			continue;
+		for (size_t i = 0; i < e->nbind; i++)
+			if (reg != NULL && e->bind[i].b.bound && strcmp(e->bind[i].b.home, r->host) == 0)
+				res_registry_unbind(reg, e->bind[i].b.id);
+		agd_log(AGD_LOG_DEBUG, "res.swept", "agent=%s state=%s", e->id, agd_state_name(st));
+		ent_drop(r, e);
+	}
+	pthread_mutex_unlock(&r->mu);
+}
+
 int agd_res_prepare(struct agd_res *r, const char *agent)
 {
 	struct rbind bind[AGD_RES_BINDINGS_MAX];
@@ -839,6 +864,7 @@ int agd_res_prepare(struct agd_res *r, const char *agent)
 
 	agd_rt_res_lock(r->rt);
 	reg = agd_rt_registry(r->rt);
+	sweep(r, reg, agent);
 	for (size_t i = 0; i < n; i++) {
 		struct res_bind *bd = &bind[i].b;
 		struct res_policy_ctx ctx;

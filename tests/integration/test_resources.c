@@ -608,3 +608,69 @@ Test(resources_int, policy_command_gives_the_hosts_table)
 	cr_assert(strstr(out, "binding policy of h1") != NULL, "%s", out);
 	cr_assert(strstr(out, "RB GR CP") != NULL, "%s", out);
 }
+
+Test(resources_int, a_binder_that_ended_no_longer_holds_a_move_back)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char a[17], b[17], logs[32768], out[1024], p[512];
+
+	start_all();
+	run_probe(h1, "r by-identifier notes", a);
+	run_probe(h1, "r by-identifier notes", b);
+	cr_assert_eq(ctl(h1, out, sizeof out, "kill", b, NULL, NULL, NULL), 0, "%s", out);
+	push(h1, a, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=MV origin=default tried=MV:ok") != NULL, "%s", logs);
+	op_eq(h2, a, "read", NULL, NULL, "hello nil nil");
+	path_of(p, sizeof p, h2, "data/resources/notes.file");
+	assert_file(p, "hello");
+}
+
+Test(resources_int, clone_keeps_the_original_bound_so_identifier_becomes_gr)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], clone[17], out[2048], logs[32768], p[512];
+	long end;
+	char *as;
+
+	start_all();
+	run_probe(h1, "r by-identifier notes", id);
+	cr_assert_eq(ctl(h1, out, sizeof out, "clone", id, "--to", "h2", NULL), 0, "%s", out);
+	as = strstr(out, " as ");
+	cr_assert_not_null(as, "%s", out);
+	snprintf(clone, sizeof clone, "%.16s", as + 4);
+	end = now_ms() + 10000;
+	while (now_ms() < end) {
+		ctl(h2, logs, sizeof logs, "logs", clone, "--lines", "200", NULL);
+		if (strstr(logs, "resource h1->h2 ") != NULL)
+			break;
+		usleep(30000);
+	}
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=MV:shared,GR:ok") != NULL, "%s",
+		  logs);
+	op_eq(h2, clone, "write", "by the clone", NULL, "true nil nil");
+	op_eq(h1, id, "read", NULL, NULL, "by the clone nil nil");
+	path_of(p, sizeof p, h1, "notes.txt");
+	assert_file(p, "by the clone");
+}
+
+Test(resources_int, pull_copies_a_value_binding_to_the_puller)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], out[2048], logs[32768], p[512];
+	long end;
+
+	start_all();
+	run_probe(h1, "r by-value doc", id);
+	cr_assert_eq(ctl(h1, out, sizeof out, "pull", id, "--to", "h2", NULL), 0, "%s", out);
+	end = now_ms() + 10000;
+	while (now_ms() < end) {
+		ctl(h2, logs, sizeof logs, "logs", id, "--lines", "200", NULL);
+		if (strstr(logs, "resource h1->h2 ") != NULL)
+			break;
+		usleep(30000);
+	}
+	cr_assert(strstr(logs, "r: action=CP origin=default tried=CP:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "d0 nil nil");
+	path_of(p, sizeof p, h2, "data/resources/doc.copy.file");
+	assert_file(p, "d0");
+}
