@@ -74,7 +74,7 @@ static void pb_init(struct pb *b, int type)
 
 static void pb_put(struct pb *b, const void *p, size_t n)
 {
-	if (b->err)
+	if (b->err || n == 0)
 		return;
 	if (b->cap - b->n < n) {
 		size_t cap = b->cap;
@@ -255,7 +255,7 @@ static void get_str(struct msg *m, char *buf, size_t cap)
 
 	if (n >= cap)
 		n = cap - 1;
-	if (p != NULL)
+	if (p != NULL && n > 0)
 		memcpy(buf, p, n);
 	buf[p ? n : 0] = '\0';
 }
@@ -270,14 +270,26 @@ static void mark_dead(struct agd_proc *p)
 		return;
 	p->dead = 1;
 	snprintf(p->why, sizeof p->why, "agent process lost");
-	if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-		if (WIFSIGNALED(st))
-			snprintf(p->why, sizeof p->why, "agent process died: signal %d (%s)",
-				 WTERMSIG(st), strsignal(WTERMSIG(st)));
-		else if (WIFEXITED(st))
-			snprintf(p->why, sizeof p->why, "agent process exited with %d",
-				 WEXITSTATUS(st));
+	/* The channel broke: the process is dying or broke the protocol.
+	 * Give it half a second to be reaped with its status, then end it. */
+	for (int i = 0; p->pid > 0 && i < 200; i++) {
+		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			if (WIFSIGNALED(st))
+				snprintf(p->why, sizeof p->why, "agent process died: signal %d (%s)",
+					 WTERMSIG(st), strsignal(WTERMSIG(st)));
+			else if (WIFEXITED(st))
+				snprintf(p->why, sizeof p->why, "agent process exited with %d",
+					 WEXITSTATUS(st));
+			p->pid = 0;
+			return;
+		}
+		usleep(2500);
+	}
+	if (p->pid > 0) {
+		kill(p->pid, SIGKILL);
+		waitpid(p->pid, &st, 0);
 		p->pid = 0;
+		snprintf(p->why, sizeof p->why, "agent process lost (broke the protocol, killed)");
 	}
 }
 
@@ -309,7 +321,13 @@ static int spawn(struct agd_proc *p, const struct agd_vm_limits *lim, char *err,
 		/* Async-signal-safe calls only until exec. */
 		if (dup2(sv[1], 3) < 0)
 			_exit(127);
+#ifndef __SANITIZE_ADDRESS__
+		/* (AddressSanitizer reserves terabytes of address space for
+		 * its shadow: sanitizer builds go without this limit.) */
 		setrlimit(RLIMIT_AS, &as);
+#else
+		(void)as;
+#endif
 		setrlimit(RLIMIT_CPU, &cpu);
 		setrlimit(RLIMIT_CORE, &core);
 		execv("/proc/self/exe", argv);
@@ -478,17 +496,6 @@ void agd_proc_resume(struct agd_proc *p, int deliver, const struct agd_msg *msg,
 		msg_free(&m);
 	}
 	/* The process died or broke the protocol: the agent ends here. */
-	usleep(1000);
-	if (p->pid > 0) {
-		int st;
-
-		if (waitpid(p->pid, &st, WNOHANG) == p->pid) {
-			p->pid = 0;
-			if (WIFSIGNALED(st))
-				snprintf(p->why, sizeof p->why, "agent process died: signal %d (%s)",
-					 WTERMSIG(st), strsignal(WTERMSIG(st)));
-		}
-	}
 	res->status = AGD_VM_KILLED;
 	snprintf(res->reason, sizeof res->reason, "%s", p->why);
 }
