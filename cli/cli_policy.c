@@ -7,6 +7,11 @@
  * for people, agentctl rebuilds the host's overrides from that and lets the
  * resources library render the table, so the text agrees with the library
  * by construction. --default shows the seeds' table without asking anyone.
+ *
+ * `agentctl bindings [AGENT]`: an agent's resource bindings on the host it
+ * is on, and the decision taken for each at every hop so far (the history
+ * the resource segment carries: "h1->h2 notes: action=MV origin=default
+ * tried=MV:ok"); without AGENT, every agent of the host that has bindings.
  */
 #include "cli.h"
 #include "cli_args.h"
@@ -112,7 +117,102 @@ static int cmd_policy(struct cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+static void print_bindings(struct cli_ctx *ctx, const struct agd_json *doc,
+			   const struct agd_json_val *agent)
+{
+	const struct agd_json_val *list, *b, *hist, *l;
+	const char *id = NULL;
+
+	agd_json_get_str(doc, agent, "agent", &id);
+	fprintf(ctx->out, "agent %s\n", id ? id : "?");
+	fprintf(ctx->out, "  %-12s %-10s %-8s %-10s %-6s %s\n", "BINDING", "BY", "KIND", "ATTACHMENT",
+		"ACTION", "RESOURCE");
+	list = agd_json_get(doc, agent, "bindings");
+	for (b = list && list->type == AGD_JSON_ARR ? agd_json_first(doc, list) : NULL; b != NULL;
+	     b = agd_json_next(doc, b)) {
+		char name[80], by[32], kind[32], att[32], action[16], rid[80], home[80];
+		int bound = 1;
+
+		cli_cell(doc, b, "name", name, sizeof name);
+		cli_cell(doc, b, "binding", by, sizeof by);
+		cli_cell(doc, b, "kind", kind, sizeof kind);
+		cli_cell(doc, b, "attachment", att, sizeof att);
+		cli_cell(doc, b, "action", action, sizeof action);
+		cli_cell(doc, b, "id", rid, sizeof rid);
+		cli_cell(doc, b, "home", home, sizeof home);
+		agd_json_get_bool(doc, b, "bound", &bound);
+		if (bound)
+			fprintf(ctx->out, "  %-12s %-10s %-8s %-10s %-6s %s@%s\n", name, by, kind, att,
+				action, rid, home);
+		else
+			fprintf(ctx->out, "  %-12s %-10s %-8s %-10s %-6s (unbound)\n", name, by, kind, att,
+				action);
+	}
+	hist = agd_json_get(doc, agent, "history");
+	if (hist != NULL && hist->type == AGD_JSON_ARR && hist->count > 0) {
+		fprintf(ctx->out, "  decisions, hop by hop:\n");
+		for (l = agd_json_first(doc, hist); l != NULL; l = agd_json_next(doc, l))
+			if (l->type == AGD_JSON_STR)
+				fprintf(ctx->out, "    %s\n", l->str);
+	}
+}
+
+static int cmd_bindings(struct cli_ctx *ctx, int argc, char **argv)
+{
+	char *pos[1], *body = NULL, *reply = NULL;
+	int npos, rc;
+	struct cli_host h;
+	struct agd_jw w;
+	struct agd_json *doc = NULL;
+	const struct agd_json_val *agents, *a;
+
+	rc = cli_parse_opts(ctx, argc, argv, NULL, pos, 1, &npos);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	if (npos == 1) {
+		agd_jw_key(&w, "agent");
+		agd_jw_str(&w, pos[0]);
+	}
+	agd_jw_obj_end(&w);
+	if ((body = agd_jw_take(&w, NULL)) == NULL)
+		return CLI_EXIT_FAIL;
+	rc = npos == 1 ? cli_locate(ctx, pos[0], &h) : cli_target(ctx, &h);
+	if (rc == CLI_EXIT_OK)
+		rc = cli_call(ctx, &h, "bindings", body, &reply);
+	free(body);
+	if (rc != CLI_EXIT_OK) {
+		if (ctx->json && reply != NULL)
+			cli_json_emit(ctx, reply);
+		free(reply);
+		return rc;
+	}
+	if (ctx->json) {
+		cli_json_emit(ctx, reply);
+		free(reply);
+		return CLI_EXIT_OK;
+	}
+	rc = cli_reply_parse(ctx, h.name, reply, &doc);
+	free(reply);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	agents = agd_json_get(doc, agd_json_root(doc), "agents");
+	if (agents == NULL || agents->type != AGD_JSON_ARR) {
+		cli_errorf(ctx, "%s sent a bindings reply without \"agents\"", h.name);
+		rc = CLI_EXIT_FAIL;
+	} else if (agents->count == 0) {
+		fprintf(ctx->out, "(no agent with bindings on %s)\n", h.name);
+	}
+	for (a = agents ? agd_json_first(doc, agents) : NULL; a != NULL; a = agd_json_next(doc, a))
+		print_bindings(ctx, doc, a);
+	agd_json_destroy(&doc);
+	return rc;
+}
+
 const struct cli_cmd cli_policy_cmds[] = {
 	{ "policy", cmd_policy, "[--default]", "the binding policy table in effect on a host" },
+	{ "bindings", cmd_bindings, "[AGENT]",
+	  "an agent's resource bindings and the action chosen for each at every hop" },
 	{ NULL, NULL, NULL, NULL },
 };

@@ -265,3 +265,47 @@ Test(cli, push_pull_and_clone_move_an_agent_between_hosts_from_outside)
 	/* Moving it to where it is already is a usage error, said plainly. */
 	cr_assert_eq(ctl("push", clone_id, "--to", "h1", NULL), 2);
 }
+
+Test(cli, policy_shows_the_hosts_table_as_text_and_json)
+{
+	struct agd_json *doc;
+	const struct agd_json_val *cells;
+	const char *host = NULL;
+
+	cr_assert_eq(ctl("--host", "h2", "policy", NULL), 0, "%s", clu_out);
+	cr_assert(strstr(clu_out, "identifier") && strstr(clu_out, "unattached") &&
+		  strstr(clu_out, "RB GR CP"), "%s", clu_out);
+	cr_assert_eq(ctl("--host", "h2", "--json", "policy", NULL), 0, "%s", clu_out);
+	doc = clu_json();
+	cr_assert_eq(agd_json_get_str(doc, agd_json_root(doc), "host", &host), 0);
+	cr_assert_str_eq(host, "h2");
+	cells = agd_json_get(doc, agd_json_root(doc), "cells");
+	cr_assert_not_null(cells);
+	cr_assert_eq(cells->count, 9, "three bindings by three attachments");
+	agd_json_destroy(&doc);
+}
+
+Test(cli, bindings_show_the_action_chosen_for_each_binding_at_each_hop)
+{
+	char mover[64], tour[64];
+
+	snprintf(mover, sizeof mover, "%s", clu_run(clu_sign("mover"), "h1", "{\"linger\":60}"));
+	snprintf(tour, sizeof tour, "%s", clu_run(clu_sign("tour"), "h1", "{\"linger\":60}"));
+	/* Both try to hop by themselves first; wait until they are settled. */
+	cr_assert(clu_logs_wait(mover, "notes now", 20000), "%s", clu_out);
+	cr_assert(clu_logs_wait(tour, "result:", 20000), "%s", clu_out);
+
+	cr_assert_eq(ctl("push", mover, "--to", "h2", "--strong", NULL), 0, "%s", clu_out);
+	cr_assert_eq(ctl("bindings", mover, NULL), 0, "%s", clu_out);
+	/* A by-identifier file, unattached: moved with the agent. */
+	cr_assert(strstr(clu_out, "notes@h2") != NULL, "%s", clu_out);
+	cr_assert(strstr(clu_out, "h1->h2 notes: action=MV") != NULL, "%s", clu_out);
+
+	cr_assert_eq(ctl("push", tour, "--to", "h3", "--strong", NULL), 0, "%s", clu_out);
+	cr_assert_eq(ctl("bindings", tour, NULL), 0, "%s", clu_out);
+	/* By type: re-bound to h3's own file resource. */
+	cr_assert(strstr(clu_out, "site@h3") != NULL, "%s", clu_out);
+	cr_assert(strstr(clu_out, "h1->h3 probe: action=RB") != NULL, "%s", clu_out);
+	cr_assert_eq(ctl("--json", "bindings", tour, NULL), 0);
+	cr_assert(strstr(clu_out, "\"agents\"") != NULL, "%s", clu_out);
+}
