@@ -158,6 +158,44 @@ Test(agd_rt_one, busy_agents_share_one_worker_fairly)
 		cr_assert(log_has(ids[i], "done 3000000"));
 }
 
+Test(agd_rt_one, the_run_queue_is_fifo_so_busy_agents_get_equal_slices)
+{
+	char ids[3][AGD_ID_LEN + 1];
+	uint64_t sw[3] = { 0, 0, 0 }, lo, hi;
+
+	for (int i = 0; i < 3; i++)
+		spawn("while true do end", ids[i], 0);
+	/* Until each has had a good number of slices (bounded wait). */
+	for (int t = 0; t < 2000; t++) {
+		uint64_t least = UINT64_MAX;
+
+		for (int i = 0; i < 3; i++) {
+			agd_rt_agent_state(rt, ids[i], NULL, &sw[i], NULL);
+			if (sw[i] < least)
+				least = sw[i];
+		}
+		if (least >= 200)
+			break;
+		usleep(5000);
+	}
+	for (int i = 0; i < 3; i++)
+		agd_rt_agent_state(rt, ids[i], NULL, &sw[i], NULL);
+	lo = hi = sw[0];
+	for (int i = 1; i < 3; i++) {
+		lo = sw[i] < lo ? sw[i] : lo;
+		hi = sw[i] > hi ? sw[i] : hi;
+	}
+	cr_assert_geq(lo, 200, "an agent starved: %llu slices", (unsigned long long)lo);
+	/* Round robin: one worker takes them in turn, so their counts differ
+	 * only by the slices run while we read them one after another. */
+	cr_assert_leq(hi - lo, 5, "unfair: %llu %llu %llu", (unsigned long long)sw[0],
+		      (unsigned long long)sw[1], (unsigned long long)sw[2]);
+	for (int i = 0; i < 3; i++)
+		agd_rt_kill(rt, ids[i], "test over");
+	for (int i = 0; i < 3; i++)
+		cr_assert(wait_state(ids[i], "killed", 5000));
+}
+
 Test(agd_rt_two, memory_quota_kills_only_that_agent_and_pcall_cannot_catch_it)
 {
 	char a[AGD_ID_LEN + 1], b[AGD_ID_LEN + 1];
