@@ -22,9 +22,11 @@
 #include "agd_server.h"
 #include "agd_store.h"
 #include "agd_trust.h"
+#include "agd_vm.h"
 #include "agd_xfer.h"
 #include "agd_zap.h"
 #include "mig_key.h"
+#include "mig_state.h"
 
 #include <errno.h>
 #include <pthread.h>
@@ -97,6 +99,9 @@ struct agd_mobility {
 	uint64_t timer;
 	uint64_t poll_timer;           /* one-shot: awaiting_poll, or 0 */
 	unsigned poll_spins;           /* polls since something last waited */
+	uint64_t sent_id;              /* a send answered inside agd_dir_send: */
+	int sent_code;                 /* its id and outcome, for cmd_send */
+	char sent_host[AGD_WIRE_NAME_MAX + 1];
 	pthread_mutex_t mu;            /* guards items */
 	struct item *items;
 	struct req *reqs;
@@ -687,14 +692,19 @@ static int d_deliver(void *ud, const char *agent, const char *from_host, const u
 		     size_t len)
 {
 	struct agd_mobility *m = ud;
-	int rc;
+	enum agd_state st;
+	uint64_t sw;
+	int res, rc;
 
 	if (req_find(m, agent) != NULL)
 		return AGD_DIR_INFLIGHT;
 	rc = agd_rt_send(m->rt, "", agent, data, len);
-	if (rc == AGD_ERR_STATE && agd_xfer_pending(m->xfer) > 0)
+	if (rc == 0)
+		return 0;
+	if (rc == AGD_ERR_STATE && agd_rt_agent_state(m->rt, agent, &st, &sw, &res) == 0 &&
+	    st == AGD_MIGRATING)
 		return AGD_DIR_INFLIGHT;
-	return rc == 0 ? 0 : AGD_DIR_REFUSED;
+	return AGD_DIR_REFUSED;
 }
 
 static struct agd_ctl_token *waiter_take(struct agd_mobility *m, uint64_t id)
@@ -709,6 +719,45 @@ static struct agd_ctl_token *waiter_take(struct agd_mobility *m, uint64_t id)
 			return tok;
 		}
 	return NULL;
+}
+
+static void answer_sent(struct agd_mobility *m, struct agd_ctl_token **tok, const char *agent,
+			int code, const char *host)
+{
+	struct agd_jw w;
+
+	if (code != AGD_DIR_HERE) {
+		answer_error(m, tok, code == AGD_DIR_NOTFOUND || code == AGD_DIR_TOOFAR ? "notfound"
+				     : code == AGD_DIR_ENDED ? "state"
+				     : code == AGD_DIR_REFUSED ? "full" : "io",
+			     agd_dir_strerror(code));
+		return;
+	}
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	agd_jw_key(&w, "id");
+	agd_jw_str(&w, agent);
+	agd_jw_key(&w, "queued");
+	agd_jw_bool(&w, 1);
+	agd_jw_key(&w, "host");
+	agd_jw_str(&w, host ? host : "");
+	agd_jw_obj_end(&w);
+	answer(m, tok, 1, &w);
+}
+
+static void d_sent(void *ud, uint64_t msgid, const char *agent, int code, const char *host)
+{
+	struct agd_mobility *m = ud;
+	struct agd_ctl_token *tok = waiter_take(m, msgid);
+
+	if (tok == NULL) {
+		/* Answered inside agd_dir_send, before cmd_send knew the id. */
+		m->sent_id = msgid;
+		m->sent_code = code;
+		snprintf(m->sent_host, sizeof m->sent_host, "%s", host ? host : "");
+		return;
+	}
+	answer_sent(m, &tok, agent, code, host);
 }
 
 static void d_located(void *ud, uint64_t corr, const char *agent, int code, const char *host,
@@ -869,6 +918,59 @@ static int cmd_locate(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 	return AGD_CTL_DEFERRED;
 }
 
+/* `send` through the directory: delivered wherever the agent is, held while
+ * it is in flight, exactly once; answered when delivered. Replaces the
+ * runtime's local-only `send` when the peer channel is on. */
+static int cmd_send(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+	const char *id = NULL, *hint = NULL;
+	const struct agd_json_val *msg;
+	struct mig_buf buf = { 0 };
+	struct agd_ctl_token *tok;
+	struct waiter *wt;
+	uint64_t msgid = 0;
+	int rc;
+
+	if ((agd_json_get_str(req->doc, req->args, "agent", &id) != 0 &&
+	     agd_json_get_str(req->doc, req->args, "id", &id) != 0) || strlen(id) > AGD_WIRE_NAME_MAX) {
+		snprintf(req->err, sizeof req->err, "missing \"agent\" (an agent id)");
+		return AGD_ERR_ARG;
+	}
+	msg = agd_json_get(req->doc, req->args, "msg");
+	if (msg == NULL) {
+		snprintf(req->err, sizeof req->err, "missing \"msg\"");
+		return AGD_ERR_ARG;
+	}
+	agd_json_get_str(req->doc, req->args, "hint", &hint);
+	rc = agd_msg_from_json(req->doc, msg, &buf, req->err, sizeof req->err);
+	if (rc != 0)
+		return rc;
+	wt = calloc(1, sizeof *wt);
+	tok = wt ? agd_ctl_defer(req) : NULL;
+	if (tok == NULL) {
+		free(wt);
+		agd_buf_free(&buf);
+		return AGD_ERR_NOMEM;
+	}
+	m->sent_id = 0;
+	rc = agd_dir_send(m->dir, id, buf.data, buf.len, hint, agd_now_ms(), &msgid);
+	agd_buf_free(&buf);
+	if (rc != 0) {
+		free(wt);
+		answer_error(m, &tok, "notfound", "no agent by that id here, and no directory to ask");
+	} else if (m->sent_id == msgid) {
+		free(wt);
+		answer_sent(m, &tok, id, m->sent_code, m->sent_host);
+	} else {
+		wt->id = msgid;
+		wt->tok = tok;
+		wt->next = m->waiters;
+		m->waiters = wt;
+	}
+	return AGD_CTL_DEFERRED;
+}
+
 /* ------------------------------------------------------------- timer */
 
 static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
@@ -945,7 +1047,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	struct agd_xfer_cfg xc = { 0 };
 	struct agd_dir_cfg dc = { 0 };
 	static const struct agd_xfer_ops xops = { send_to, x_segment_in, x_activate, x_done, x_pull };
-	static const struct agd_dir_ops dops = { send_to, d_deliver, NULL, d_located };
+	static const struct agd_dir_ops dops = { send_to, d_deliver, d_sent, d_located };
 	uint8_t pub[32], *sec = NULL;
 	char path[AGD_CONFIG_STR_MAX + 32];
 	void *socks[AGD_PEER_MAX + 1];
@@ -1050,6 +1152,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "pull", cmd_pull, m);
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
+	agd_ctl_register(m->ctl, "send", cmd_send, m);
 	if (agd_res_new(m->rt, m->loop, m->ctl, cfg, send_to, m, &m->res) != 0) /* [resint] */
 		agd_log(AGD_LOG_WARN, "res.glue_failed", "host=%s", cfg->host);
 	agd_log(AGD_LOG_INFO, "peer.listen", "host=%s endpoint=%s trusted_hosts=%zu", cfg->host,

@@ -134,6 +134,28 @@ static void setup(void)
 		write_file(cluster, body);
 		setenv("AGENTCTL_CLUSTER", cluster, 1);
 	}
+	/* A second agent: counts the messages it receives and the duplicates. */
+	{
+		char idir[300], ipath[400], key[300], iseg[300];
+
+		snprintf(idir, sizeof idir, "%.200s/inbox", tmp);
+		mkdir(idir, 0700);
+		snprintf(ipath, sizeof ipath, "%s/manifest", idir);
+		write_file(ipath, "agentd-manifest 1\nname = inbox\nversion = 1.0\nentry = main.lua main\n"
+				  "mobility = strong\nactivation = resident\nfile = main.lua\n");
+		snprintf(ipath, sizeof ipath, "%s/main.lua", idir);
+		write_file(ipath, "function main()\n  local seen, total, dups = {}, 0, 0\n  while true do\n"
+				  "    local m = agent.recv(0.05)\n    if m ~= nil then\n"
+				  "      if seen[m] then dups = dups + 1 else seen[m] = true; total = total + 1 end\n"
+				  "    end\n    agent.log('total ' .. total .. ' dups ' .. dups)\n  end\nend\n");
+		snprintf(iseg, sizeof iseg, "%.200s/inbox.seg", tmp);
+		snprintf(key, sizeof key, "%.200s/author.key", tmp);
+		{
+			char *argv[] = { (char *)ctlbin(), "sign", idir, "-k", key, "-o", iseg, NULL };
+
+			cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign inbox");
+		}
+	}
 	snprintf(seg, sizeof seg, "%s/ticker.seg", tmp);
 	{
 		char key[300];
@@ -481,4 +503,71 @@ Test(migration, a_source_stopped_mid_transfer_and_resumed_late_does_not_duplicat
 	usleep(6500000); /* past the source's 5 s deadline */
 	kill(hosts[0].pid, SIGCONT);
 	settle_on_one(&hosts[0], &hosts[1], id, before, NULL, "source stopped mid-transfer");
+}
+
+/* The last "total N dups D" the inbox agent logged on h. */
+static int inbox_counts(struct host *h, const char *id, int *total, int *dups)
+{
+	char out[16384];
+	char *p, *last = NULL;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "5", NULL) != 0)
+		return -1;
+	for (p = strstr(out, "total "); p; p = strstr(p + 6, "total "))
+		last = p;
+	if (last == NULL || sscanf(last, "total %d dups %d", total, dups) != 2)
+		return -1;
+	return 0;
+}
+
+/* Messages sent while the agent hops back and forth (through the host it
+ * was last seen on, which may be the one it is leaving) all arrive, once. */
+Test(migration, messages_sent_during_hops_arrive_exactly_once)
+{
+	char id[32], out[512], iseg[300], msg[16];
+	int total = -1, dups = -1, sent = 0;
+	struct host *where;
+	long end;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	snprintf(iseg, sizeof iseg, "%.200s/inbox.seg", tmp);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "run", iseg, NULL, NULL, NULL), 0, "run: %s", out);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	for (int round = 0; round < 6; round++) {
+		struct host *from = &hosts[round % 2];
+		char *argv[] = { (char *)ctlbin(), "--host", from->ctl, "--timeout", "15000", "push", id,
+				 "--to", round % 2 ? "h1" : "h2", NULL };
+		pid_t mover = tst_proc_start(argv, "/dev/null");
+
+		cr_assert_gt(mover, 0);
+		/* While it moves: messages, each through the host it is
+		 * leaving (held there, then sent on). */
+		for (int k = 0; k < 5; k++) {
+			snprintf(msg, sizeof msg, "m%d", sent++);
+			cr_assert_eq(ctl(from, out, sizeof out, 20000, "--json", "send", id, msg, NULL) == 0 ||
+					     ctl(&hosts[1 - round % 2], out, sizeof out, 20000, "--json", "send", id,
+						 msg, NULL) == 0,
+				     1, "send %s failed: %s", msg, out);
+		}
+		{
+			int st;
+
+			waitpid(mover, &st, 0);
+		}
+	}
+	where = NULL;
+	end = now_ms() + 15000;
+	while (now_ms() < end) {
+		for (int i = 0; i < 2; i++)
+			if (lists(&hosts[i], id) == 1 && inbox_counts(&hosts[i], id, &total, &dups) == 0)
+				where = &hosts[i];
+		if (where && total == sent)
+			break;
+		usleep(100000);
+	}
+	cr_assert_not_null(where, "the inbox agent is nowhere");
+	cr_assert_eq(total, sent, "%d of %d messages arrived", total, sent);
+	cr_assert_eq(dups, 0, "%d messages arrived twice", dups);
 }
