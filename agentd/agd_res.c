@@ -481,7 +481,7 @@ struct buf {
 
 static void put(struct buf *b, const void *d, size_t n)
 {
-	if (b->failed)
+	if (b->failed || n == 0)
 		return;
 	if (b->len + n > b->cap) {
 		size_t cap = b->cap ? b->cap : 256;
@@ -531,6 +531,8 @@ static int get(struct cur *c, void *out, size_t n)
 {
 	if ((size_t)(c->end - c->p) < n)
 		return -1;
+	if (n == 0)
+		return 0;
 	memcpy(out, c->p, n);
 	c->p += n;
 	return 0;
