@@ -1,4 +1,4 @@
--- mobility-check: every=0,7,100,1000 strict
+-- mobility-check: every=0,13,100,1000 strict
 -- Integer and float arithmetic edge cases, conversions and bitwise ops.
 local MAIN = coroutine.running()
 local function move()

@@ -1,4 +1,4 @@
--- mobility-check: every=0,5,100,1000 strict
+-- mobility-check: every=0,13,100,1000 strict
 -- Closures, shared upvalues, per-iteration loop variables, self-recursive
 -- locals, closures returning closures, all across moves.
 local MAIN = coroutine.running()

@@ -1,4 +1,4 @@
--- mobility-check: every=0,1,7,100,1000 strict
+-- mobility-check: every=0,1,100,1000 strict
 -- Metamethods of every kind; moves happen inside several of them (Lua 5.4
 -- lets a metamethod called from Lua code yield).
 local MAIN = coroutine.running()

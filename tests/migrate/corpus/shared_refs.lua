@@ -1,4 +1,4 @@
--- mobility-check: every=0,7,100,1000 strict
+-- mobility-check: every=0,13,100,1000 strict
 -- Identity survives moves: aliases, cycles, tables/functions/coroutines as
 -- keys, the same closure reached along several paths.
 local MAIN = coroutine.running()

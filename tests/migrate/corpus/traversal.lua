@@ -1,4 +1,4 @@
--- mobility-check: every=0,13,100,1000 strict
+-- mobility-check: every=0,31,100,1000 strict
 -- next/pairs traversals in flight when the script moves: every key must be
 -- visited exactly once (the order itself depends on the hash seed, so only
 -- the invariant and sorted keys are printed).
