@@ -6,7 +6,13 @@
 -- suspended coroutine moves, so the log reads 1, 2, 3, ... across hosts.
 -- At the end it goes home and logs the total and the path it took.
 --
--- Arguments (agentctl run --args): {rounds = N, hosts = {"h1", "h2"}, pause = S}
+-- With {stay = true} it does not move by itself: it counts `rounds` steps
+-- where it is, one every `pause` seconds, so that it can be moved from
+-- outside (agentctl push/pull) in the middle of its loop and be seen to go
+-- on counting on the other host.
+--
+-- Arguments (agentctl run --args): {rounds = N, hosts = {"h1", "h2"}, pause = S,
+-- stay = true|false, linger = S}
 -- Exported methods: count() -> n, path() -> {host, ...}
 
 -- `agentctl run --args JSON` reaches the entry chunk as `...`; main gets
@@ -24,6 +30,18 @@ function main(args)
     count = function() return count end,
     path = function() return path end,
   })
+
+  if args.stay then
+    for step = 1, rounds do
+      count = count + 1
+      if agent.host() ~= path[#path] then path[#path + 1] = agent.host() end
+      agent.log(("count=%d step=%d host=%s"):format(count, step, agent.host()))
+      agent.sleep(pause > 0 and pause or 0.5)
+    end
+    agent.log(("done: count=%d hops=%d path=%s"):format(count, #path - 1, table.concat(path, ">")))
+    agent.recv(tonumber(args.linger) or 30)
+    return count
+  end
 
   for round = 1, rounds do
     for _, h in ipairs(hosts) do

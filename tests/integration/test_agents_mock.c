@@ -221,6 +221,21 @@ Test(agents, counter_keeps_counting_where_it_is_when_a_move_is_refused)
 	lua_close(L);
 }
 
+Test(agents, counter_that_stays_counts_in_place_and_notes_hosts_it_was_moved_to)
+{
+	/* The mock's sleep plays an outside push: after the second step the
+	 * agent finds itself on h3. */
+	lua_State *L = run_agent("counter",
+				 "local n = 0\nagent.sleep = function() n = n + 1; if n == 2 then M.cur = 'h3' end end",
+				 "{ stay = true, rounds = 4, pause = 0.1, linger = 0 }");
+	const char *t = logtext(L);
+
+	cr_assert(strstr(t, "h1: count=2 step=2 host=h1") != NULL, "%s", t);
+	cr_assert(strstr(t, "h3: count=3 step=3 host=h3") != NULL, "%s", t);
+	cr_assert(strstr(t, "h3: done: count=4 hops=1 path=h1>h3") != NULL, "%s", t);
+	lua_close(L);
+}
+
 Test(agents, tour_visits_every_host_reads_each_probe_and_comes_home)
 {
 	lua_State *L = run_agent("tour", NULL, "{ linger = 0 }");
