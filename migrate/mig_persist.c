@@ -66,6 +66,7 @@ struct pctx {
 	uint32_t nsrcw;
 	struct mig_pmap udmt;   /* metatable -> index in udhooks (1-based) */
 	struct mig_pmap ovset;  /* tables with an overlay */
+	struct mig_pmap ovkeys; /* keys of the overlay being written */
 	struct mig_pmap uvowner;/* open UpVal* -> thread (index in uvthr) */
 	lua_State **uvthr;
 	uint32_t nuvthr;
@@ -535,6 +536,7 @@ static int put_ordered_entries(struct pctx *x, Table *t, int ovidx)
 	countpos = x->b->len;
 	if ((rc = mig_buf_put(x->b, pad, 5)))
 		return rc;
+	mig_pmap_free(&x->ovkeys);
 	if (ovidx) {
 		lua_rawgeti(L, ovidx, MIG_OV_LIST);
 		lua_rawgeti(L, ovidx, MIG_OV_IDX);
@@ -547,6 +549,9 @@ static int put_ordered_entries(struct pctx *x, Table *t, int ovidx)
 			const TValue *val;
 
 			lua_rawgeti(L, list, i);
+			if (iscollectable(s2v(L->top.p - 1)) &&
+			    mig_pmap_put(&x->ovkeys, gcvalue(s2v(L->top.p - 1)), 1) != 0)
+				return MIG_ERR_NOMEM;
 			x->cur = EDGE(EK_OVKEY, j);
 			if ((rc = put_value(x, s2v(L->top.p - 1))))
 				return rc;
@@ -567,15 +572,19 @@ static int put_ordered_entries(struct pctx *x, Table *t, int ovidx)
 		if (ovidx) {
 			int in;
 
-			/* Removed keys of an overlaid table are not kept (see
-			 * docs/state-format.md, "Traversals"). */
-			if (isempty(gval(nd)))
-				continue;
-			luaL_checkstack(L, 2, NULL);
-			getnodekey(L, s2v(L->top.p), nd);
-			L->top.p++;
-			in = lua_rawget(L, idx) != LUA_TNIL;
-			lua_pop(L, 1);
+			/* Keys the overlay already lists were written above. A
+			 * dead key is compared by address only (it must not be
+			 * dereferenced); the overlay holds its keys, so a
+			 * listed key is never freed and its address is exact. */
+			if (keyisdead(nd) || (isempty(gval(nd)) && keyiscollectable(nd)))
+				in = mig_pmap_get(&x->ovkeys, gcvalueraw(keyval(nd))) != NULL;
+			else {
+				luaL_checkstack(L, 2, NULL);
+				getnodekey(L, s2v(L->top.p), nd);
+				L->top.p++;
+				in = lua_rawget(L, idx) != LUA_TNIL;
+				lua_pop(L, 1);
+			}
 			if (in)
 				continue;
 		}
@@ -1257,6 +1266,7 @@ int mig_state_persist(lua_State *L, int idx, struct mig_buf *out, struct mig_err
 	mig_pmap_free(&x.srcs);
 	mig_pmap_free(&x.udmt);
 	mig_pmap_free(&x.ovset);
+	mig_pmap_free(&x.ovkeys);
 	mig_pmap_free(&x.uvowner);
 	free(x.uvthr);
 	free(x.permname);
