@@ -64,6 +64,7 @@ struct frame {
 
 struct rctx {
 	lua_State *L;
+	const uint8_t *start;  /* first byte of the state, for messages */
 	struct mig_rd r;
 	struct mig_error *err;
 	struct mig_envc *c;
@@ -101,7 +102,7 @@ struct rctx {
 static int bad(struct rctx *x, const char *what)
 {
 	return mig_err_set(x->err, MIG_ERR_MALFORMED, "malformed state: %s (offset %zu)", what,
-			   (size_t)(x->r.end - x->r.p));
+			   (size_t)(x->r.p - x->start));
 }
 
 static int trunc_err(struct rctx *x)
@@ -1732,6 +1733,7 @@ int mig_state_restore(lua_State *L, const void *buf, size_t len, struct mig_erro
 	memset(&x, 0, sizeof x);
 	x.L = L;
 	x.err = err;
+	x.start = buf;
 	x.r.p = (const uint8_t *)buf + MIG_HEADER_LEN;
 	x.r.end = (const uint8_t *)buf + len;
 	x.nobj = info.nobjects;
