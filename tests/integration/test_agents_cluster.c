@@ -15,6 +15,7 @@
 static void setup(void)
 {
 	clu_start(3);
+	clu_introduce();
 }
 
 TestSuite(agents_cluster, .init = setup, .fini = clu_stop, .timeout = 180);

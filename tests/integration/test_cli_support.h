@@ -140,6 +140,21 @@ static __attribute__((unused)) const char *clu_run(const char *seg, const char *
 	return id;
 }
 
+/* Has every pair of hosts talk once, by pushing a hello round the ring
+ * h1 -> h2 -> h3 -> h1 (agentctl passes each target's peer endpoint; the
+ * target learns the source's from its HELLO; daemons remember both), so
+ * that agents moving by themselves find routes to every host. */
+static __attribute__((unused)) void clu_introduce(void)
+{
+	char id[64];
+
+	snprintf(id, sizeof id, "%s", clu_run(clu_sign("hello"), "h1", NULL));
+	cr_assert_eq(ctl("push", id, "--to", "h2", "--weak", NULL), 0, "introduce h1->h2: %s", clu_out);
+	cr_assert_eq(ctl("push", id, "--to", "h3", "--weak", NULL), 0, "introduce h2->h3: %s", clu_out);
+	cr_assert_eq(ctl("push", id, "--to", "h1", "--weak", NULL), 0, "introduce h3->h1: %s", clu_out);
+	cr_assert_eq(ctl("kill", id, NULL), 0, "%s", clu_out);
+}
+
 /* Polls `agentctl logs ID` until it contains `what`, for up to ms. */
 static __attribute__((unused)) int clu_logs_wait(const char *id, const char *what, int ms)
 {
