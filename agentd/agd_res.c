@@ -37,6 +37,7 @@
 #include "res_policy.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -731,6 +732,226 @@ static void endpoint_learn(struct agd_res *r, const char *host, const char *ep)
 	agd_log(AGD_LOG_INFO, "res.endpoint_learned", "host=%s endpoint=%s", host, ep);
 }
 
+/* ------------------------------------------------------- durability */
+
+/* The registry a host starts with is its config; what migrations changed
+ * (content that arrived, content that left and the forward it left) is
+ * recorded in the store's resources table and replayed at start, before
+ * any agent resumes. An agent's bindings and decision history are kept
+ * under kv "res.agent.<id>" (as a resource segment without content), so
+ * that it leaves with them after a restart too. */
+
+#define META_FORWARD "forward"
+
+/* Records resource id of reg as this host's import. st_mu taken here. */
+static void record_import(struct agd_res *r, struct res_registry *reg, const char *id)
+{
+	struct agd_resource_rec rec;
+	struct res_info info;
+	char meta[PATH_MAX + 160];
+	int n;
+
+	if (r->st == NULL || res_registry_info(reg, id, &info) != 0)
+		return;
+	memset(&rec, 0, sizeof rec);
+	snprintf(rec.id, sizeof rec.id, "%s", id);
+	snprintf(rec.kind, sizeof rec.kind, "%s", res_kind_name((enum res_kind)info.kind));
+	snprintf(rec.attachment, sizeof rec.attachment, "%s",
+		 res_attach_name((enum res_attach)info.attach));
+	snprintf(rec.home, sizeof rec.home, "%s", r->host);
+	n = snprintf(meta, sizeof meta, "%llu\n%llu\n%s\n%s\n%s",
+		     (unsigned long long)info.max_size, (unsigned long long)info.transfer_limit,
+		     info.remote ? "yes" : "no", info.copy ? "yes" : "no", info.path);
+	if (n < 0 || (size_t)n >= sizeof meta)
+		return;
+	rec.meta = (uint8_t *)meta;
+	rec.meta_len = (size_t)n + 1;
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_resource_put(r->st, &rec) != 0)
+		agd_log(AGD_LOG_WARN, "res.record_failed", "resource=%s", id);
+	pthread_mutex_unlock(&r->st_mu);
+}
+
+/* Records that resource id moved to new_home. */
+static void record_forward(struct agd_res *r, const char *id, const char *new_home)
+{
+	struct agd_resource_rec rec;
+
+	if (r->st == NULL)
+		return;
+	memset(&rec, 0, sizeof rec);
+	snprintf(rec.id, sizeof rec.id, "%s", id);
+	snprintf(rec.kind, sizeof rec.kind, "-");
+	snprintf(rec.attachment, sizeof rec.attachment, "-");
+	snprintf(rec.home, sizeof rec.home, "%s", new_home);
+	rec.meta = (uint8_t *)META_FORWARD;
+	rec.meta_len = sizeof META_FORWARD;
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_resource_put(r->st, &rec) != 0)
+		agd_log(AGD_LOG_WARN, "res.record_failed", "resource=%s", id);
+	pthread_mutex_unlock(&r->st_mu);
+}
+
+struct replay_ctx {
+	struct agd_res *r;
+	struct res_registry *reg;
+};
+
+static int replay_one(const struct agd_resource_rec *rec, void *ud)
+{
+	struct replay_ctx *c = ud;
+	struct res_info info;
+	int have = res_registry_info(c->reg, rec->id, &info) == 0;
+	int rc;
+
+	if (rec->meta == NULL || rec->meta_len == 0 || rec->meta[rec->meta_len - 1] != '\0')
+		return 0;
+	if (strcmp(rec->home, c->r->host) != 0) {
+		/* It left: the config entry (recreated empty, maybe) becomes the
+		 * forward it was. */
+		if (have && !info.forward) {
+			rc = res_move_commit(c->reg, rec->id, rec->home);
+			agd_log(AGD_LOG_INFO, "res.replayed", "resource=%s forward=%s result=%s",
+				rec->id, rec->home, res_errname(rc));
+		}
+		return 0;
+	} else {
+		char meta[PATH_MAX + 160], *f[5], *p = meta;
+		const char *keys[] = { "kind", "path", "attachment", "max_size", "transfer_limit",
+				       "remote", "copy", "create" };
+		const char *vals[8];
+		struct res_error e = { 0, "" };
+
+		snprintf(meta, sizeof meta, "%s", (const char *)rec->meta);
+		for (int i = 0; i < 5; i++) {
+			f[i] = p;
+			p = i < 4 ? strchr(p, '\n') : NULL;
+			if (i < 4 && p == NULL)
+				return 0;
+			if (p)
+				*p++ = '\0';
+		}
+		if (have && !info.forward && strcmp(info.path, f[4]) == 0)
+			return 0;
+		if (have)
+			res_registry_remove(c->reg, rec->id, 0);
+		vals[0] = rec->kind;
+		vals[1] = f[4];
+		vals[2] = rec->attachment;
+		vals[3] = f[0];
+		vals[4] = f[1];
+		vals[5] = f[2];
+		vals[6] = f[3];
+		vals[7] = "no";
+		rc = res_registry_add(c->reg, rec->id, 8, keys, vals, &e);
+		agd_log(rc == 0 ? AGD_LOG_INFO : AGD_LOG_ERROR, "res.replayed",
+			"resource=%s import=%s result=%s%s%s", rec->id, f[4], res_errname(rc),
+			rc ? " error=" : "", rc ? e.msg : "");
+	}
+	return 0;
+}
+
+/* At start: the registry as the migrations left it. */
+static void replay(struct agd_res *r)
+{
+	struct replay_ctx c;
+
+	if (r->st == NULL)
+		return;
+	agd_rt_res_lock(r->rt);
+	c.r = r;
+	c.reg = agd_rt_registry(r->rt);
+	if (c.reg != NULL) {
+		pthread_mutex_lock(&r->st_mu);
+		agd_store_resource_list(r->st, replay_one, &c);
+		pthread_mutex_unlock(&r->st_mu);
+	}
+	agd_rt_res_unlock(r->rt);
+}
+
+static void agent_key(char *key, size_t len, const char *id)
+{
+	snprintf(key, len, "res.agent.%s", id);
+}
+
+/* Saves e's bindings and history (mu held). */
+static void ent_save(struct agd_res *r, const struct ent *e)
+{
+	struct agd_res_item items[AGD_RES_BINDINGS_MAX];
+	char key[AGD_STORE_KEY_MAX + 1];
+	uint8_t *seg;
+	size_t len;
+
+	if (r->st == NULL)
+		return;
+	memset(items, 0, sizeof items);
+	for (size_t i = 0; i < e->nbind; i++) {
+		items[i].bind = e->bind[i].b;
+		items[i].manifest = e->bind[i].man;
+	}
+	if (agd_res_segment_build(items, e->nbind, (const char *const *)e->hist, e->nhist, &seg,
+				  &len) != 0)
+		return;
+	agent_key(key, sizeof key, e->id);
+	pthread_mutex_lock(&r->st_mu);
+	agd_store_kv_put(r->st, key, seg, len);
+	pthread_mutex_unlock(&r->st_mu);
+	free(seg);
+}
+
+static void ent_forget(struct agd_res *r, const char *id)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+
+	if (r->st == NULL)
+		return;
+	agent_key(key, sizeof key, id);
+	pthread_mutex_lock(&r->st_mu);
+	agd_store_kv_delete(r->st, key);
+	pthread_mutex_unlock(&r->st_mu);
+}
+
+static int load_item(void *ud, const struct agd_res_item *it)
+{
+	struct ent *e = ud;
+
+	e->bind[e->nbind].b = it->bind;
+	e->bind[e->nbind].man = it->manifest;
+	e->nbind++;
+	return 0;
+}
+
+static int load_line(void *ud, const char *s)
+{
+	ent_line(ud, s);
+	return 0;
+}
+
+/* The entry of agent id, from memory or (after a restart) the store; NULL
+ * when it has none (mu held). */
+static struct ent *ent_load(struct agd_res *r, const char *id)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	struct ent *e = ent_find(r, id);
+	void *v = NULL;
+	size_t len = 0;
+
+	if (e != NULL || r->st == NULL)
+		return e;
+	agent_key(key, sizeof key, id);
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_kv_get(r->st, key, &v, &len) != 0)
+		len = 0;
+	pthread_mutex_unlock(&r->st_mu);
+	if (len > 0 && agd_res_segment_parse(v, len, NULL, NULL, NULL) == 0 &&
+	    (e = ent_get(r, id)) != NULL) {
+		agd_res_segment_parse(v, len, load_item, load_line, e);
+		e->logged = e->nhist;
+	}
+	free(v);
+	return e;
+}
+
 /* ------------------------------------------------------- leaving */
 
 void agd_res_leaving(struct agd_res *r, const char *agent, const char *to, int kind)
@@ -740,7 +961,7 @@ void agd_res_leaving(struct agd_res *r, const char *agent, const char *to, int k
 	if (r == NULL)
 		return;
 	pthread_mutex_lock(&r->mu);
-	e = ent_find(r, agent);
+	e = ent_load(r, agent);
 	if (e != NULL) {
 		e->leaving = 1;
 		e->kind = kind;
@@ -815,6 +1036,7 @@ static void sweep(struct agd_res *r, struct res_registry *reg, const char *mover
 			if (reg != NULL && e->bind[i].b.bound && strcmp(e->bind[i].b.home, r->host) == 0)
 				res_registry_unbind(reg, e->bind[i].b.id);
 		agd_log(AGD_LOG_DEBUG, "res.swept", "agent=%s state=%s", e->id, agd_state_name(st));
+		ent_forget(r, e->id);
 		ent_drop(r, e);
 	}
 	pthread_mutex_unlock(&r->mu);
@@ -1010,11 +1232,14 @@ void agd_res_left(struct agd_res *r, const char *agent, int rc, const char *host
 		if (e->bind[i].act == RES_ACT_MV) {
 			int mrc = res_move_commit(reg, bd->id, host);
 
+			if (mrc == 0)
+				record_forward(r, bd->id, host);
 			agd_log(mrc == 0 ? AGD_LOG_INFO : AGD_LOG_ERROR, "res.moved",
 				"agent=%s resource=%s to=%s result=%s", agent, bd->id, host,
 				res_errname(mrc));
 		}
 	}
+	ent_forget(r, e->id);
 	ent_drop(r, e);
 out:
 	pthread_mutex_unlock(&r->mu);
@@ -1090,6 +1315,8 @@ static int arrive_item(void *ud, const struct agd_res_item *it)
 		snprintf(nb->home, sizeof nb->home, "%s", r->host);
 		rb->b = *nb;
 		res_registry_bind(a->reg, id);
+		if (it->bind.action != RES_ACT_RB)
+			record_import(r, a->reg, id);
 	} else if (it->bind.bound) {
 		/* GR: the handle keeps its (id, home); back home it is local. */
 		rb->b.action = RES_ACT_GR;
@@ -1154,6 +1381,7 @@ int agd_res_arrive(struct agd_res *r, const char *agent, const char *from, const
 	rc = agd_res_segment_parse(seg, len, arrive_item, arrive_line, &a);
 	/* The lines of this hop are the last ones: one per binding. */
 	e->logged = e->nhist >= a.nitems ? e->nhist - a.nitems : 0;
+	ent_save(r, e);
 	pthread_mutex_unlock(&r->mu);
 	agd_rt_res_unlock(r->rt);
 	return rc;
@@ -1229,6 +1457,7 @@ void agd_res_note_bind(struct agd_rt *rt, const char *agent, const struct res_bi
 	for (size_t i = 0; i < e->nrebind; i++)
 		if (strcmp(e->rebind[i].name, b->name) == 0)
 			e->rebind[i] = *b;
+	ent_save(r, e);
 out:
 	pthread_mutex_unlock(&r->mu);
 }
@@ -1401,6 +1630,7 @@ int agd_res_new(struct agd_rt *rt, struct agd_loop *loop, struct agd_ctl *ctl,
 	rc = glue_set(rt, r);
 	if (rc != 0)
 		goto fail;
+	replay(r);
 	if (ctl != NULL) {
 		agd_ctl_register(ctl, "policy", cmd_policy, r);
 		agd_ctl_register(ctl, "bindings", cmd_bindings, r);

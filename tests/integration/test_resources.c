@@ -674,3 +674,41 @@ Test(resources_int, pull_copies_a_value_binding_to_the_puller)
 	path_of(p, sizeof p, h2, "data/resources/doc.copy.file");
 	assert_file(p, "d0");
 }
+
+/* SIGTERM, then start again (the agent is persisted at stop). */
+static void restart(struct host *h)
+{
+	cr_assert_eq(tst_proc_stop(h->pid, 10000), 0, "%s did not stop cleanly", h->name);
+	h->pid = 0;
+	start_host(h);
+}
+
+Test(resources_int, a_move_survives_restarts_of_both_daemons_and_comes_back)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], other[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-identifier notes", id);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=MV") != NULL, "%s", logs);
+	op_eq(h2, id, "write", "v2", NULL, "true nil nil");
+	restart(h1);
+	restart(h2);
+	/* h2 still holds the content, the agent's handle is still local. */
+	op_eq(h2, id, "read", NULL, NULL, "v2 nil nil");
+	op_has(h2, id, "info", NULL, NULL, "id=notes home=h2 mode=local");
+	/* h1 did not bring back an empty notes from its config: it forwards. */
+	path_of(p, sizeof p, h1, "notes.txt");
+	cr_assert(!exists(p), "h1 recreated the moved file");
+	run_probe(h1, "r by-identifier notes", other);
+	op_eq(h1, other, "read", NULL, NULL, "v2 nil nil");
+	op_has(h1, other, "info", NULL, NULL, "home=h2 mode=remote");
+	/* The agent leaves h2 with the bindings it had before the restart. */
+	push(h2, id, h1, logs, sizeof logs);
+	cr_assert(strstr(logs, "h2->h1 r: action=MV origin=default tried=MV:ok") != NULL, "%s", logs);
+	op_eq(h1, id, "read", NULL, NULL, "v2 nil nil");
+	op_has(h1, id, "info", NULL, NULL, "id=notes home=h1 mode=local");
+	path_of(p, sizeof p, h1, "data/resources/notes.file");
+	assert_file(p, "v2");
+}
