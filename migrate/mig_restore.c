@@ -709,7 +709,12 @@ static int read_table_body(struct rctx *x, Table *t)
 		if (lsize > MIG_MAX_LSIZENODE)
 			return mig_err_set(x->err, MIG_ERR_LIMIT, "hash part too large");
 		nsize = (uint64_t)1 << lsize;
+		/* Every node costs a byte in the exact layout. An ordered table
+		 * writes its used nodes (two bytes or more each), and Lua sizes
+		 * a hash part to at most about twice what it holds. */
 		if (!(flags & MIG_TB_ORDERED) && nsize > mig_rd_left(&x->r))
+			return trunc_err(x);
+		if ((flags & MIG_TB_ORDERED) && nsize > 4 * (uint64_t)mig_rd_left(&x->r) + 64)
 			return trunc_err(x);
 	}
 	luaH_resize(L, t, (unsigned)asize, (unsigned)nsize);
