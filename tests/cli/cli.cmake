@@ -17,3 +17,7 @@ add_dependencies(test_cli_output agentctl)
 agentd_test(test_cli_completion
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_completion.c
   TIMEOUT 60)
+agentd_test(test_cli_out
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_out.c ${cli_dir}/cli_out.c
+  LIBS agd TIMEOUT 60)
+target_include_directories(test_cli_out PRIVATE ${cli_dir})
