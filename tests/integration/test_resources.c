@@ -407,6 +407,13 @@ Test(resources_int, identifier_unattached_moves_the_file_and_leaves_a_forward)
 		cr_assert(strstr(out, "h1->h2 r: action=MV") != NULL, "%s", out);
 		free(out);
 	}
+	{
+		char out[4096];
+
+		cr_assert_eq(ctl(h2, out, sizeof out, "bindings", id, NULL, NULL, NULL), 0, "%s", out);
+		cr_assert(strstr(out, "notes@h2") != NULL, "%s", out);
+		cr_assert(strstr(out, "h1->h2 r: action=MV origin=default tried=MV:ok") != NULL, "%s", out);
+	}
 }
 
 Test(resources_int, identifier_unattached_shared_falls_back_to_gr)
