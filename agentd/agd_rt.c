@@ -851,6 +851,8 @@ static void *worker_main(void *arg)
 		a = dequeue(rt);
 		if (a != NULL)
 			work(rt, a);
+		/* agd_rt_stop waits for the queue to drain. */
+		pthread_cond_broadcast(&rt->idle_cv);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return NULL;
@@ -1099,33 +1101,24 @@ void agd_rt_stop(struct agd_rt *rt, int persist)
 	if (persist) {
 		/* Queue every agent that has a vm: the workers persist each at
 		 * its next safe point (now for waiting ones, after its slice for
-		 * running ones) and close it. */
-		for (size_t i = 0; i < rt->nbuckets; i++)
-			for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
-				if (a->vm != NULL && !ended(a->state)) {
-					enqueue(rt, a);
-					persisted++;
-				}
-		while (rt->rq_head != NULL || rt->busy > 0)
-			pthread_cond_wait(&rt->idle_cv, &rt->mu);
-		/* Agents on CPU when we started were requeued by their worker
-		 * (stopping makes it persist instead of run). */
+		 * running ones) and close it. Agents on CPU now come back with
+		 * a vm and are queued in the next round; each round closes every
+		 * vm it reaches, so the rounds end. */
 		for (;;) {
-			int again = 0;
+			size_t left = 0;
 
 			for (size_t i = 0; i < rt->nbuckets; i++)
 				for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
-					if (a->vm != NULL && !ended(a->state) && !a->on_cpu) {
-						if (!a->persisted || a->queued) {
-							enqueue(rt, a);
-							again = 1;
-						}
+					if (a->vm != NULL && !ended(a->state) &&
+					    a->state != AGD_MIGRATING) {
+						enqueue(rt, a);
+						left++;
 					}
-			if (!again)
+			if (left == 0)
 				break;
+			persisted += left;
 			while (rt->rq_head != NULL || rt->busy > 0)
 				pthread_cond_wait(&rt->idle_cv, &rt->mu);
-			break;
 		}
 	}
 	rt->stopped = 1;
