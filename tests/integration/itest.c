@@ -285,3 +285,22 @@ int itest_wait_log(struct itest *t, const char *id, const char *needle, int ms)
 	}
 	return 0;
 }
+
+char *itest_segment(struct itest *t, const char *name, const char *main_lua, size_t *len,
+		    char hash[65])
+{
+	char manifest[512];
+	struct mig_seg_file f = { "main.lua", main_lua, strlen(main_lua) };
+	struct mig_segment *seg = NULL;
+	struct mig_error e;
+	uint8_t *bytes = NULL;
+
+	snprintf(manifest, sizeof manifest,
+		 "agentd-manifest 1\nname = %s\nversion = 1\nentry = main.lua main\n"
+		 "mobility = strong\nfile = main.lua\n", name);
+	cr_assert_eq(mig_segment_build(manifest, strlen(manifest), &f, 1, &seg, &e), 0, "%s", e.msg);
+	cr_assert_eq(mig_segment_sign(seg, t->key, &bytes, len), 0);
+	mig_segment_hash_hex(seg, hash);
+	mig_segment_destroy(&seg);
+	return (char *)bytes;
+}

@@ -49,6 +49,10 @@ void itest_run_ex(struct itest *t, const char *name, const char *main_lua, const
 int itest_run_with(struct itest *t, void *key, const char *name, const char *main_lua,
 		   const char *opts, char **reply);
 
+/* A signed segment (malloc'd bytes, *len) and its hash in hex. */
+char *itest_segment(struct itest *t, const char *name, const char *main_lua, size_t *len,
+		    char hash[65]);
+
 /* The agent's state into buf ("" if unknown). */
 void itest_state(struct itest *t, const char *id, char *buf, size_t len);
 /* Polls until the agent is in `state`, at most ms. Returns 1 or 0. */

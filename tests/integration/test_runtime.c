@@ -18,6 +18,7 @@
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include <sodium.h>
 #include <zmq.h>
 
 static struct itest t;
@@ -306,3 +307,44 @@ Test(daemon_runtime, a_crashed_agent_process_ends_only_that_agent)
 	cr_assert(itest_wait_state(&t, b, "finished", 5000));
 }
 #endif
+
+/* A segment sent in chunks with upload, then run by its hash. */
+Test(daemon_runtime, upload_in_chunks_then_run_by_hash)
+{
+	char hash[65], body[4096], b64[2048], id[17], *reply = NULL, *p;
+	size_t len = 0, half;
+	char *seg = itest_segment(&t, "chunked", "function main() agent.log('uploaded ok') end", &len,
+				  hash);
+
+	half = len / 2;
+	/* Out of order first: refused. */
+	sodium_bin2base64(b64, sizeof b64, (const unsigned char *)seg + half, len - half,
+			  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body, "{\"hash\":\"%s\",\"offset\":%zu,\"total\":%zu,\"data\":\"%s\"}",
+		 hash, half, len, b64);
+	cr_assert_eq(itest_req(&t, NULL, "upload", body, &reply), 0, "%s", reply);
+	free(reply);
+	sodium_bin2base64(b64, sizeof b64, (const unsigned char *)seg, half,
+			  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body, "{\"hash\":\"%s\",\"offset\":0,\"total\":%zu,\"data\":\"%s\"}",
+		 hash, len, b64);
+	cr_assert_eq(itest_req(&t, NULL, "upload", body, &reply), 1, "%s", reply);
+	free(reply);
+	sodium_bin2base64(b64, sizeof b64, (const unsigned char *)seg + half, len - half,
+			  sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body, "{\"hash\":\"%s\",\"offset\":%zu,\"total\":%zu,\"data\":\"%s\"}",
+		 hash, half, len, b64);
+	cr_assert_eq(itest_req(&t, NULL, "upload", body, &reply), 1, "%s", reply);
+	cr_assert(strstr(reply, hash) != NULL, "%s", reply);
+	free(reply);
+	snprintf(body, sizeof body, "{\"hash\":\"%s\"}", hash);
+	cr_assert_eq(itest_req(&t, NULL, "run", body, &reply), 1, "%s", reply);
+	p = strstr(reply, "\"id\":\"");
+	cr_assert_not_null(p);
+	memcpy(id, p + 6, 16);
+	id[16] = '\0';
+	free(reply);
+	cr_assert(itest_wait_state(&t, id, "finished", 5000));
+	cr_assert(itest_log_has(&t, id, "uploaded ok"));
+	free(seg);
+}
