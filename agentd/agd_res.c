@@ -117,6 +117,10 @@ struct agd_res {
 	uint64_t next_msgid;
 	int closing;
 	struct ent *ents;
+	struct {
+		char host[AGD_WIRE_NAME_MAX + 1];
+		struct timespec until;        /* CLOCK_MONOTONIC */
+	} down[8];                    /* hosts that timed out lately (guarded by mu) */
 	struct agd_store *st;         /* own handle on the daemon's store, or NULL */
 	pthread_mutex_t st_mu;        /* serialises st */
 };
@@ -238,6 +242,30 @@ static void wake(struct agd_res *r)
 		agd_log(AGD_LOG_WARN, "res.wake_failed", "error=\"%s\"", strerror(errno));
 }
 
+/* Notes whether host answered (mu held): a host that did not is
+ * remembered for AGD_RES_DOWN_MS. */
+static void down_note(struct agd_res *r, const char *host, int answered)
+{
+	size_t n = sizeof r->down / sizeof r->down[0], slot = n;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(r->down[i].host, host) == 0)
+			slot = i;
+	if (answered) {
+		if (slot < n)
+			r->down[slot].host[0] = '\0';
+		return;
+	}
+	for (size_t i = 0; slot == n && i < n; i++)
+		if (r->down[i].host[0] == '\0')
+			slot = i;
+	if (slot == n)
+		slot = 0;
+	snprintf(r->down[slot].host, sizeof r->down[slot].host, "%s", host);
+	clock_gettime(CLOCK_MONOTONIC, &r->down[slot].until);
+	r->down[slot].until.tv_sec += AGD_RES_DOWN_MS / 1000;
+}
+
 /*
  * Worker: sends (id, op, args) to host through the dispatcher and waits up
  * to timeout_ms for the reply bytes (*reply malloc'd). Returns 0,
@@ -260,6 +288,17 @@ static int call_wait(struct agd_res *r, const char *host, const char *id, uint32
 	c.args = args;
 	c.args_len = args_len;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
+	/* A host that did not answer lately gets a short wait: an agent whose
+	 * home is down learns it quickly, and its worker is not held long
+	 * again and again; a host that answers is out of the list at once. */
+	pthread_mutex_lock(&r->mu);
+	for (size_t i = 0; i < sizeof r->down / sizeof r->down[0]; i++)
+		if (strcmp(r->down[i].host, host) == 0 &&
+		    (r->down[i].until.tv_sec > ts.tv_sec ||
+		     (r->down[i].until.tv_sec == ts.tv_sec && r->down[i].until.tv_nsec > ts.tv_nsec)) &&
+		    timeout_ms > AGD_RES_DOWN_TIMEOUT_MS)
+			timeout_ms = AGD_RES_DOWN_TIMEOUT_MS;
+	pthread_mutex_unlock(&r->mu);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
@@ -285,6 +324,7 @@ static int call_wait(struct agd_res *r, const char *host, const char *id, uint32
 			*pp = c.next;
 			break;
 		}
+	down_note(r, host, c.done && c.rc == 0);
 	pthread_mutex_unlock(&r->mu);
 	if (!c.done) {
 		free(c.reply);

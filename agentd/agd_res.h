@@ -44,6 +44,10 @@ struct agd_loop;
  * agent is being prepared to leave. */
 #define AGD_RES_CALL_TIMEOUT_MS 2000
 #define AGD_RES_PROBE_TIMEOUT_MS 1000
+/* A host that did not answer is waited for at most AGD_RES_DOWN_TIMEOUT_MS
+ * during the AGD_RES_DOWN_MS that follow (until it answers again). */
+#define AGD_RES_DOWN_TIMEOUT_MS 250
+#define AGD_RES_DOWN_MS 5000
 
 /* Longest history (decision lines) an agent carries across hops. */
 #define AGD_RES_HISTORY_MAX 32
