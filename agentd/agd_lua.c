@@ -793,8 +793,11 @@ static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limi
 		return s.rc;
 	}
 	/* Setup leaves garbage (the library tables the sandbox copied, load
-	 * buffers): collect it now rather than carry it in every idle agent. */
-	lua_gc(vm->L, LUA_GCCOLLECT);
+	 * buffers): collect it now rather than carry it in every idle agent.
+	 * Not on activation, which is on the latency path: the collector gets
+	 * to it in its own time. */
+	if (state == NULL)
+		lua_gc(vm->L, LUA_GCCOLLECT);
 	lua_sethook(vm->co, vm_hook, LUA_MASKCOUNT, (int)vm->slice);
 	*out = vm;
 	return 0;

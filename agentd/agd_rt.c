@@ -362,6 +362,22 @@ static void enqueue(struct agd_rt *rt, struct agd_agent *a)
 	pthread_cond_signal(&rt->work_cv);
 }
 
+/* Queues a at the head: passivation and checkpoints are short and free
+ * memory, so they go before agents waiting to run (with many agents
+ * starting at once, a FIFO would give every one a Lua state before the
+ * first went back to the store). */
+static void enqueue_front(struct agd_rt *rt, struct agd_agent *a)
+{
+	if (a->queued || a->on_cpu)
+		return;
+	a->queued = 1;
+	a->rq_next = rt->rq_head;
+	rt->rq_head = a;
+	if (rt->rq_tail == NULL)
+		rt->rq_tail = a;
+	pthread_cond_signal(&rt->work_cv);
+}
+
 static struct agd_agent *dequeue(struct agd_rt *rt)
 {
 	struct agd_agent *a = rt->rq_head;
@@ -811,7 +827,7 @@ suspend_passive:
 		if (a->on_demand && rt->cfg->passivate_after >= 0 && agd_vm_can_persist()) {
 			if (rt->cfg->passivate_after == 0) {
 				a->passivate_req = 1;
-				enqueue(rt, a);
+				enqueue_front(rt, a);
 			} else
 				lru_append(rt, a);
 		}
@@ -1207,7 +1223,7 @@ int agd_rt_tick(struct agd_loop *loop, void *ud)
 
 		lru_remove(rt, a);
 		a->passivate_req = 1;
-		enqueue(rt, a);
+		enqueue_front(rt, a);
 	}
 	if (rt->cfg->checkpoint_interval > 0 && !rt->stopping &&
 	    now - rt->last_checkpoint >= (uint64_t)(rt->cfg->checkpoint_interval * 1000.0)) {
