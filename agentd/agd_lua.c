@@ -403,7 +403,8 @@ static int l_resource(lua_State *L)
 		vm->res_locked = 1;
 	}
 	vm->uses_res = 1;
-	rc = res_bind_resolve(reg, name, kind, agd_res_target_ref(reg, b->target), &bind); /* [resint] "device" */
+	rc = agd_res_bound(vm->rt, agd_agent_id(vm->a), name, &bind) == 0 ? 0 /* [resint] after a hop */
+	     : res_bind_resolve(reg, name, kind, agd_res_target_ref(reg, b->target), &bind); /* [resint] "device" */
 	if (rc != 0) {
 		lua_pushnil(L);
 		lua_pushfstring(L, "binding '%s' (%s): %s", name, b->target, res_strerror(rc));
