@@ -1326,6 +1326,14 @@ static int arrive_item(void *ud, const struct agd_res_item *it)
 		rc = a->reg == NULL ? RES_ERR_NOTFOUND
 				    : res_import(a->reg, it->blob, it->blob_len,
 						 (enum res_action)it->bind.action, id);
+		/* The same arrival activated again (the runtime could not start
+		 * it the first time, or a restart): the move is already here. */
+		if (rc == RES_ERR_EXISTS && it->bind.action == RES_ACT_MV &&
+		    res_registry_info(a->reg, it->bind.id, &info) == 0 && info.imported &&
+		    !info.forward) {
+			snprintf(id, sizeof id, "%s", it->bind.id);
+			rc = 0;
+		}
 		break;
 	case RES_ACT_RB:
 		rc = a->reg == NULL ? RES_ERR_NOTFOUND
@@ -1459,6 +1467,31 @@ void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *
 	pthread_mutex_unlock(&r->mu);
 	for (size_t i = 0; i < nl; i++)
 		agd_agent_log(rt, a, lines[i], strlen(lines[i]));
+}
+
+int agd_res_bound(struct agd_rt *rt, const char *agent, const char *name, struct res_bind *out)
+{
+	struct agd_res *r = glue_of(rt);
+	struct ent *e;
+	int rc = AGD_ERR_NOTFOUND;
+
+	if (r == NULL)
+		return rc;
+	pthread_mutex_lock(&r->mu);
+	e = ent_find(r, agent);
+	for (size_t i = 0; e != NULL && i < e->nrebind; i++)
+		if (strcmp(e->rebind[i].name, name) == 0) {
+			*out = e->rebind[i];
+			if (out->bound && out->id[0] == '\0') {
+				/* A GR: what the agent holds now. */
+				for (size_t k = 0; k < e->nbind; k++)
+					if (strcmp(e->bind[k].b.name, name) == 0)
+						*out = e->bind[k].b;
+			}
+			rc = 0;
+		}
+	pthread_mutex_unlock(&r->mu);
+	return rc;
 }
 
 void agd_res_note_bind(struct agd_rt *rt, const char *agent, const struct res_bind *b,

@@ -117,6 +117,12 @@ int agd_res_arrive(struct agd_res *r, const char *agent, const char *from, const
 void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *env,
 		    int *uses_res, int restoring);
 
+/* Worker: the binding `name` of agent as its last arrival here left it
+ * (the action the source chose, applied), so that agent.resource after a
+ * hop (weak mobility starts over) gives that rather than resolving the
+ * manifest again. 0 with *out, or AGD_ERR_NOTFOUND (resolve as usual). */
+int agd_res_bound(struct agd_rt *rt, const char *agent, const char *name, struct res_bind *out);
+
 /* Worker, with the resource lock held: agent resolved binding b through
  * agent.resource; its manifest's action list for it is acts[nacts]
  * (enum res_action values). Counts it as a binder of a local resource. */
