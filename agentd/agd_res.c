@@ -1449,17 +1449,19 @@ void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *
 		return;
 	env->transport.call = tp_call;
 	env->transport.ud = r;
-	if (!restoring)
-		return;
-	if (env->reg != NULL)
+	if (restoring && env->reg != NULL)
 		*uses_res = 1;
 	pthread_mutex_lock(&r->mu);
 	e = ent_find(r, agd_agent_id(a));
 	if (e != NULL) {
 		/* The entry lives until the agent leaves this host, so the
-		 * pointer outlives the restore that reads it. */
-		env->rebinds = e->rebind;
-		env->nrebinds = e->nrebind;
+		 * pointer outlives the restore that reads it. (A fresh start,
+		 * weak mobility, has no handles to rebind: agent.resource asks
+		 * agd_res_bound.) */
+		if (restoring) {
+			env->rebinds = e->rebind;
+			env->nrebinds = e->nrebind;
+		}
 		for (size_t i = e->logged; i < e->nhist; i++)
 			snprintf(lines[nl++], sizeof lines[0], "resource %s", e->hist[i]);
 		e->logged = e->nhist;

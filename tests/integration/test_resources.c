@@ -287,7 +287,7 @@ static void run_probe(struct host *h, const char *binding, char id[17])
 }
 
 /* Sends {"op":op,"a":a,"b":b,"tag":N} to the agent on h and returns (in
- * out) the rest of its answer line "RN ...", waiting at most 10 s. */
+ * out) the rest of its answer line "RN ...", waiting at most 20 s. */
 static void op(struct host *h, const char *id, const char *opname, const char *a, const char *b,
 	       char *out, size_t len)
 {
@@ -301,7 +301,7 @@ static void op(struct host *h, const char *id, const char *opname, const char *a
 	cr_assert_eq(ctl(h, logs, sizeof logs, "send", id, msg, NULL, NULL), 0, "send to %s on %s: %s",
 		     id, h->name, logs);
 	snprintf(needle, sizeof needle, "R%d ", tag);
-	end = now_ms() + 10000;
+	end = now_ms() + 20000;
 	while (now_ms() < end) {
 		char *p;
 
@@ -341,12 +341,21 @@ static void op_has(struct host *h, const char *id, const char *opname, const cha
 /* Pushes the agent from `from` to `to` and waits until its log at `to`
  * shows the decision lines of this hop; returns the log text of `to` in
  * logs. */
+static void push_mode(struct host *from, const char *id, struct host *to, const char *mode,
+		      char *logs, size_t len);
+
 static void push(struct host *from, const char *id, struct host *to, char *logs, size_t len)
 {
-	char out[2048], needle[64];
-	long end = now_ms() + 10000;
+	push_mode(from, id, to, NULL, logs, len);
+}
 
-	cr_assert_eq(ctl(from, out, sizeof out, "push", id, "--to", to->name, NULL), 0,
+static void push_mode(struct host *from, const char *id, struct host *to, const char *mode,
+		      char *logs, size_t len)
+{
+	char out[2048], needle[64];
+	long end = now_ms() + 20000;
+
+	cr_assert_eq(ctl(from, out, sizeof out, "push", id, "--to", to->name, mode), 0,
 		     "push %s -> %s: %s", from->name, to->name, out);
 	snprintf(needle, sizeof needle, "resource %s->%s ", from->name, to->name);
 	while (now_ms() < end) {
@@ -718,4 +727,22 @@ Test(resources_int, a_move_survives_restarts_of_both_daemons_and_comes_back)
 	op_has(h1, id, "info", NULL, NULL, "id=notes home=h1 mode=local");
 	path_of(p, sizeof p, h1, "data/resources/notes.file");
 	assert_file(p, "v2");
+}
+
+Test(resources_int, weak_mobility_binds_anew_to_what_the_decision_made)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], p[512];
+
+	start_all();
+	run_probe(h1, "r by-value doc", id);
+	push_mode(h1, id, h2, "--weak", logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=CP origin=default tried=CP:ok") != NULL, "%s", logs);
+	/* It started over at its entry on h2 and asked for 'r' again: it got
+	 * the copy the decision made, not a fresh resolution of "doc". */
+	op_has(h2, id, "info", NULL, NULL, "action=CP id=doc.copy home=h2 mode=local");
+	op_eq(h2, id, "read", NULL, NULL, "d0 nil nil");
+	op_eq(h2, id, "write", "weak copy", NULL, "true nil nil");
+	path_of(p, sizeof p, h2, "data/resources/doc.copy.file");
+	assert_file(p, "weak copy");
 }
