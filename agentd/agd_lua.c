@@ -47,9 +47,9 @@
 #ifndef AGD_HAVE_ENGINE
 #define AGD_HAVE_ENGINE 1
 #endif
-/* Set to 1 once the resources library's engine hooks (res_lua_mobility)
- * are in libres: until then resource handles cannot be persisted, so an
- * agent holding one cannot be passivated or moved. */
+/* The resources library's engine hooks (res_lua_mobility): with 0,
+ * resource handles cannot be persisted, so an agent holding one cannot be
+ * passivated or moved. */
 #ifndef AGD_HAVE_RES_MOBILITY
 #define AGD_HAVE_RES_MOBILITY 1 /* [resint] res_lua_mobility is in libres */
 #endif
@@ -476,6 +476,13 @@ static int l_load_text(lua_State *L)
 
 /* --------------------------------------------------------------- sandbox */
 
+static int has_bindings(struct agd_vm *vm)
+{
+	struct agd_code *code = vm->a ? agd_agent_code(vm->a) : NULL;
+
+	return code != NULL && code->seg != NULL && mig_segment_manifest(code->seg)->nbindings > 0;
+}
+
 static int open_sandbox(lua_State *L)
 {
 	static const luaL_Reg libs[] = {
@@ -578,12 +585,18 @@ static int open_sandbox(lua_State *L)
 #endif
 	lua_setfield(L, -2, "agent");
 	lua_pop(L, 1);
-	if (res_lua_open(L, &vm_of(L)->renv) != 0)
-		return MIG_ERR_NOMEM;
+	/* Resource handles only for agents whose manifest binds resources
+	 * (no other can make one): the same decision on every host, since it
+	 * depends on the code alone, and idle agents without bindings carry
+	 * neither the handle metatable nor its permanents. */
+	if (has_bindings(vm_of(L))) {
+		if (res_lua_open(L, &vm_of(L)->renv) != 0)
+			return MIG_ERR_NOMEM;
 #if AGD_HAVE_ENGINE && AGD_HAVE_RES_MOBILITY
-	if (res_lua_mobility(L) != 0)
-		return MIG_ERR_NOMEM;
+		if (res_lua_mobility(L) != 0)
+			return MIG_ERR_NOMEM;
 #endif
+	}
 	return rc;
 }
 

@@ -18,7 +18,18 @@ static struct itest t;
 
 static void up(void)
 {
+	char extra[512], path[256];
+	FILE *f;
+
 	itest_setup(&t, "[agents]\npassivate_after = 100ms\ncheckpoint_interval = 200ms\n");
+	snprintf(path, sizeof path, "%s/site.txt", t.dir);
+	f = fopen(path, "w");
+	fputs("7", f);
+	fclose(f);
+	snprintf(extra, sizeof extra, "[resource site]\nkind = file\npath = %s\n", path);
+	f = fopen(t.conf, "a");
+	fputs(extra, f);
+	fclose(f);
 	itest_start(&t);
 }
 
@@ -144,3 +155,25 @@ Test(daemon_persist, after_kill_9_a_restart_resumes_agents_from_their_checkpoint
 	itest_state(&t, a, st, sizeof st);
 	cr_assert_str_eq(st, "waiting");
 }
+
+#ifndef ITEST_ISOLATION
+/* A resource handle is part of the agent's state: it survives passivation
+ * (through the resources library's engine hooks) and works after. */
+Test(daemon_persist, a_resource_handle_survives_passivation)
+{
+	char id[17];
+
+	itest_run_ex(&t, "holder",
+		     "function main()\n"
+		     "  local h = assert(agent.resource('site'))\n"
+		     "  agent.log('before', h:read())\n"
+		     "  agent.recv()\n"
+		     "  agent.log('after', h:read())\n"
+		     "  agent.recv()\n"
+		     "end", "main", "binding = site by-type file\n", ",\"activation\":\"on-demand\"", id);
+	cr_assert(itest_wait_log(&t, id, "before 7", 5000));
+	cr_assert(wait_passive(id, 5000), "agent with a handle never passivated");
+	send_msg(id, "\"go\"");
+	cr_assert(itest_wait_log(&t, id, "after 7", 5000));
+}
+#endif
