@@ -11,6 +11,7 @@
  */
 #include "agd_config.h"
 #include "agd_json.h"
+#include "agd_log.h"
 #include "agd_loop.h"
 #include "agd_rt.h"
 
@@ -89,6 +90,8 @@ int main(int argc, char **argv)
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
 	double r1, rn;
 
+	/* Life-cycle lines would cost more than what is measured. */
+	agd_log_open(NULL, AGD_LOG_WARN);
 	if (seconds <= 0 || agents <= 0 || cores <= 0) {
 		fprintf(stderr, "usage: sched [seconds] [agents]\n");
 		return 2;
