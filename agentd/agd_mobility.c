@@ -332,13 +332,36 @@ static void req_drop(struct agd_mobility *m, struct req *r)
 		}
 }
 
-/* The runtime's call, or a retry on the next tick if it raced. */
+static void arm_poll(struct agd_mobility *m);
+
+/* The runtime's forget or release, once the worker that suspended the
+ * agent is done with it: it calls our suspend callback before it marks the
+ * agent migrating, so a transfer that completes quickly could otherwise
+ * free the agent under that worker. Returns 1 when done (or moot), 0 when
+ * it must wait. */
+static int rt_settle_now(struct agd_mobility *m, const char *id, int forget, const char *where)
+{
+	enum agd_state st;
+	uint64_t sw;
+	int res;
+
+	if (agd_rt_agent_state(m->rt, id, &st, &sw, &res) != 0)
+		return 1;
+	if (st != AGD_MIGRATING)
+		return 0;
+	if (forget)
+		agd_rt_forget(m->rt, id, where);
+	else
+		agd_rt_release(m->rt, id);
+	return 1;
+}
+
+/* The runtime's call now, or at the next turn of the loop. */
 static void rt_settle(struct agd_mobility *m, const char *id, int forget, const char *where)
 {
-	int rc = forget ? agd_rt_forget(m->rt, id, where) : agd_rt_release(m->rt, id);
 	struct retry *t;
 
-	if (rc != AGD_ERR_STATE)
+	if (rt_settle_now(m, id, forget, where))
 		return;
 	t = calloc(1, sizeof *t);
 	if (t == NULL)
@@ -348,6 +371,23 @@ static void rt_settle(struct agd_mobility *m, const char *id, int forget, const 
 	t->forget = forget;
 	t->next = m->retries;
 	m->retries = t;
+	arm_poll(m);
+}
+
+/* Retries of rt_settle; returns whether some are left. */
+static int settle_retries(struct agd_mobility *m)
+{
+	for (struct retry **pp = &m->retries; *pp;) {
+		struct retry *t = *pp;
+
+		if (!rt_settle_now(m, t->id, t->forget, t->where) && ++t->tries < 100000) {
+			pp = &t->next;
+			continue;
+		}
+		*pp = t->next;
+		free(t);
+	}
+	return m->retries != NULL;
 }
 
 /* Worker thread: the runtime suspended the agent and persisted it. */
@@ -381,8 +421,6 @@ static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state,
 	if (write(m->efd, &one, sizeof one) < 0)
 		agd_log(AGD_LOG_WARN, "mobility.wake_failed", "error=\"%s\"", strerror(errno));
 }
-
-static void arm_poll(struct agd_mobility *m);
 
 /* Dispatcher: starts the transfer of a suspended agent. */
 static void start_transfer(struct agd_mobility *m, struct item *it)
@@ -545,6 +583,8 @@ static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
 			req_drop(m, r);
 		}
 	}
+	if (settle_retries(m))
+		more = 1;
 	if (more)
 		arm_poll(m);
 	else
@@ -987,17 +1027,8 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 			req_drop(m, r);
 		}
 	}
-	for (struct retry **pp = &m->retries; *pp;) {
-		struct retry *t = *pp;
-		int rc = t->forget ? agd_rt_forget(m->rt, t->id, t->where) : agd_rt_release(m->rt, t->id);
-
-		if (rc == AGD_ERR_STATE && ++t->tries < 500) {
-			pp = &t->next;
-			continue;
-		}
-		*pp = t->next;
-		free(t);
-	}
+	if (settle_retries(m))
+		arm_poll(m);
 }
 
 /* -------------------------------------------------------- attach/detach */
