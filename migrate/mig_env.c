@@ -167,8 +167,10 @@ int mig_perm_add(lua_State *L, const char *name, int idx)
 	int rc, env;
 	int t = lua_type(L, idx);
 
+	/* Only values with identity can be permanents (a light userdata has
+	 * none the engine could rely on across hosts). */
 	if (name == NULL || name[0] == '\0' || t == LUA_TNONE || t == LUA_TNIL ||
-	    t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING)
+	    t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TLIGHTUSERDATA)
 		return MIG_ERR_ARG;
 	idx = lua_absindex(L, idx);
 	if (mig_env_push(L) != 0)

@@ -1063,9 +1063,10 @@ static int prepare(struct pctx *x)
 	lua_pushnil(L);
 	while (lua_next(L, -2)) {
 		const TValue *k = s2v(L->top.p - 2);
-		const void *key = ttislcf(k) ? (const void *)fvalue(k) : (const void *)gcvalue(k);
+		const void *key = ttislcf(k) ? (const void *)fvalue(k)
+					     : iscollectable(k) ? (const void *)gcvalue(k) : NULL;
 
-		if (x->nperm < n && ttisstring(s2v(L->top.p - 1))) {
+		if (key != NULL && x->nperm < n && ttisstring(s2v(L->top.p - 1))) {
 			x->permname[x->nperm] = tsvalue(s2v(L->top.p - 1));
 			if (mig_pmap_put(&x->perms, key, x->nperm) != 0)
 				return MIG_ERR_NOMEM;
