@@ -748,3 +748,26 @@ Test(resources_int, weak_mobility_binds_anew_to_what_the_decision_made)
 	path_of(p, sizeof p, h2, "data/resources/doc.copy.file");
 	assert_file(p, "weak copy");
 }
+
+Test(resources_int, a_gr_whose_home_is_down_at_the_hop_arrives_unbound_and_says_so)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1], *h3 = &hosts[2];
+	char id[17], logs[32768], st[16384];
+
+	start_all();
+	run_probe(h1, "r by-identifier ledger", id);
+	push(h1, id, h2, logs, sizeof logs);
+	op_eq(h2, id, "put", "k", "v", "true nil nil");
+	kill(h1->pid, SIGKILL);
+	tst_proc_stop(h1->pid, 5000);
+	h1->pid = 0;
+	/* GR needs its home, MV needs the content here: nothing applies. */
+	push(h2, id, h3, logs, sizeof logs);
+	cr_assert(strstr(logs, "h2->h3 r: ") != NULL && strstr(logs, "GR:home-down") != NULL &&
+		  strstr(logs, "MV:not-local") != NULL && strstr(logs, "(unbound)") != NULL,
+		  "%s", logs);
+	op_has(h3, id, "get", "k", NULL, "unbound");
+	op_has(h3, id, "info", NULL, NULL, "mode=unbound");
+	cr_assert_eq(ctl(h3, st, sizeof st, "--json", "ps", NULL, NULL, NULL), 0);
+	cr_assert(strstr(st, id) != NULL, "agent gone from h3: %s", st);
+}
