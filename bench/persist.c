@@ -153,7 +153,7 @@ static int measure(struct workload *w, int runs)
 {
 	double tp[MAX_RUNS], tr[MAX_RUNS], ts[MAX_RUNS];
 	uint8_t hash[MIG_HASH_LEN];
-	struct mig_error err;
+	struct mig_error err = { 0 }; /* the engine keeps the first failure: start clear */
 	struct mig_state_info info;
 	lua_State *L = fresh(w, 0x5eed0000u + (unsigned char)w->id, hash);
 	int i, rc = -1;

@@ -146,7 +146,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct budget b = { 0, 0 };
 	struct mig_state_info info;
-	struct mig_error err;
+	struct mig_error err = { 0 }; /* the engine keeps the first failure: start clear */
 	struct mob_err e;
 	uint8_t hash[MIG_HASH_LEN];
 	unsigned int seed = 0;

@@ -251,7 +251,7 @@ static int start_body(lua_State *L)
 {
 	struct ctx *c = ctx_of(L);
 	const uint8_t *hash = lua_touserdata(L, 1);
-	struct mig_error err;
+	struct mig_error err = { 0 }; /* the engine keeps the first failure: start clear */
 	int env, root, i;
 	lua_State *co;
 
@@ -397,7 +397,7 @@ static int restore_into_new(struct ctx *c, const struct mig_buf *b, lua_State **
 			    lua_State **co_out, lua_Integer *moves_out, struct mob_err *e)
 {
 	struct mig_state_info info;
-	struct mig_error err;
+	struct mig_error err = { 0 }; /* the engine keeps the first failure: start clear */
 	uint8_t hash[MIG_HASH_LEN];
 	lua_State *L;
 	int rc;
@@ -437,7 +437,7 @@ static int restore_into_new(struct ctx *c, const struct mig_buf *b, lua_State **
 static int move(struct ctx *c)
 {
 	struct mig_buf b = { NULL, 0, 0 };
-	struct mig_error err;
+	struct mig_error err = { 0 }; /* the engine keeps the first failure: start clear */
 	struct mob_err e;
 	lua_State *L2 = NULL, *co2 = NULL;
 	lua_Integer n = c->moves + 1, got;

@@ -807,3 +807,23 @@ Test(mobility_check, missing_script_fails_like_lua)
 	result_free(&ref);
 	result_free(&got);
 }
+
+Test(mobility_check, syntax_error_is_reported_as_lua_reports_it)
+{
+	struct result ref, got;
+	char tmp[256];
+	char *argv[] = { LUA_REF_BIN, "syntax_error.lua", NULL };
+	const char *msg;
+
+	make_tmp(tmp, sizeof tmp);
+	run(tmp, CORPUS_DIR, argv, &ref);
+	run_tool(tmp, &got, "syntax_error.lua", NULL);
+	assert_ended_normally(&got, "syntax error");
+	cr_assert_eq(got.code, ref.code);
+	/* lua.c prints "<prog>: <message>"; the message must be the same. */
+	msg = strstr(ref.err, ": syntax_error.lua:");
+	cr_assert_not_null(msg, "lua_ref said: %s", ref.err);
+	cr_assert(strstr(got.err, msg + 2) != NULL, "expected \"%s\" in: %s", msg + 2, got.err);
+	result_free(&ref);
+	result_free(&got);
+}
