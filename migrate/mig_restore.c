@@ -1680,6 +1680,17 @@ static int restore_main(lua_State *L)
 	lua_rawgeti(L, x->env, MIG_ENV_SENTINEL);
 	x->sentinel = hvalue(s2v(L->top.p - 1));
 
+	/* Most objects of a big state are strings: grow Lua's string table
+	 * once instead of doubling it step by step while they arrive. */
+	{
+		uint64_t want = (uint64_t)G(L)->strt.nuse + x->nobj / 2;
+		int size = G(L)->strt.size;
+
+		while ((uint64_t)size < want && size < (1 << 20))
+			size *= 2;
+		if (size > G(L)->strt.size)
+			luaS_resize(L, size);
+	}
 	if ((rc = read_value(x, &root)))
 		goto out;
 	strictnil(&root);
