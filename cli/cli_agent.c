@@ -66,7 +66,7 @@ static int agent_request(struct cli_ctx *ctx, const char *id, const char *cmd, c
 	rc = cli_locate(ctx, id, &h);
 	if (rc != CLI_EXIT_OK)
 		return rc;
-	rc = cli_call(ctx, &h, cmd, body, &reply);
+	rc = cli_call_agent(ctx, id, &h, cmd, body, &reply);
 	if (rc == CLI_EXIT_OK)
 		rc = cli_reply_parse(ctx, h.name, reply, doc_out);
 	else if (ctx->json && reply != NULL)

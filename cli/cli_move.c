@@ -90,7 +90,10 @@ static int cmd_move(struct cli_ctx *ctx, int argc, char **argv, enum move_kind k
 		return CLI_EXIT_FAIL;
 	/* A pull is asked of the receiver; push and clone of the sender. */
 	ask = kind == MOVE_PULL ? &dst : &src;
-	rc = cli_call(ctx, ask, verbs[kind], body, &reply);
+	if (kind == MOVE_PULL)
+		rc = cli_call(ctx, ask, verbs[kind], body, &reply);
+	else
+		rc = cli_call_agent(ctx, pos[0], &src, verbs[kind], body, &reply);
 	free(body);
 	if (rc != CLI_EXIT_OK) {
 		if (ctx->json && reply != NULL)

@@ -417,3 +417,29 @@ void cli_replies_free(struct cli_reply *r, size_t n)
 		r[i].body = NULL;
 	}
 }
+
+int cli_call_agent(struct cli_ctx *ctx, const char *id, struct cli_host *h, const char *cmd,
+		   const char *body, char **reply)
+{
+	FILE *err = ctx->err;
+	struct cli_host moved;
+	char saved[sizeof ctx->errmsg];
+	int rc;
+
+	/* First try quietly: "not found" here may only mean "moved on". */
+	ctx->err = NULL;
+	rc = cli_call(ctx, h, cmd, body, reply);
+	ctx->err = err;
+	if (rc == CLI_EXIT_NOTFOUND) {
+		snprintf(saved, sizeof saved, "%s", ctx->errmsg);
+		if (cli_relocate(ctx, id, h, &moved) == CLI_EXIT_OK) {
+			free(*reply);
+			*h = moved;
+			return cli_call(ctx, h, cmd, body, reply);
+		}
+		snprintf(ctx->errmsg, sizeof ctx->errmsg, "%s", saved);
+	}
+	if (rc != CLI_EXIT_OK && err != NULL)
+		fprintf(err, "agentctl: %s\n", ctx->errmsg);
+	return rc;
+}

@@ -84,4 +84,19 @@ void cli_replies_free(struct cli_reply *r, size_t n);
  * a message, when no host of the cluster has it. Implemented in cli_ps.c. */
 int cli_locate(struct cli_ctx *ctx, const char *id, struct cli_host *out);
 
+/* After `asked` said it does not have agent `id`: asks it where the agent
+ * went (control `locate`, which follows its forwarding pointers) and sets
+ * *out to that host from the cluster file. Returns CLI_EXIT_OK, or another
+ * exit code (quietly) when the agent cannot be placed elsewhere.
+ * Implemented in cli_ps.c. */
+int cli_relocate(struct cli_ctx *ctx, const char *id, const struct cli_host *asked,
+		 struct cli_host *out);
+
+/* cli_call for a request about agent `id` to *h: when h answers "not
+ * found" (the agent left it), follows the daemons' location service once
+ * and asks the host the agent is on now, updating *h. Errors are told as
+ * by cli_call, for the last host asked. */
+int cli_call_agent(struct cli_ctx *ctx, const char *id, struct cli_host *h, const char *cmd,
+		   const char *body, char **reply);
+
 #endif

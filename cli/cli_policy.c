@@ -180,7 +180,8 @@ static int cmd_bindings(struct cli_ctx *ctx, int argc, char **argv)
 		return CLI_EXIT_FAIL;
 	rc = npos == 1 ? cli_locate(ctx, pos[0], &h) : cli_target(ctx, &h);
 	if (rc == CLI_EXIT_OK)
-		rc = cli_call(ctx, &h, "bindings", body, &reply);
+		rc = npos == 1 ? cli_call_agent(ctx, pos[0], &h, "bindings", body, &reply)
+			       : cli_call(ctx, &h, "bindings", body, &reply);
 	free(body);
 	if (rc != CLI_EXIT_OK) {
 		if (ctx->json && reply != NULL)

@@ -305,6 +305,23 @@ static int cmd_locate(struct cli_ctx *ctx, int argc, char **argv)
 	return cli_emit_jw(ctx, &w);
 }
 
+int cli_relocate(struct cli_ctx *ctx, const char *id, const struct cli_host *asked,
+		 struct cli_host *out)
+{
+	long long epoch;
+	int rc;
+
+	if (cli_ctx_cluster(ctx, 0) != CLI_EXIT_OK)
+		return CLI_EXIT_FAIL;
+	rc = locate_by_daemons(ctx, id, asked, 1, out, &epoch, 1);
+	if (rc != CLI_EXIT_OK)
+		return rc;
+	/* A name the cluster file does not list has no endpoint to call. */
+	if (out->endpoint[0] == '\0' || strcmp(out->endpoint, asked->endpoint) == 0)
+		return CLI_EXIT_NOTFOUND;
+	return CLI_EXIT_OK;
+}
+
 /* Whether a ps entry is an agent that has ended (its logs are still there). */
 static int has_ended(const struct agd_json *doc, const struct agd_json_val *a)
 {

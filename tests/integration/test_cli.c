@@ -242,6 +242,9 @@ Test(cli, push_pull_and_clone_move_an_agent_between_hosts_from_outside)
 	cr_assert(strstr(clu_out, "is on h2 (epoch 1)") != NULL, "%s", clu_out);
 	cr_assert_eq(ctl("--host", "h1", "locate", id, NULL), 0, "locate via h1: %s", clu_out);
 	cr_assert(strstr(clu_out, "is on h2") != NULL, "%s", clu_out);
+	/* Asked by name of the host it left, agentctl follows it to h2. */
+	cr_assert_eq(ctl("--host", "h1", "logs", id, NULL), 0, "logs via h1: %s", clu_out);
+	cr_assert(strstr(clu_out, "hello from h2") != NULL, "%s", clu_out);
 
 	/* pull: h3 fetches it from wherever it is. */
 	cr_assert_eq(ctl("pull", id, "--to", "h3", "--weak", NULL), 0, "pull: %s", clu_out);
