@@ -886,6 +886,62 @@ static int movable(struct pctx *x, const TValue *v)
  * other slots below the top are registers Lua will write before reading:
  * stale values from earlier calls (a luaL_Buffer's light userdata, an
  * iterator's C closure) that must not stop the move. */
+/* One past the highest register instruction i can read or write (as a
+ * register index), over-approximated; SIZE_MAX when it works up to the
+ * stack top. */
+static size_t insn_reg_end(Instruction i, int nres)
+{
+	size_t a = (size_t)GETARG_A(i), b = (size_t)GETARG_B(i), c = (size_t)GETARG_C(i);
+	size_t ab = (a > b ? a : b) + 1;
+
+	switch (GET_OPCODE(i)) {
+	case OP_GETTABUP: case OP_LTI: case OP_LEI: case OP_GTI: case OP_GEI:
+	case OP_EQI: case OP_EQK: case OP_MMBINI: case OP_MMBINK: case OP_CLOSE:
+		return a + 1;
+	case OP_GETI: case OP_GETFIELD: case OP_UNM: case OP_BNOT: case OP_LEN:
+	case OP_MMBIN: case OP_EQ: case OP_LT: case OP_LE:
+		return ab;
+	case OP_SETTABUP:
+		return GETARG_k(i) ? 0 : c + 1;
+	case OP_SETI: case OP_SETFIELD:
+		return GETARG_k(i) ? a + 1 : (a > c ? a : c) + 1;
+	case OP_GETTABLE:
+		return (ab > c + 1) ? ab : c + 1;
+	case OP_SETTABLE:
+		return GETARG_k(i) ? ab : ((ab > c + 1) ? ab : c + 1);
+	case OP_SELF:
+		return (a + 2 > b + 1 ? a + 2 : b + 1) > c + 1 ? (a + 2 > b + 1 ? a + 2 : b + 1) : c + 1;
+	case OP_CONCAT:
+		return a + b;
+	case OP_CALL: case OP_TAILCALL:
+		return b == 0 ? SIZE_MAX : a + b;
+	case OP_RETURN:
+		return nres >= 0 ? a + (size_t)nres : (b == 0 ? SIZE_MAX : a + b);
+	case OP_SETLIST:
+		return b == 0 ? SIZE_MAX : a + b + 1;
+	case OP_VARARG:
+		return c == 0 ? SIZE_MAX : a + c;
+	case OP_LOADNIL:
+		return a + b + 1;
+	case OP_FORPREP: case OP_FORLOOP: case OP_TFORPREP: case OP_TFORLOOP:
+		return a + 4;
+	case OP_TFORCALL:
+		return a + 4 + c;
+	default:
+		/* Other operands are locals, constants or A itself in the
+		 * code Lua generates for expressions in flight. */
+		return a + 1;
+	}
+}
+
+static int callee_is_plain_call(CallInfo *ci)
+{
+	const Proto *p = ci_func(ci)->p;
+	OpCode op = GET_OPCODE(p->code[ci->u.l.savedpc - p->code - 1]);
+
+	return op == OP_CALL || op == OP_TAILCALL || op == OP_TFORCALL;
+}
+
 static void live_slots(lua_State *th, uint8_t *live, size_t top)
 {
 	memset(live, 0, top);
@@ -902,15 +958,27 @@ static void live_slots(lua_State *th, uint8_t *live, size_t top)
 
 		if (f < top)
 			live[f] = 1;
-		if (topmost && isLua(ci)) {
+		/* A frame stopped by a hook, or inside a metamethod: only its
+		 * active locals and the registers its instruction uses are
+		 * known to matter. Below a plain call, everything under the
+		 * callee does (locals and pending temporaries). */
+		if (isLua(ci) && (topmost || !callee_is_plain_call(ci))) {
 			const Proto *p = ci_func(ci)->p;
 			int pc = (int)(ci->u.l.savedpc - p->code) - 1;
-			size_t nact = 0;
+			size_t nact = 0, reg;
 
 			for (int i = 0; i < p->sizelocvars && p->locvars[i].startpc <= pc; i++)
 				if (pc < p->locvars[i].endpc)
 					nact++;
-			end = f + 1 + nact;
+			/* A hook can stop a frame between any two instructions,
+			 * where registers above the active locals are most often
+			 * stale; below a metamethod, the interrupted instruction
+			 * still needs its operands. */
+			reg = topmost ? 0 : insn_reg_end(p->code[pc], ci->u2.nres);
+			if (reg == SIZE_MAX)
+				end = slot_of(th, ci->next->func.p);
+			else
+				end = f + 1 + (nact > reg ? nact : reg);
 		}
 		/* A vararg function's own arguments sit under it. */
 		if (isLua(ci) && ci_func(ci)->p->is_vararg) {
