@@ -1217,7 +1217,7 @@ static int persist_main(lua_State *L)
 	{
 		size_t guess = (size_t)gettotalbytes(G(L)) / 128;
 
-		if ((rc = mig_pmap_reserve(&x->ids, guess < ((size_t)1 << 14) ? guess : ((size_t)1 << 14))))
+		if ((rc = mig_pmap_reserve(&x->ids, guess < ((size_t)1 << 19) ? guess : ((size_t)1 << 19))))
 			goto out;
 	}
 
