@@ -516,6 +516,10 @@ int mig_source_load(lua_State *L, const uint8_t hash[MIG_HASH_LEN], struct mig_e
 {
 	int env, rc;
 
+	if (err != NULL) {
+		err->code = 0;
+		err->msg[0] = '\0';
+	}
 	if (hash == NULL || mig_env_push(L) != 0)
 		return mig_err_set(err, MIG_ERR_ARG, "environment not open");
 	env = lua_gettop(L);
