@@ -131,6 +131,15 @@ int mig_cfunc_add(lua_State *L, const char *name, lua_CFunction f);
 int mig_cont_add(lua_State *L, const char *name, lua_KFunction k);
 
 /*
+ * Notes on the functions below (engine, v1):
+ * - mig_state_restore refuses a state made with another seed than L's
+ *   (MIG_ERR_ARG) and runs a full collection first.
+ * - mig_state_forget_finalizers also stops the collector of L for good:
+ *   call it only right before lua_close.
+ * - Hooks are not carried: set them again on restored coroutines.
+ */
+
+/*
  * Persists the value at idx (typically the agent's coroutine, or a table
  * holding it and its companions) and everything reachable from it to out
  * (appended). Coroutines must be suspended, not started, or dead (not
