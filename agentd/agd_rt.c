@@ -62,6 +62,7 @@ struct agd_agent {
 	uint8_t checkpoint_req;       /* persist it (and keep running) when next seen */
 	uint8_t timed_out;            /* its wait's deadline passed */
 	uint8_t lru_in;               /* in the idle list */
+	uint8_t had_deadline;         /* its wait had a deadline when a transfer took it */
 	enum wait_kind wait;          /* what it waits for */
 	uint64_t wake_at;             /* deadline in agd_now_ms(), when heap_i */
 	size_t heap_i;                /* 1-based heap position, 0 = none */
@@ -690,6 +691,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 				fn(ud, a->id, rc, a->saved.data, a->saved.len, a->code);
 			pthread_mutex_lock(&rt->mu);
 			if (rc == 0) {
+				a->had_deadline = a->heap_i != 0;
 				heap_remove(rt, a);
 				lru_remove(rt, a);
 				set_state(rt, a, AGD_MIGRATING, "transfer");
@@ -718,6 +720,7 @@ suspend_passive:
 			agd_store_agent_clear(&rec);
 		}
 		pthread_mutex_lock(&rt->mu);
+		a->had_deadline = a->heap_i != 0;
 		heap_remove(rt, a);
 		lru_remove(rt, a);
 		set_state(rt, a, AGD_MIGRATING, "transfer");
@@ -1738,9 +1741,17 @@ int agd_rt_release(struct agd_rt *rt, const char *id)
 		rc = AGD_ERR_NOTFOUND;
 	else if (a->state != AGD_MIGRATING)
 		rc = AGD_ERR_STATE;
-	else {
+	else if (a->wait != W_NONE && !(a->wait == W_RECV && a->mb_head != NULL)) {
+		/* It was waiting when the transfer took it: it waits again,
+		 * with its deadline (the tick wakes it if that has passed). */
+		set_state(rt, a, AGD_WAITING, "transfer abandoned");
+		a->idle_since = agd_now_ms();
+		if (a->had_deadline && heap_push(rt, a) == 0)
+			agd_loop_wake(rt->loop);
+		if (a->on_demand && a->vm != NULL && rt->cfg->passivate_after > 0)
+			lru_append(rt, a);
+	} else {
 		set_state(rt, a, AGD_RUNNING, "transfer abandoned");
-		/* A recv pending when it was suspended is still pending. */
 		enqueue(rt, a);
 	}
 	pthread_mutex_unlock(&rt->mu);

@@ -10,6 +10,8 @@
 #include "agd_json.h"
 #include "agd_loop.h"
 #include "agd_rt.h"
+#include "agd_vm.h"
+#include "mig_state.h"
 
 #include <criterion/criterion.h>
 #include <stdlib.h>
@@ -309,4 +311,111 @@ Test(agd_rt_two, kill_ends_a_waiting_agent_and_not_twice)
 	cr_assert_eq(agd_rt_kill(rt, a, "again"), AGD_ERR_STATE);
 	cr_assert_eq(agd_rt_kill(rt, "0000000000000000", "x"), AGD_ERR_NOTFOUND);
 	cr_assert(agd_rt_send(rt, "", a, "x", 1) == AGD_ERR_STATE);
+}
+
+/* ---- the migration seam: suspend, release, forget, admit ---- */
+
+struct captured {
+	int called;
+	int rc;
+	uint8_t *state;
+	size_t len;
+	struct agd_code *code;
+};
+
+static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state, size_t len,
+			 struct agd_code *code)
+{
+	struct captured *c = ud;
+
+	(void)id;
+	c->rc = rc;
+	if (rc == 0 && state != NULL) {
+		c->state = malloc(len);
+		memcpy(c->state, state, len);
+		c->len = len;
+	}
+	c->code = code;
+	__atomic_store_n(&c->called, 1, __ATOMIC_SEQ_CST);
+}
+
+/* Sends a string message as the control channel would. */
+static void send_text(const char *id, const char *text)
+{
+	char json[128];
+	struct agd_json *doc = NULL;
+	struct mig_buf b = { 0 };
+	char err[128];
+
+	snprintf(json, sizeof json, "\"%s\"", text);
+	cr_assert_eq(agd_json_parse(json, strlen(json), &doc, NULL), 0);
+	cr_assert_eq(agd_msg_from_json(doc, agd_json_root(doc), &b, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(agd_rt_send(rt, "", id, b.data, b.len), 0);
+	agd_buf_free(&b);
+	agd_json_destroy(&doc);
+}
+
+static void wait_called(struct captured *c)
+{
+	for (int i = 0; i < 1000 && !__atomic_load_n(&c->called, __ATOMIC_SEQ_CST); i++) {
+		agd_rt_tick(loop, rt);
+		usleep(5000);
+	}
+	cr_assert(c->called, "suspend callback never ran");
+}
+
+Test(agd_rt_two, a_suspended_waiting_agent_released_waits_again_and_keeps_its_state)
+{
+	char a[AGD_ID_LEN + 1];
+	struct captured c = { 0 };
+
+	spawn("local n = 41 local m = agent.recv() agent.log('got', m, n + 1)", a, 0);
+	cr_assert(wait_state(a, "waiting", 5000));
+	cr_assert_eq(agd_rt_suspend(rt, a, on_suspended, &c), 0);
+	wait_called(&c);
+	cr_assert_eq(c.rc, 0);
+	cr_assert_gt(c.len, 0);
+	cr_assert(wait_state(a, "migrating", 2000));
+	cr_assert_eq(agd_rt_release(rt, a), 0);
+	/* No spurious wake-up: still waiting for its message. */
+	cr_assert(wait_state(a, "waiting", 2000));
+	cr_assert(!log_has(a, "got"));
+	send_text(a, "yo");
+	cr_assert(wait_state(a, "finished", 5000));
+	cr_assert(log_has(a, "got yo 42"));
+	free(c.state);
+}
+
+Test(agd_rt_two, a_suspended_agent_admitted_elsewhere_resumes_its_wait_and_the_source_forgets_it)
+{
+	char a[AGD_ID_LEN + 1], b[AGD_ID_LEN + 1];
+	struct captured c = { 0 };
+	struct agd_admit in;
+	char err[256];
+	enum agd_state st;
+
+	spawn("local n = 41 local m = agent.recv() agent.log('got', m, n + 1)", a, 0);
+	cr_assert(wait_state(a, "waiting", 5000));
+	cr_assert_eq(agd_rt_suspend(rt, a, on_suspended, &c), 0);
+	wait_called(&c);
+	cr_assert_eq(c.rc, 0);
+	/* "Elsewhere": the same runtime under another id, as a target would. */
+	memcpy(b, a, sizeof b);
+	b[0] = b[0] == 'f' ? '0' : 'f';
+	memset(&in, 0, sizeof in);
+	in.id = b;
+	in.home = "h1";
+	in.epoch = 1;
+	in.activation = AGD_ACTIVATION_RESIDENT;
+	in.state = c.state;
+	in.state_len = c.len;
+	cr_assert_eq(agd_rt_admit(rt, &in, c.code, err, sizeof err), 0, "%s", err);
+	cr_assert_eq(agd_rt_forget(rt, a, "h2"), 0);
+	cr_assert_eq(agd_rt_agent_state(rt, a, &st, NULL, NULL), AGD_ERR_NOTFOUND);
+	cr_assert(wait_state(b, "waiting", 5000), "admitted agent did not go back to its recv");
+	cr_assert(!log_has(b, "got"));
+	send_text(b, "hi");
+	cr_assert(wait_state(b, "finished", 5000));
+	cr_assert(log_has(b, "got hi 42"), "state lost in the move");
+	free(c.state);
 }
