@@ -25,12 +25,14 @@ enum agd_vm_status {
 	AGD_VM_DONE,      /* the entry returned */
 	AGD_VM_ERROR,     /* an error escaped (reason holds the message) */
 	AGD_VM_KILLED,    /* a quota or agd_vm_kill ended it (reason says which) */
+	AGD_VM_MIGRATE,   /* [mig2] agent.migrate/clone: reason = target host, move_flags (agd_moblua.h) */
 };
 
 struct agd_vm_result {
 	enum agd_vm_status status; /* see above */
 	double timeout;            /* seconds for SLEEP and RECV */
 	char reason[256];          /* for ERROR and KILLED */
+	unsigned move_flags;       /* [mig2] MIGRATE: AGD_MOVE_* (agd_mobility.h) */
 };
 
 /* Quotas of one agent. */
