@@ -47,7 +47,29 @@ struct item {
 	int rc;                  /* the runtime's result */
 	uint8_t *state;          /* copy of the persisted state */
 	size_t len;
+	int self;                /* the agent asked for this move itself */
+	char to[AGD_WIRE_NAME_MAX + 1]; /* self: the target host */
+	unsigned flags;          /* self: AGD_MOVE_* */
 	struct item *next;
+};
+
+/* A move an agent asked for itself, between its yield (worker) and its
+ * suspension (the suspend callback, also on a worker). */
+struct self_req {
+	char id[AGD_ID_LEN + 1];
+	char to[AGD_WIRE_NAME_MAX + 1];
+	unsigned flags;                /* AGD_MOVE_* */
+	struct self_req *next;
+};
+
+/* How an agent's own move ended at this host, for agent.migrate's results
+ * when it resumes here (failure, or a clone's new id). */
+struct outcome {
+	char id[AGD_ID_LEN + 1];
+	int ok;
+	char clone_id[AGD_ID_LEN + 1];
+	char err[200];
+	struct outcome *next;
 };
 
 /* A transfer this host asked for (push, clone, or a peer's pull). */
@@ -58,6 +80,7 @@ struct req {
 	int kind;                      /* AGD_KIND_* */
 	int mobility;                  /* AGD_MOB_* */
 	struct agd_ctl_token *tok;     /* the control request to answer, or NULL */
+	int self;                      /* the agent asked for it (agent.migrate/clone) */
 	int awaiting;                  /* 1: the agent is still arriving here; 2: it
 					  arrived and the runtime is restoring it:
 					  suspend it once it waits */
@@ -102,14 +125,156 @@ struct agd_mobility {
 	uint64_t sent_id;              /* a send answered inside agd_dir_send: */
 	int sent_code;                 /* its id and outcome, for cmd_send */
 	char sent_host[AGD_WIRE_NAME_MAX + 1];
-	pthread_mutex_t mu;            /* guards items */
+	pthread_mutex_t mu;            /* guards items, selfq and outcomes */
 	struct item *items;
+	struct self_req *selfq;        /* self moves not yet suspended */
+	struct outcome *outcomes;      /* self moves ended, not yet seen by the agent */
 	struct req *reqs;
 	struct retry *retries;
 	struct waiter *waiters;
 	char crash_at[32];             /* test-only crash point, or "" */
 	char pause_after[32];          /* test-only stop point, or "" */
 };
+
+/* ------------------------------------------------- runtime registry */
+
+/* Which runtime has which mobility context. The runtime knows nothing of
+ * this module, and the Lua bindings and the worker loop reach it only
+ * through their agd_rt: one entry per daemon in the process (tests run
+ * daemons as processes, so this is normally one). Guarded by reg_mu, which
+ * is taken before any m->mu and never around a runtime call. */
+#define REG_MAX 8
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static struct {
+	struct agd_rt *rt;
+	struct agd_mobility *m;
+} reg[REG_MAX];
+
+static void reg_set(struct agd_rt *rt, struct agd_mobility *m)
+{
+	pthread_mutex_lock(&reg_mu);
+	for (size_t i = 0; i < REG_MAX; i++)
+		if (m != NULL ? reg[i].rt == NULL : reg[i].rt == rt) {
+			reg[i].rt = m != NULL ? rt : NULL;
+			reg[i].m = m;
+			break;
+		}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+/* reg_mu held. */
+static struct agd_mobility *reg_get(struct agd_rt *rt)
+{
+	for (size_t i = 0; i < REG_MAX; i++)
+		if (reg[i].rt == rt && rt != NULL)
+			return reg[i].m;
+	return NULL;
+}
+
+/* m->mu held. */
+static void outcome_put(struct agd_mobility *m, const char *id, int ok, const char *clone_id,
+			const char *err)
+{
+	struct outcome *o = NULL;
+
+	for (struct outcome *p = m->outcomes; p; p = p->next)
+		if (strcmp(p->id, id) == 0)
+			o = p;
+	if (o == NULL) {
+		o = calloc(1, sizeof *o);
+		if (o == NULL)
+			return; /* the agent then reads "did not complete" */
+		snprintf(o->id, sizeof o->id, "%s", id);
+		o->next = m->outcomes;
+		m->outcomes = o;
+	}
+	o->ok = ok;
+	snprintf(o->clone_id, sizeof o->clone_id, "%s", clone_id ? clone_id : "");
+	snprintf(o->err, sizeof o->err, "%s", err ? err : "");
+}
+
+static void outcome_set(struct agd_mobility *m, const char *id, int ok, const char *clone_id,
+			const char *err)
+{
+	pthread_mutex_lock(&m->mu);
+	outcome_put(m, id, ok, clone_id, err);
+	pthread_mutex_unlock(&m->mu);
+}
+
+int agd_mobility_available(struct agd_rt *rt)
+{
+	int yes;
+
+	pthread_mutex_lock(&reg_mu);
+	yes = reg_get(rt) != NULL;
+	pthread_mutex_unlock(&reg_mu);
+	return yes;
+}
+
+static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state, size_t len,
+			 struct agd_code *code);
+
+void agd_mobility_self_move(struct agd_rt *rt, const char *id, const char *to, unsigned flags,
+			    agd_rt_suspend_fn *fn, void **ud)
+{
+	struct agd_mobility *m;
+
+	pthread_mutex_lock(&reg_mu);
+	m = reg_get(rt);
+	if (m != NULL) {
+		struct self_req *q = NULL;
+
+		pthread_mutex_lock(&m->mu);
+		if (*fn != NULL)
+			outcome_put(m, id, 0, NULL, "the agent is already being moved");
+		else if ((q = calloc(1, sizeof *q)) == NULL)
+			outcome_put(m, id, 0, NULL, "out of memory");
+		else {
+			snprintf(q->id, sizeof q->id, "%s", id);
+			snprintf(q->to, sizeof q->to, "%s", to);
+			q->flags = flags;
+			q->next = m->selfq;
+			m->selfq = q;
+			*fn = on_suspended;
+			*ud = m;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+}
+
+int agd_mobility_self_outcome(struct agd_rt *rt, const char *id, int *ok,
+			      char clone_id[AGD_ID_LEN + 1], char *err, size_t err_len)
+{
+	struct agd_mobility *m;
+	int found = 0;
+
+	*ok = 0;
+	clone_id[0] = '\0';
+	if (err_len > 0)
+		err[0] = '\0';
+	pthread_mutex_lock(&reg_mu);
+	m = reg_get(rt);
+	if (m != NULL) {
+		pthread_mutex_lock(&m->mu);
+		for (struct outcome **pp = &m->outcomes; *pp; pp = &(*pp)->next) {
+			struct outcome *o = *pp;
+
+			if (strcmp(o->id, id) != 0)
+				continue;
+			*ok = o->ok;
+			snprintf(clone_id, AGD_ID_LEN + 1, "%s", o->clone_id);
+			snprintf(err, err_len, "%s", o->err);
+			*pp = o->next;
+			free(o);
+			found = 1;
+			break;
+		}
+		pthread_mutex_unlock(&m->mu);
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return found;
+}
 
 /* ---------------------------------------------------------- test hooks */
 
@@ -349,10 +514,11 @@ static int rt_settle_now(struct agd_mobility *m, const char *id, int forget, con
 		return 1;
 	if (st != AGD_MIGRATING)
 		return 0;
+	/* The worker that suspended it may still be inside our callback (the
+	 * runtime keeps it on CPU until then): forget says so, try again. */
 	if (forget)
-		agd_rt_forget(m->rt, id, where);
-	else
-		agd_rt_release(m->rt, id);
+		return agd_rt_forget(m->rt, id, where) != AGD_ERR_STATE;
+	agd_rt_release(m->rt, id);
 	return 1;
 }
 
@@ -396,15 +562,38 @@ static void on_suspended(void *ud, const char *id, int rc, const uint8_t *state,
 {
 	struct agd_mobility *m = ud;
 	struct item *it = calloc(1, sizeof *it);
+	struct self_req *q = NULL;
 	uint64_t one = 1;
 
 	(void)code;
+	/* The agent's own request, if it made one (agent.migrate). */
+	pthread_mutex_lock(&m->mu);
+	for (struct self_req **pp = &m->selfq; *pp; pp = &(*pp)->next)
+		if (strcmp((*pp)->id, id) == 0) {
+			q = *pp;
+			*pp = q->next;
+			break;
+		}
+	if (q != NULL && (rc != 0 || it == NULL))
+		outcome_put(m, id, 0, NULL, rc != 0 ? agd_strerror(rc) : "out of memory");
+	pthread_mutex_unlock(&m->mu);
+	if (q != NULL)
+		agd_res_leaving(m->res, id, q->to,
+				(q->flags & AGD_MOVE_CLONE) ? AGD_KIND_CLONE : AGD_KIND_PUSH); /* [mig2] */
 	if (rc == 0)
 		agd_res_prepare(m->res, id); /* [resint] decide, export (bounded wait) */
-	if (it == NULL)
+	if (it == NULL) {
+		free(q);
 		return; /* the transfer times out at the control client */
+	}
 	snprintf(it->id, sizeof it->id, "%s", id);
 	it->rc = rc;
+	if (q != NULL) {
+		it->self = 1;
+		snprintf(it->to, sizeof it->to, "%s", q->to);
+		it->flags = q->flags;
+		free(q);
+	}
 	if (rc == 0 && len > 0) {
 		it->state = malloc(len);
 		if (it->state == NULL)
@@ -431,6 +620,27 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 	size_t seen_len = 0;
 	int rc;
 
+	if (it->self && it->rc == 0) {
+		/* agent.migrate/clone: the request starts here. */
+		if (r != NULL || (r = calloc(1, sizeof *r)) == NULL) {
+			outcome_set(m, it->id, 0, NULL, r ? "the agent is already being moved" : "out of memory");
+			rt_settle(m, it->id, 0, NULL);
+			return;
+		}
+		snprintf(r->id, sizeof r->id, "%s", it->id);
+		snprintf(r->to, sizeof r->to, "%s", it->to);
+		r->kind = (it->flags & AGD_MOVE_CLONE) ? AGD_KIND_CLONE : AGD_KIND_PUSH;
+		r->mobility = (it->flags & AGD_MOVE_WEAK) ? AGD_MOB_WEAK : AGD_MOB_STRONG;
+		r->self = 1;
+		if (r->kind == AGD_KIND_CLONE) {
+			uint8_t b[AGD_ID_LEN / 2];
+
+			randombytes_buf(b, sizeof b);
+			sodium_bin2hex(r->clone_id, sizeof r->clone_id, b, sizeof b);
+		}
+		r->next = m->reqs;
+		m->reqs = r;
+	}
 	if (r == NULL) {
 		/* Nobody asked (any more): let it run on. */
 		if (it->rc == 0)
@@ -459,13 +669,17 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "mobility.push_failed", "agent=%s to=%s error=\"%s\"", r->id, r->to,
 			agd_xfer_strerror(rc));
+		if (r->self)
+			outcome_set(m, r->id, 0, NULL, agd_xfer_strerror(rc));
 		rt_settle(m, r->id, 0, NULL);
 		answer_error(m, &r->tok, "io", agd_xfer_strerror(rc));
 		req_drop(m, r);
 		return;
 	}
-	if (r->kind == AGD_KIND_CLONE)
-		rt_settle(m, r->id, 0, NULL); /* the original goes on now */
+	/* The original goes on now; one that cloned itself waits for the
+	 * outcome (agent.clone returns the new id or an error). */
+	if (r->kind == AGD_KIND_CLONE && !r->self)
+		rt_settle(m, r->id, 0, NULL);
 }
 
 static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
@@ -686,6 +900,14 @@ static void x_done(void *ud, const char *agent, int rc, const char *host, uint64
 	struct agd_jw w;
 
 	agd_res_left(m->res, agent, rc, host); /* [resint] commit moves, bind counts */
+	if (r != NULL && r->self) {
+		/* Before the release: the agent reads it when it resumes. */
+		if (rc != 0 || r->kind == AGD_KIND_CLONE)
+			outcome_set(m, agent, rc == 0, r->kind == AGD_KIND_CLONE ? r->clone_id : NULL,
+				    why && why[0] ? why : "transfer failed");
+		if (r->kind == AGD_KIND_CLONE)
+			rt_settle(m, agent, 0, NULL);
+	}
 	if (r == NULL || r->kind != AGD_KIND_CLONE) {
 		if (rc == 0) {
 			rt_settle(m, agent, 1, host);
@@ -1188,6 +1410,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 		agd_log(AGD_LOG_WARN, "res.glue_failed", "host=%s", cfg->host);
 	agd_log(AGD_LOG_INFO, "peer.listen", "host=%s endpoint=%s trusted_hosts=%zu", cfg->host,
 		agd_peer_endpoint(m->peer), agd_trust_count(m->hosts));
+	reg_set(m->rt, m);
 	*out = m;
 	return 0;
 fail:
@@ -1204,6 +1427,7 @@ void agd_mobility_detach(struct agd_mobility **mp)
 		return;
 	m = *mp;
 	*mp = NULL;
+	reg_set(m->rt, NULL);
 	agd_res_destroy(&m->res); /* [resint] */
 	if (m->timer)
 		agd_loop_cancel_timer(m->loop, m->timer);
@@ -1241,6 +1465,18 @@ void agd_mobility_detach(struct agd_mobility **mp)
 		m->items = it->next;
 		free(it->state);
 		free(it);
+	}
+	while (m->selfq) {
+		struct self_req *q = m->selfq;
+
+		m->selfq = q->next;
+		free(q);
+	}
+	while (m->outcomes) {
+		struct outcome *o = m->outcomes;
+
+		m->outcomes = o->next;
+		free(o);
 	}
 	agd_dir_destroy(&m->dir);
 	agd_xfer_destroy(&m->xfer);

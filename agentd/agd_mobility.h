@@ -24,11 +24,16 @@
 #define AGD_MOBILITY_H
 
 #include "agd_config.h"
+#include "agd_rt.h"
 
 #include <stddef.h>
 
 struct agd_server;
 struct agd_mobility;
+
+/* Flags of a move an agent asks for itself (agent.migrate, agent.clone). */
+#define AGD_MOVE_CLONE 1u /* a copy moves under a new id; the original goes on */
+#define AGD_MOVE_WEAK 2u  /* the target starts the agent at its entry */
 
 /* Sets up the peer channel when cfg has a [peer] endpoint (else *out is NULL
  * and 0 is returned). Must run after agd_server_new and before
@@ -41,5 +46,26 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 /* Closes the sockets and frees; call after agd_server_run returns and before
  * agd_server_destroy (which terminates the ZeroMQ context). NULL-safe. */
 void agd_mobility_detach(struct agd_mobility **m);
+
+/* Whether rt has a peer channel attached (agent.migrate can work). Any
+ * thread. */
+int agd_mobility_available(struct agd_rt *rt);
+
+/* Worker thread, with the runtime's lock held (agd_rt.c work()): agent `id`
+ * asked to move itself to host `to` (flags AGD_MOVE_*). When *fn is NULL
+ * (no other suspend pending), records the request and sets *fn and *ud to
+ * the suspend callback the runtime must run at the agent's next safe point;
+ * otherwise, or without a peer channel, leaves them and records a failed
+ * outcome. Takes only this module's own locks; calls nothing in the
+ * runtime. */
+void agd_mobility_self_move(struct agd_rt *rt, const char *id, const char *to, unsigned flags,
+			    agd_rt_suspend_fn *fn, void **ud);
+
+/* Worker thread: takes (clears) the outcome of agent id's last self move
+ * from this host. Returns 1 with *ok, clone_id (a clone's new id) and err
+ * set when known; 0 when unknown (no peer channel, or the daemon restarted
+ * during the move). */
+int agd_mobility_self_outcome(struct agd_rt *rt, const char *id, int *ok,
+			      char clone_id[AGD_ID_LEN + 1], char *err, size_t err_len);
 
 #endif
