@@ -28,6 +28,7 @@
 #include "agd_proc.h"
 #include "agd_rt.h"
 #include "agd_res.h" /* [resint] resource glue hooks */
+#include "agd_moblua.h" /* [mig2] agent.migrate/clone */
 #include "mig_lua.h"
 #include "mig_segment.h"
 #include "mig_state.h"
@@ -54,7 +55,7 @@
 #define AGD_HAVE_RES_MOBILITY 1 /* [resint] res_lua_mobility is in libres */
 #endif
 
-enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL };
+enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL, Y_MIGRATE /* [mig2] */ };
 
 struct agd_vm {
 	lua_State *L;            /* the agent's state; owned */
@@ -353,16 +354,29 @@ static int unavailable(lua_State *L, const char *what)
 	return 3;
 }
 
+/* [mig2] agent.migrate/clone: the request goes in the root table, the
+ * slice ends with AGD_VM_MIGRATE (agd_moblua.c). */
+static int move_self(lua_State *L, int clone)
+{
+	struct agd_vm *vm = checkvm(L);
+	int n;
+
+	check_blockable(L, vm, clone ? "clone" : "migrate");
+	n = agd_moblua_request(L, vm->rt, vm->root_ref, clone);
+	if (n > 0)
+		return n;
+	vm->why = Y_MIGRATE;
+	return lua_yield(L, 0);
+}
+
 static int l_migrate(lua_State *L)
 {
-	luaL_checkstring(L, 1);
-	return unavailable(L, "migration");
+	return move_self(L, 0); /* [mig2] */
 }
 
 static int l_clone(lua_State *L)
 {
-	luaL_checkstring(L, 1);
-	return unavailable(L, "migration");
+	return move_self(L, 1); /* [mig2] */
 }
 
 /* agent.resource(name): a handle for the manifest's binding `name`,
@@ -1002,6 +1016,8 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 			lua_pop(vm->L, 1);
 		}
 	}
+	else if (vm->root_ref != LUA_NOREF) /* [mig2] what agent.migrate returns here */
+		nargs = agd_moblua_resume(vm->L, vm->co, vm->root_ref, vm->rt, vm->a);
 	vm->started = 1;
 again:
 	if (vm->uses_res && !vm->res_locked) {
@@ -1029,6 +1045,9 @@ again:
 		case Y_RECV:
 			res->status = AGD_VM_RECV;
 			res->timeout = vm->timeout;
+			break;
+		case Y_MIGRATE: /* [mig2] */
+			agd_moblua_yielded(vm->L, vm->root_ref, res);
 			break;
 		default:
 			/* The hook, or a bare coroutine.yield in the agent's
