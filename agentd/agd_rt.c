@@ -14,6 +14,7 @@
  */
 #include "agd_rt.h"
 
+#include "agd_mobility.h" /* [mig2] agd_mobility_self_move */
 #include "agd_log.h"
 #include "agd_loop.h"
 #include "agd_store.h"
@@ -678,7 +679,16 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 		a->on_cpu = 0;
 		rt->busy--;
 		if (fn != NULL) {
-			/* The migration seam: hand out the persisted state. */
+			/* The migration seam: hand out the persisted state. [mig2]
+			 * Marked migrating before the callback, and on CPU through
+			 * it, so that a forget waits for this worker. */
+			if (rc == 0) {
+				a->had_deadline = a->heap_i != 0;
+				heap_remove(rt, a);
+				lru_remove(rt, a);
+				set_state(rt, a, AGD_MIGRATING, "transfer");
+			}
+			a->on_cpu = 1;
 			pthread_mutex_unlock(&rt->mu);
 			if (rc == 0 && a->saved.data == NULL) {
 				struct agd_agent_rec rec;
@@ -690,12 +700,9 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			} else
 				fn(ud, a->id, rc, a->saved.data, a->saved.len, a->code);
 			pthread_mutex_lock(&rt->mu);
-			if (rc == 0) {
-				a->had_deadline = a->heap_i != 0;
-				heap_remove(rt, a);
-				lru_remove(rt, a);
-				set_state(rt, a, AGD_MIGRATING, "transfer");
-			}
+			a->on_cpu = 0;
+			if (rc != 0 && a->state == AGD_MIGRATING) /* [mig2] not handed out */
+				set_state(rt, a, AGD_RUNNING, "transfer failed");
 		} else if (rt->stopping || (rc == 0 && (passivate || !checkpoint))) {
 			dead = a->vm;
 			a->vm = NULL;
@@ -706,6 +713,11 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			enqueue(rt, a);
 		goto out;
 suspend_passive:
+		a->had_deadline = a->heap_i != 0; /* [mig2] migrating before the callback */
+		heap_remove(rt, a);
+		lru_remove(rt, a);
+		set_state(rt, a, AGD_MIGRATING, "transfer");
+		a->on_cpu = 1;
 		pthread_mutex_unlock(&rt->mu);
 		{
 			struct agd_agent_rec rec;
@@ -720,10 +732,9 @@ suspend_passive:
 			agd_store_agent_clear(&rec);
 		}
 		pthread_mutex_lock(&rt->mu);
-		a->had_deadline = a->heap_i != 0;
-		heap_remove(rt, a);
-		lru_remove(rt, a);
-		set_state(rt, a, AGD_MIGRATING, "transfer");
+		a->on_cpu = 0; /* [mig2] */
+		if (a->state == AGD_RUNNING && !rt->stopping) /* [mig2] released meanwhile */
+			enqueue(rt, a);
 		return;
 	}
 	if (a->state != AGD_RUNNING)
@@ -845,8 +856,15 @@ suspend_passive:
 		finish(rt, a, AGD_KILLED, a->kill_req && a->reason[0] ? a->reason : res.reason,
 		       &dead);
 		break;
+	case AGD_VM_MIGRATE: /* [mig2] agent.migrate/clone: suspend now; agd_mobility moves it */
+		agd_mobility_self_move(rt, a->id, res.reason, res.move_flags, &a->suspend_fn,
+				       &a->suspend_ud);
+		enqueue_front(rt, a);
+		break;
 	}
 out:
+	if (a->suspend_fn != NULL && !ended(a->state)) /* [mig2] asked while it was on CPU */
+		enqueue(rt, a);
 	pthread_cond_broadcast(&rt->idle_cv);
 	if (dead != NULL) {
 		pthread_mutex_unlock(&rt->mu);
