@@ -1653,6 +1653,35 @@ static int read_body(struct rctx *x, uint32_t id)
 	}
 }
 
+/* Lua adds a value to a thread's to-be-closed list only when it is not
+ * false and has a __close metamethod, and closing relies on that (its own
+ * assertion fires otherwise). Bytes may say anything, and a live program may
+ * even have removed the metamethod since: such a slot cannot be closed
+ * safely, so the state is refused. Runs once every metatable is set. */
+static int check_tbc_lists(struct rctx *x)
+{
+	for (uint64_t i = 0; i < x->nid; i++) {
+		lua_State *th;
+		StkId p;
+
+		if (!ttisthread(&x->obj[i]))
+			continue;
+		th = thvalue(&x->obj[i]);
+		for (p = th->tbclist.p; p > th->stack.p;) {
+			unsigned short d = p->tbclist.delta;
+
+			if (d == 0) { /* a dummy node: the list jumps the maximum delta */
+				p -= USHRT_MAX;
+				continue;
+			}
+			if (l_isfalse(s2v(p)) || notm(luaT_gettmbyobj(x->L, s2v(p), TM_CLOSE)))
+				return bad(x, "to-be-closed value without __close");
+			p -= d;
+		}
+	}
+	return 0;
+}
+
 struct rargs {
 	struct rctx *x;
 	int rc;
@@ -1708,7 +1737,7 @@ static int restore_main(lua_State *L)
 		rc = bad(x, "fewer objects than the header says");
 		goto out;
 	}
-	if ((rc = link_open_upvalues(x)) || (rc = make_overlays(x)))
+	if ((rc = link_open_upvalues(x)) || (rc = make_overlays(x)) || (rc = check_tbc_lists(x)))
 		goto out;
 	lua_settop(L, 1);
 	push_tv(L, &root);

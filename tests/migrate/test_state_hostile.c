@@ -239,3 +239,43 @@ Test(mig_hostile, restore_into_a_state_without_env_is_refused)
 	mig_buf_free(&b);
 	lua_close(L);
 }
+
+/* A to-be-closed variable whose value lost its __close after it was
+ * declared is a state Lua itself cannot close safely (its own assertion
+ * fires in debug builds); found by fuzz_state_restore as a one-bit flip.
+ * The restorer refuses such a slot instead of building it. */
+Test(mig_hostile, tbc_slot_without_close_is_refused)
+{
+	lua_State *L = tst_state(SEED), *L2, *co;
+	struct mig_buf b = { 0 };
+	struct mig_error err = { 0 };
+	struct mig_state_info info;
+	int nres, rc;
+
+	tst_run(L,
+		"local mt = { __close = function() end }\n"
+		"local co = coroutine.create(function()\n"
+		"  local x <close> = setmetatable({}, mt)\n"
+		"  coroutine.yield()\n"
+		"end)\n"
+		"coroutine.resume(co)\n"
+		"mt.__close = nil\n"
+		"return co\n",
+		1);
+	co = lua_tothread(L, -1);
+	cr_assert_eq(lua_status(co), LUA_YIELD);
+	cr_assert_eq(mig_state_persist(L, -1, &b, &err), 0, "%s", err.msg);
+	mig_state_forget_finalizers(L);
+	lua_close(L);
+	cr_assert_eq(mig_state_peek(b.data, b.len, &info), 0);
+	L2 = tst_state(info.seed);
+	rc = mig_state_restore(L2, b.data, b.len, &err);
+	cr_assert_eq(rc, MIG_ERR_MALFORMED, "restore gave %d (%s)", rc, err.msg);
+	cr_assert(strstr(err.msg, "to-be-closed") != NULL, "%s", err.msg);
+	/* The target state is still usable. */
+	tst_run(L2, "return 1 + 1", 1);
+	cr_assert_eq(lua_tointeger(L2, -1), 2);
+	(void)nres;
+	mig_buf_free(&b);
+	lua_close(L2);
+}
