@@ -790,6 +790,21 @@ static size_t slot_of(lua_State *th, StkId p)
 	return (size_t)(p - th->stack.p);
 }
 
+/* The call status to carry. Lua marks a Lua frame stopped by a hook yield
+ * (CIST_HOOKYIELD) and clears the mark at its next counted instruction; a
+ * host that re-arms its count hook after the yield restarts the count, so
+ * the mark can outlive the hook stop while the frame runs on and calls out.
+ * Only the top frame of a thread can be stopped by a hook; elsewhere the
+ * mark is stale, and dropping it at most lets the hook run once more. */
+static unsigned frame_status(lua_State *th, const CallInfo *ci)
+{
+	unsigned st = ci->callstatus;
+
+	if (ci != th->ci)
+		st &= ~(unsigned)CIST_HOOKYIELD;
+	return st;
+}
+
 static int put_frames(struct pctx *x, lua_State *th)
 {
 	struct mig_buf *b = x->b;
@@ -813,7 +828,7 @@ static int put_frames(struct pctx *x, lua_State *th)
 			    (rc = mig_buf_varint(b, slot_of(th, ci->func.p))) ||
 			    (rc = mig_buf_varint(b, slot_of(th, ci->top.p))) ||
 			    (rc = mig_buf_svarint(b, ci->nresults)) ||
-			    (rc = mig_buf_varint(b, ci->callstatus)))
+			    (rc = mig_buf_varint(b, frame_status(th, ci))))
 				return rc;
 			/* u2 means something only for these two cases; a stale
 			 * value elsewhere is not carried. */

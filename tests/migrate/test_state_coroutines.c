@@ -518,3 +518,50 @@ Test(mig_co, traversal_over_keys_added_after_a_move_visits_each_once)
 	transcript(src, 88, 2, NOHOOK, out, sizeof out);
 	cr_assert(strstr(out, " ok 26 19") != NULL, "%s", out + (strlen(out) > 300 ? strlen(out) - 300 : 0));
 }
+
+/* A host that re-arms its count hook after a hook yield (as agentd does
+ * after a restore) restarts the count, so the frame that was stopped keeps
+ * Lua's hook-yield mark while it runs on and yields some other way. That
+ * stale mark must not make the state unmovable. */
+Test(mig_co, frame_left_by_a_hook_yield_moves_after_a_plain_yield)
+{
+	lua_State *L = tst_state(777u), *co;
+	int nres = 0;
+
+	tst_run(L,
+		"return function()\n"
+		"  local s = 0\n"
+		"  for i = 1, 100 do\n"
+		"    s = s + i\n"
+		"    if i % 10 == 0 then coroutine.yield(s) end\n"
+		"  end\n"
+		"  return s\n"
+		"end\n",
+		1);
+	co = lua_newthread(L);
+	lua_insert(L, -2);
+	lua_xmove(L, co, 1);
+	lua_sethook(co, yield_hook, LUA_MASKCOUNT, 5);
+	cr_assert_eq(lua_resume(co, L, 0, &nres), LUA_YIELD);
+	cr_assert_eq(nres, 0, "expected a hook yield first");
+	lua_sethook(co, yield_hook, LUA_MASKCOUNT, 1000000);
+	cr_assert_eq(lua_resume(co, L, 0, &nres), LUA_YIELD);
+	cr_assert_eq(nres, 1);
+	cr_assert_eq(lua_tointeger(co, -1), 55);
+	lua_pop(co, nres);
+	tst_move(&L);
+	co = lua_tothread(L, -1);
+	cr_assert_not_null(co);
+	lua_sethook(co, yield_hook, LUA_MASKCOUNT, 1000000);
+	for (int i = 0; i < 20; i++) {
+		int st = lua_resume(co, L, 0, &nres);
+
+		if (st == LUA_OK)
+			break;
+		cr_assert_eq(st, LUA_YIELD, "%s", lua_tostring(co, -1));
+		lua_pop(co, nres);
+	}
+	cr_assert_eq(lua_status(co), LUA_OK);
+	cr_assert_eq(lua_tointeger(co, -1), 5050);
+	lua_close(L);
+}
