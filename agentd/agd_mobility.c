@@ -741,14 +741,9 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 			r->awaiting = 1;
 			r->deadline = agd_now_ms() + 10000;
 			rc = 0;
-		} else if (rc == 0 && st != AGD_WAITING && !(st >= AGD_MIGRATING)) {
-			/* Possibly on a worker right now, about to park: a
-			 * suspend asked then is lost by the runtime (it parks
-			 * without looking). Poll until it waits. */
-			r->awaiting = 2;
-			r->deadline = agd_now_ms() + 10000;
-			arm_poll(m);
 		} else {
+			/* Waiting, queued or on a worker: the runtime keeps the
+			 * request until the agent's next safe point. */
 			rc = agd_rt_suspend(m->rt, id, on_suspended, m);
 		}
 	}
@@ -779,14 +774,6 @@ static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
 		if (r->awaiting != 2)
 			continue;
 		if (agd_rt_agent_state(m->rt, r->id, &st, &sw, &res) != 0) {
-			more = 1;
-			continue;
-		}
-		/* Only a waiting agent is surely off the workers. (An agent
-		 * that computes without ever waiting is not moved: the
-		 * request ends at its deadline; see the runtime note in
-		 * docs/protocol.md.) */
-		if (st != AGD_WAITING) {
 			more = 1;
 			continue;
 		}
@@ -880,12 +867,17 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	{
 		struct req *r = req_find(m, a->id);
 
-		/* Not now: a suspend asked while the runtime restores the
-		 * agent on a worker is lost (it parks without looking), so
-		 * poll until it waits (awaiting_poll). */
+		/* A move asked while it was arriving: the runtime keeps a
+		 * suspend asked while it restores the agent. */
 		if (r != NULL && r->awaiting == 1) {
-			r->awaiting = 2;
-			arm_poll(m);
+			int rc2;
+
+			r->awaiting = 0;
+			rc2 = agd_rt_suspend(m->rt, r->id, on_suspended, m);
+			if (rc2 != 0) {
+				answer_error(m, &r->tok, agd_errname(rc2), agd_strerror(rc2));
+				req_drop(m, r);
+			}
 		}
 	}
 	agd_dir_settled(m->dir, a->id, agd_now_ms());

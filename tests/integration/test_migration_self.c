@@ -1,0 +1,508 @@
+/*
+ * test_migration_self.c: moves an agent asks for itself (agent.migrate,
+ * agent.clone) between real daemons on loopback, and a push of an agent
+ * that computes without ever waiting. Locals, upvalues and a coroutine
+ * must come across every hop; a migrate to a dead host returns nil and an
+ * error at the source, where the agent goes on; a clone goes on under a
+ * new id on the target while the original goes on.
+ */
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define HOSTS 3
+
+struct host {
+	char name[8];
+	char dir[300];
+	char conf[340];
+	char log[340];
+	char ctl[64];
+	char peer[64];
+	pid_t pid;
+};
+
+static char tmp[256];
+static char seg[300];
+static struct host hosts[HOSTS];
+
+static const char *ctlbin(void)
+{
+	const char *b = tst_bin("AGENTCTL_BIN");
+
+	cr_assert_not_null(b, "AGENTCTL_BIN not set");
+	return b;
+}
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	cr_assert_not_null(f, "cannot write %s", path);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void append_file(const char *dst, const char *src)
+{
+	char buf[4096];
+	FILE *in = fopen(src, "r"), *out = fopen(dst, "a");
+	size_t n;
+
+	cr_assert(in && out);
+	while ((n = fread(buf, 1, sizeof buf, in)) > 0)
+		fwrite(buf, 1, n, out);
+	fclose(in);
+	fclose(out);
+}
+
+static void keygen(const char *prefix, const char *name)
+{
+	char *argv[] = { (char *)ctlbin(), "keygen", "-o", (char *)prefix, "--name", (char *)name, NULL };
+
+	cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "keygen %s", prefix);
+}
+
+static void setup(void)
+{
+	char path[400], text[2048], agentdir[300];
+
+	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
+	snprintf(path, sizeof path, "%s/author", tmp);
+	keygen(path, "author");
+	snprintf(path, sizeof path, "%s/author.pub", tmp);
+	{
+		char trust[300];
+
+		snprintf(trust, sizeof trust, "%s/trust", tmp);
+		append_file(trust, path);
+	}
+	for (int i = 0; i < HOSTS; i++) {
+		struct host *h = &hosts[i];
+		char pub[340], th[300];
+
+		memset(h, 0, sizeof *h);
+		snprintf(h->name, sizeof h->name, "h%d", i + 1);
+		snprintf(h->dir, sizeof h->dir, "%.200s/h%d", tmp, i + 1);
+		mkdir(h->dir, 0700);
+		snprintf(path, sizeof path, "%s/data", h->dir);
+		mkdir(path, 0700);
+		snprintf(path, sizeof path, "%.250s/h%d", h->dir, i + 1);
+		keygen(path, h->name);
+		snprintf(pub, sizeof pub, "%.250s/h%d.pub", h->dir, i + 1);
+		snprintf(th, sizeof th, "%s/trusted-hosts", tmp);
+		append_file(th, pub);
+		snprintf(h->ctl, sizeof h->ctl, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->peer, sizeof h->peer, "tcp://127.0.0.1:%d", tst_free_port());
+		snprintf(h->conf, sizeof h->conf, "%s/agentd.conf", h->dir);
+		snprintf(h->log, sizeof h->log, "%s/agentd.log", h->dir);
+		snprintf(text, sizeof text,
+			 "[daemon]\nhost = h%d\ndata_dir = %.250s/data\nworkers = 2\n\n"
+			 "[control]\ntcp = %.60s\nipc = ipc://%.250s/control.sock\n\n"
+			 "[peer]\nendpoint = %.60s\nhost_key = %.250s/h%d.key\ntrust_store = %.200s/trust\n"
+			 "trusted_hosts = %.200s/trusted-hosts\n\n"
+			 "[log]\nfile = %.300s\nlevel = info\n",
+			 i + 1, h->dir, h->ctl, h->dir, h->peer, h->dir, i + 1, tmp, tmp, h->log);
+		write_file(h->conf, text);
+	}
+	/* The agent: counts in a local, logs every step. */
+	snprintf(agentdir, sizeof agentdir, "%s/ticker", tmp);
+	mkdir(agentdir, 0700);
+	snprintf(path, sizeof path, "%s/manifest", agentdir);
+	write_file(path, "agentd-manifest 1\nname = ticker\nversion = 1.0\nentry = main.lua main\n"
+			 "mobility = strong\nactivation = resident\nfile = main.lua\n");
+	snprintf(path, sizeof path, "%s/main.lua", agentdir);
+	write_file(path, "function main()\n  local n = 0\n  while true do\n    n = n + 1\n"
+			 "    agent.log('tick ' .. n .. ' on ' .. agent.host())\n    agent.sleep(0.05)\n"
+			 "  end\nend\n");
+	/* The cluster file, so that agentctl knows the hosts by name. */
+	{
+		char body[1024], cluster[300];
+
+		snprintf(cluster, sizeof cluster, "%s/cluster", tmp);
+		snprintf(body, sizeof body, "h1 %s %s\nh2 %s %s\nh3 %s %s\n", hosts[0].ctl, hosts[0].peer,
+			 hosts[1].ctl, hosts[1].peer, hosts[2].ctl, hosts[2].peer);
+		write_file(cluster, body);
+		setenv("AGENTCTL_CLUSTER", cluster, 1);
+	}
+	/* A second agent: counts the messages it receives and the duplicates. */
+	{
+		char idir[300], ipath[400], key[300], iseg[300];
+
+		snprintf(idir, sizeof idir, "%.200s/inbox", tmp);
+		mkdir(idir, 0700);
+		snprintf(ipath, sizeof ipath, "%s/manifest", idir);
+		write_file(ipath, "agentd-manifest 1\nname = inbox\nversion = 1.0\nentry = main.lua main\n"
+				  "mobility = strong\nactivation = resident\nfile = main.lua\n");
+		snprintf(ipath, sizeof ipath, "%s/main.lua", idir);
+		write_file(ipath, "function main()\n  local seen, total, dups = {}, 0, 0\n  while true do\n"
+				  "    local m = agent.recv(0.05)\n    if m ~= nil then\n"
+				  "      if seen[m] then dups = dups + 1 else seen[m] = true; total = total + 1 end\n"
+				  "    end\n    agent.log('total ' .. total .. ' dups ' .. dups)\n  end\nend\n");
+		snprintf(iseg, sizeof iseg, "%.200s/inbox.seg", tmp);
+		snprintf(key, sizeof key, "%.200s/author.key", tmp);
+		{
+			char *argv[] = { (char *)ctlbin(), "sign", idir, "-k", key, "-o", iseg, NULL };
+
+			cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign inbox");
+		}
+	}
+	snprintf(seg, sizeof seg, "%s/ticker.seg", tmp);
+	{
+		char key[300];
+		char *argv[] = { (char *)ctlbin(), "sign", agentdir, "-k", key, "-o", seg, NULL };
+
+		snprintf(key, sizeof key, "%s/author.key", tmp);
+		cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign");
+	}
+}
+
+static void teardown(void)
+{
+	for (int i = 0; i < HOSTS; i++) {
+		if (hosts[i].pid > 0) {
+			kill(hosts[i].pid, SIGCONT);
+			tst_proc_stop(hosts[i].pid, 5000);
+		}
+		hosts[i].pid = 0;
+	}
+	if (getenv("MIGRATION_TEST_KEEP") == NULL)
+		tst_rmtree(tmp);
+}
+
+TestSuite(migself, .init = setup, .fini = teardown, .timeout = 100);
+
+static long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* agentctl --host H ARGS...; output into out. */
+static int ctl(struct host *h, char *out, size_t len, int timeout_ms, const char *a1, const char *a2,
+	       const char *a3, const char *a4, const char *a5)
+{
+	char *argv[] = { (char *)ctlbin(), "--host", h->ctl, "--timeout", "8000", (char *)a1,
+			 (char *)a2, (char *)a3, (char *)a4, (char *)a5, NULL };
+
+	if (out && len)
+		out[0] = '\0';
+	return tst_run(argv, out, len, timeout_ms);
+}
+
+static void start_host(struct host *h, const char *crash, const char *pause)
+{
+	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--config", h->conf, NULL };
+	char out[1024];
+	long end = now_ms() + 10000;
+
+	cr_assert_not_null(argv[0], "AGENTD_BIN not set");
+	if (crash)
+		setenv("AGENTD_TEST_CRASH_AT", crash, 1);
+	if (pause)
+		setenv("AGENTD_TEST_PAUSE_AFTER", pause, 1);
+	h->pid = tst_proc_start(argv, NULL);
+	unsetenv("AGENTD_TEST_CRASH_AT");
+	unsetenv("AGENTD_TEST_PAUSE_AFTER");
+	cr_assert_gt(h->pid, 0);
+	while (now_ms() < end) {
+		if (ctl(h, out, sizeof out, 3000, "status", NULL, NULL, NULL, NULL) == 0)
+			return;
+		usleep(50000);
+	}
+	cr_assert_fail("%s did not come up", h->name);
+}
+
+/* Whether host h lists agent id among its live agents: 1, 0, or -1 when
+ * the host does not answer. */
+static int lists(struct host *h, const char *id)
+{
+	char out[16384];
+
+	if (ctl(h, out, sizeof out, 10000, "--json", "ps", NULL, NULL, NULL) != 0)
+		return -1;
+	return strstr(out, id) != NULL;
+}
+
+/* The highest "tick N" in the agent's log on h, or -1. */
+static int last_tick(struct host *h, const char *id)
+{
+	char out[16384];
+	int best = -1;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "30", NULL) != 0)
+		return -1;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int n = atoi(p + 5);
+
+		if (n > best)
+			best = n;
+	}
+	return best;
+}
+
+/* The smallest "tick N" logged on h (where its run there began), or -1. */
+static int first_tick(struct host *h, const char *id)
+{
+	char out[16384];
+	int best = -1;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
+		return -1;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int n = atoi(p + 5);
+
+		if (best < 0 || n < best)
+			best = n;
+	}
+	return best;
+}
+
+static void wait_ticks(struct host *h, const char *id, int n)
+{
+	long end = now_ms() + 10000;
+
+	while (now_ms() < end && last_tick(h, id) < n)
+		usleep(50000);
+	cr_assert_geq(last_tick(h, id), n, "%s: agent not ticking", h->name);
+}
+
+/* The agent's count, as logged on h, never went back or skipped: each
+ * "tick N" is one more than the one before, and the run there did not
+ * start over at the entry (N = 1) after having counted further. Returns the
+ * number of ticks seen. */
+static int check_ticks(struct host *h, const char *id, const char *what)
+{
+	char out[16384];
+	int prev = -1, n = 0;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
+		return 0;
+	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
+		int t = atoi(p + 5);
+
+		if (prev >= 0)
+			cr_assert_eq(t, prev + 1, "%s: on %s the count went %d -> %d (run twice, or state lost)",
+				     what, h->name, prev, t);
+		prev = t;
+		n++;
+	}
+	return n;
+}
+
+
+/* Daemons learn each other's peer endpoints from agentctl's push (which
+ * names the target's endpoint) and from HELLO: a ticker pushed round the
+ * first n hosts introduces each to the next and back. */
+static void introduce(int n)
+{
+	char id[32], out[512];
+
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	for (int i = 0; i < n; i++) {
+		struct host *from = &hosts[i];
+		const char *to = hosts[(i + 1) % n].name;
+
+		cr_assert_eq(ctl(from, out, sizeof out, 20000, "push", id, "--to", to, "--weak"), 0,
+			     "introduce %s -> %s: %s", from->name, to, out);
+	}
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "kill", id, NULL, NULL, NULL), 0, "%s", out);
+}
+
+/* Signs an agent `name` whose main.lua is `lua` (entry function main);
+ * writes the segment's path to out. */
+static void make_seg(const char *name, const char *lua, char *out, size_t len)
+{
+	char dir[300], path[400], key[300], text[512];
+
+	snprintf(dir, sizeof dir, "%.200s/%s", tmp, name);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	snprintf(text, sizeof text,
+		 "agentd-manifest 1\nname = %s\nversion = 1.0\nentry = main.lua main\n"
+		 "mobility = strong\nactivation = resident\nfile = main.lua\n", name);
+	write_file(path, text);
+	snprintf(path, sizeof path, "%s/main.lua", dir);
+	write_file(path, lua);
+	snprintf(out, len, "%.200s/%s.seg", tmp, name);
+	snprintf(key, sizeof key, "%.200s/author.key", tmp);
+	{
+		char *argv[] = { (char *)ctlbin(), "sign", dir, "-k", key, "-o", out, NULL };
+
+		cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign %s", name);
+	}
+}
+
+static void run_seg(struct host *h, const char *segpath, char id[32])
+{
+	char out[256];
+
+	cr_assert_eq(ctl(h, out, sizeof out, 10000, "run", segpath, NULL, NULL, NULL), 0, "run: %s", out);
+	cr_assert_geq(strlen(out), 16);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+}
+
+/* Polls h's log of agent id for `needle`, at most ms; 1 when found. */
+static int wait_log(struct host *h, const char *id, const char *needle, int ms, char *out, size_t len)
+{
+	long end = now_ms() + ms;
+
+	do {
+		if (ctl(h, out, len, 10000, "logs", id, "--lines", "30", NULL) == 0 && strstr(out, needle))
+			return 1;
+		usleep(50000);
+	} while (now_ms() < end);
+	return 0;
+}
+
+static const char hopper_lua[] =
+	"function main()\n"
+	"  local n = 0\n"
+	"  local up = { hops = 0 }\n"
+	"  local function bump() up.hops = up.hops + 1; return up.hops end\n"
+	"  local gen = coroutine.create(function()\n"
+	"    local k = 0\n"
+	"    while true do k = k + 1; coroutine.yield(k) end\n"
+	"  end)\n"
+	"  coroutine.resume(gen)\n"
+	"  for i, h in ipairs({ 'h2', 'h3', 'h1' }) do\n"
+	"    n = n + 10\n"
+	"    local a, b = agent.migrate(h, i == 3 and { returns = { 'home', 42 } } or nil)\n"
+	"    local _, k = coroutine.resume(gen)\n"
+	"    agent.log(string.format('hop %d a=%s b=%s host=%s n=%d hops=%d gen=%d', i,\n"
+	"      tostring(a), tostring(b), agent.host(), n, bump(), k))\n"
+	"  end\n"
+	"  while true do agent.sleep(1) end\n"
+	"end\n";
+
+Test(migself, migrate_returns_on_the_target_with_locals_upvalues_and_coroutines)
+{
+	char segp[300], id[32], out[16384];
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(HOSTS);
+	make_seg("hopper", hopper_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_log(&hosts[0], id, "hop 3 ", 30000, out, sizeof out),
+		  "the agent did not come back to h1: %s", out);
+	cr_assert_not_null(strstr(out, "hop 3 a=home b=42 host=h1 n=30 hops=3 gen=4"),
+			   "state or results lost on the way: %s", out);
+	cr_assert_null(strstr(out, "hop 1"), "h1 kept the log of a run that left: %s", out);
+	cr_assert_eq(lists(&hosts[1], id), 0, "still on h2");
+	cr_assert_eq(lists(&hosts[2], id), 0, "still on h3");
+	cr_assert_eq(lists(&hosts[0], id), 1, "not on h1");
+}
+
+static const char dead_lua[] =
+	"function main()\n"
+	"  local n = 5\n"
+	"  local a, b, c = agent.migrate('h2')\n"
+	"  agent.log(string.format('after a=%s c=%s host=%s n=%d', tostring(a), tostring(c),\n"
+	"    agent.host(), n))\n"
+	"  agent.log('err ' .. tostring(b))\n"
+	"  while true do n = n + 1; agent.log('tick ' .. n); agent.sleep(0.05) end\n"
+	"end\n";
+
+Test(migself, migrate_to_a_dead_host_returns_nil_and_the_agent_goes_on_at_the_source)
+{
+	char segp[300], id[32], out[16384];
+	int t;
+
+	start_host(&hosts[0], NULL, NULL); /* h2 is trusted but down */
+	make_seg("deadhop", dead_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_log(&hosts[0], id, "after ", 30000, out, sizeof out), "migrate never returned: %s",
+		  out);
+	cr_assert_not_null(strstr(out, "after a=nil c=io host=h1 n=5"), "wrong results: %s", out);
+	cr_assert_not_null(strstr(out, "err migration failed"), "no error message: %s", out);
+	t = last_tick(&hosts[0], id);
+	wait_ticks(&hosts[0], id, t + 3);
+	check_ticks(&hosts[0], id, "after a failed migrate");
+}
+
+static const char clone_lua[] =
+	"function main()\n"
+	"  local n = 7\n"
+	"  local r, e = agent.clone('h2')\n"
+	"  agent.log(string.format('cloned r=%s self=%s host=%s n=%d', tostring(r),\n"
+	"    tostring(r == agent.id()), agent.host(), n))\n"
+	"  while true do n = n + 1; agent.log('tick ' .. n); agent.sleep(0.05) end\n"
+	"end\n";
+
+Test(migself, clone_goes_on_under_a_new_id_and_the_original_goes_on)
+{
+	char segp[300], id[32], out[16384], cid[32], want[128];
+	const char *p;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	introduce(2);
+	make_seg("cloner", clone_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_log(&hosts[0], id, "cloned ", 30000, out, sizeof out), "clone never returned: %s",
+		  out);
+	p = strstr(out, "cloned r=");
+	cr_assert_not_null(p);
+	memcpy(cid, p + 9, 16);
+	cid[16] = '\0';
+	cr_assert_str_neq(cid, id, "the clone has the original's id");
+	snprintf(want, sizeof want, "cloned r=%s self=false host=h1 n=7", cid);
+	cr_assert_not_null(strstr(out, want), "at the source: %s", out);
+	cr_assert(wait_log(&hosts[1], cid, "cloned ", 15000, out, sizeof out), "no clone on h2: %s", out);
+	snprintf(want, sizeof want, "cloned r=%s self=true host=h2 n=7", cid);
+	cr_assert_not_null(strstr(out, want), "in the clone: %s", out);
+	wait_ticks(&hosts[1], cid, 10);
+	wait_ticks(&hosts[0], id, 10);
+	cr_assert_eq(lists(&hosts[0], id), 1);
+	cr_assert_eq(lists(&hosts[1], id), 0, "the original moved");
+	cr_assert_eq(lists(&hosts[1], cid), 1);
+}
+
+static const char busy_lua[] =
+	"function main()\n"
+	"  local n, t = 0, 0\n"
+	"  while true do\n"
+	"    n = n + 1\n"
+	"    if n % 20000 == 0 then t = t + 1; agent.log('tick ' .. t) end\n"
+	"  end\n"
+	"end\n";
+
+/* Runtime bug 1: a suspend asked while the agent is on a worker was lost
+ * unless the agent happened to wait. */
+Test(migself, push_moves_an_agent_that_computes_without_ever_waiting)
+{
+	char segp[300], id[32], out[512];
+	int before, first;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	make_seg("busy", busy_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	wait_ticks(&hosts[0], id, 5);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 20000, "push", id, "--to", "h2", NULL), 0, "push: %s",
+		     out);
+	before = last_tick(&hosts[0], id);
+	cr_assert_eq(lists(&hosts[0], id), 0, "still listed at the source");
+	wait_ticks(&hosts[1], id, before + 3);
+	first = first_tick(&hosts[1], id);
+	cr_assert_geq(first, before, "the count restarted (%d after %d): state lost", first, before);
+	check_ticks(&hosts[1], id, "push of a busy agent");
+	/* and back, twice more: each suspend lands */
+	cr_assert_eq(ctl(&hosts[1], out, sizeof out, 20000, "push", id, "--to", "h1", NULL), 0, "push back: %s",
+		     out);
+	cr_assert_eq(lists(&hosts[0], id), 1);
+}
