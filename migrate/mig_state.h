@@ -56,7 +56,8 @@ const char *mig_strerror(int code);
 
 /* Details of a failure: the code and a human message (for
  * MIG_ERR_UNPERSISTABLE, the path from the root to the offending object,
- * e.g. "root.upvalue[2].field 'f'"). */
+ * e.g. "root.upvalue[2].field 'f'"). Every function taking one clears it on
+ * entry. */
 struct mig_error {
 	int code;
 	char msg[256];
