@@ -56,8 +56,9 @@ const char *mig_strerror(int code);
 
 /* Details of a failure: the code and a human message (for
  * MIG_ERR_UNPERSISTABLE, the path from the root to the offending object,
- * e.g. "root.upvalue[2].field 'f'"). Every function taking one clears it on
- * entry. */
+ * e.g. "root.upvalue[2].field 'f'"). Callers need not initialise it: the
+ * functions of this library reset it on entry or overwrite it on failure;
+ * it is meaningful only after a negative return. */
 struct mig_error {
 	int code;
 	char msg[256];
