@@ -28,6 +28,7 @@
 #include "agd_proc.h"
 #include "agd_rt.h"
 #include "agd_res.h" /* [resint] resource glue hooks */
+#include "agd_mobility.h" /* [mig2] agd_mobility_send */
 #include "agd_moblua.h" /* [mig2] agent.migrate/clone */
 #include "mig_lua.h"
 #include "mig_segment.h"
@@ -315,7 +316,8 @@ static int l_send(lua_State *L)
 			lua_pushstring(L, "arg");
 			return 3;
 		}
-		rc = agd_rt_send(vm->rt, agd_agent_id(vm->a), to, buf.data, buf.len);
+		rc = agd_mobility_send(vm->rt, agd_agent_id(vm->a), to, buf.data, buf.len, /* [mig2] elsewhere: agd_dir */
+				       lua_type(L, 3) == LUA_TSTRING ? lua_tostring(L, 3) : NULL);
 		agd_buf_free(&buf);
 	}
 #else
