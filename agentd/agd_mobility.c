@@ -62,6 +62,16 @@ struct self_req {
 	struct self_req *next;
 };
 
+/* A message an agent sent to an agent not here (agent.send), on its way
+ * from the worker to agd_dir on the dispatcher. */
+struct outmsg {
+	char to[AGD_ID_LEN + 1];
+	char hint[AGD_WIRE_NAME_MAX + 1];
+	size_t len;
+	struct outmsg *next;
+	uint8_t data[];
+};
+
 /* How an agent's own move ended at this host, for agent.migrate's results
  * when it resumes here (failure, or a clone's new id). */
 struct outcome {
@@ -129,6 +139,7 @@ struct agd_mobility {
 	struct item *items;
 	struct self_req *selfq;        /* self moves not yet suspended */
 	struct outcome *outcomes;      /* self moves ended, not yet seen by the agent */
+	struct outmsg *outq;           /* agent.send to elsewhere, newest first */
 	struct req *reqs;
 	struct retry *retries;
 	struct waiter *waiters;
@@ -274,6 +285,48 @@ int agd_mobility_self_outcome(struct agd_rt *rt, const char *id, int *ok,
 	}
 	pthread_mutex_unlock(&reg_mu);
 	return found;
+}
+
+int agd_mobility_send(struct agd_rt *rt, const char *from, const char *to, const void *data,
+		      size_t len, const char *hint)
+{
+	struct agd_mobility *m;
+	enum agd_state st;
+	uint64_t sw;
+	int res, rc = agd_rt_send(rt, from, to, data, len);
+
+	if (rc != AGD_ERR_NOTFOUND && rc != AGD_ERR_STATE)
+		return rc;
+	/* Ended here: nothing to route. */
+	if (rc == AGD_ERR_STATE &&
+	    (agd_rt_agent_state(rt, to, &st, &sw, &res) != 0 || st != AGD_MIGRATING))
+		return rc;
+	if (strlen(to) != AGD_ID_LEN)
+		return rc;
+	pthread_mutex_lock(&reg_mu);
+	m = reg_get(rt);
+	if (m != NULL) {
+		struct outmsg *o = malloc(sizeof *o + len);
+		uint64_t one = 1;
+
+		if (o == NULL)
+			rc = AGD_ERR_NOMEM;
+		else {
+			snprintf(o->to, sizeof o->to, "%s", to);
+			snprintf(o->hint, sizeof o->hint, "%s", hint && strlen(hint) <= AGD_WIRE_NAME_MAX ? hint : "");
+			o->len = len;
+			memcpy(o->data, data, len);
+			pthread_mutex_lock(&m->mu);
+			o->next = m->outq;
+			m->outq = o;
+			pthread_mutex_unlock(&m->mu);
+			if (write(m->efd, &one, sizeof one) < 0)
+				agd_log(AGD_LOG_WARN, "mobility.wake_failed", "error=\"%s\"", strerror(errno));
+			rc = 0;
+		}
+	}
+	pthread_mutex_unlock(&reg_mu);
+	return rc;
 }
 
 /* ---------------------------------------------------------- test hooks */
@@ -687,13 +740,36 @@ static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 	struct agd_mobility *m = ud;
 	uint64_t n;
 	struct item *list;
+	struct outmsg *outs;
 
 	if (read(fd, &n, sizeof n) < 0 && errno != EAGAIN)
 		return;
 	pthread_mutex_lock(&m->mu);
 	list = m->items;
 	m->items = NULL;
+	outs = m->outq;
+	m->outq = NULL;
 	pthread_mutex_unlock(&m->mu);
+	/* Oldest first: the queue is newest first. */
+	for (struct outmsg *rev = NULL, *o; outs || rev;) {
+		if (outs) {
+			o = outs;
+			outs = o->next;
+			o->next = rev;
+			rev = o;
+			continue;
+		}
+		o = rev;
+		rev = o->next;
+		{
+			uint64_t msgid = 0;
+
+			if (agd_dir_send(m->dir, o->to, o->data, o->len, o->hint[0] ? o->hint : NULL,
+					 agd_now_ms(), &msgid) != 0)
+				agd_log(AGD_LOG_WARN, "mobility.send_unroutable", "agent=%s", o->to);
+		}
+		free(o);
+	}
 	while (list) {
 		struct item *it = list;
 
@@ -1463,6 +1539,12 @@ void agd_mobility_detach(struct agd_mobility **mp)
 
 		m->selfq = q->next;
 		free(q);
+	}
+	while (m->outq) {
+		struct outmsg *o = m->outq;
+
+		m->outq = o->next;
+		free(o);
 	}
 	while (m->outcomes) {
 		struct outcome *o = m->outcomes;

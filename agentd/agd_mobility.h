@@ -68,4 +68,14 @@ void agd_mobility_self_move(struct agd_rt *rt, const char *id, const char *to, u
 int agd_mobility_self_outcome(struct agd_rt *rt, const char *id, int *ok,
 			      char clone_id[AGD_ID_LEN + 1], char *err, size_t err_len);
 
+/* agent.send: agd_rt_send, and for an agent not here (or in flight from
+ * here) a hand-over to agd_dir on the dispatcher, which finds it (this
+ * host's forwarding pointers, then `hint`, a host name or NULL, then the
+ * directory), holds it while it moves, and delivers once. Returns 0 when
+ * delivered here or handed over (delivery elsewhere is not confirmed to
+ * the sender), else agd_rt_send's error. Any thread; takes the runtime's
+ * lock, so never call it with that held. */
+int agd_mobility_send(struct agd_rt *rt, const char *from, const char *to, const void *data,
+		      size_t len, const char *hint);
+
 #endif
