@@ -497,6 +497,11 @@ Test(migself, push_moves_an_agent_that_computes_without_ever_waiting)
 		     out);
 	before = last_tick(&hosts[0], id);
 	cr_assert_eq(lists(&hosts[0], id), 0, "still listed at the source");
+	{
+		char lg[16384];
+
+		cr_assert(wait_log(&hosts[1], id, "tick ", 10000, lg, sizeof lg), "not running on h2: %s", lg);
+	}
 	wait_ticks(&hosts[1], id, before + 3);
 	first = first_tick(&hosts[1], id);
 	cr_assert_geq(first, before, "the count restarted (%d after %d): state lost", first, before);
@@ -505,4 +510,70 @@ Test(migself, push_moves_an_agent_that_computes_without_ever_waiting)
 	cr_assert_eq(ctl(&hosts[1], out, sizeof out, 20000, "push", id, "--to", "h1", NULL), 0, "push back: %s",
 		     out);
 	cr_assert_eq(lists(&hosts[0], id), 1);
+}
+
+static const char sender_lua[] =
+	"function main()\n"
+	"  local to = agent.recv()\n"
+	"  for i = 1, 30 do\n"
+	"    local ok, err = agent.send(to, 's' .. i, 'h2')\n"
+	"    if not ok then agent.log('send failed ' .. tostring(err)) end\n"
+	"    agent.sleep(0.03)\n"
+	"  end\n"
+	"  agent.log('sent all')\n"
+	"  while true do agent.sleep(1) end\n"
+	"end\n";
+
+/* The last "total N dups D" the inbox agent logged on h. */
+static int inbox_counts(struct host *h, const char *id, int *total, int *dups)
+{
+	char out[16384];
+	char *p, *last = NULL;
+
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "5", NULL) != 0)
+		return -1;
+	for (p = strstr(out, "total "); p; p = strstr(p + 6, "total "))
+		last = p;
+	if (last == NULL || sscanf(last, "total %d dups %d", total, dups) != 2)
+		return -1;
+	return 0;
+}
+
+/* An agent on h1 sends to one on h2 (named by a host hint) while that one
+ * hops h2 -> h1 -> h2: every message arrives, once. */
+Test(migself, agent_send_reaches_an_agent_elsewhere_and_in_flight_exactly_once)
+{
+	char segp[300], iseg[300], sid[32], iid[32], out[16384], quoted[40];
+	int total = -1, dups = -1;
+	struct host *where = NULL;
+	long end;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	introduce(2);
+	make_seg("sender", sender_lua, segp, sizeof segp);
+	snprintf(iseg, sizeof iseg, "%.200s/inbox.seg", tmp);
+	run_seg(&hosts[1], iseg, iid);
+	run_seg(&hosts[0], segp, sid);
+	snprintf(quoted, sizeof quoted, "\"%s\"", iid);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "send", sid, quoted, NULL, NULL), 0, "%s", out);
+	usleep(200000);
+	cr_assert_eq(ctl(&hosts[1], out, sizeof out, 20000, "push", iid, "--to", "h1", NULL), 0, "push: %s", out);
+	usleep(200000);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 20000, "push", iid, "--to", "h2", NULL), 0, "push back: %s",
+		     out);
+	cr_assert(wait_log(&hosts[0], sid, "sent all", 20000, out, sizeof out), "sender: %s", out);
+	cr_assert_null(strstr(out, "send failed"), "%s", out);
+	end = now_ms() + 15000;
+	while (now_ms() < end) {
+		for (int i = 0; i < 2; i++)
+			if (lists(&hosts[i], iid) == 1 && inbox_counts(&hosts[i], iid, &total, &dups) == 0)
+				where = &hosts[i];
+		if (where && total == 30)
+			break;
+		usleep(100000);
+	}
+	cr_assert_not_null(where, "the inbox agent is nowhere");
+	cr_assert_eq(total, 30, "%d of 30 messages arrived", total);
+	cr_assert_eq(dups, 0, "%d messages arrived twice", dups);
 }
