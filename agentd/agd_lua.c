@@ -978,6 +978,22 @@ static void error_text(struct agd_vm *vm, int nres, char *out, size_t len)
 	lua_pop(vm->L, 1);
 }
 
+/* Whether the root holds the results of a move (agd_moblua). Checked on
+ * the main thread first, because agd_moblua_resume grows the coroutine's
+ * stack, and lua_checkstack on a coroutine preempted by the hook raises its
+ * interrupted Lua frame's top past the function's registers: harmless to
+ * run, but a state persisted after that no longer restores. */
+static int move_pending(struct agd_vm *vm)
+{
+	int pending;
+
+	lua_rawgeti(vm->L, LUA_REGISTRYINDEX, vm->root_ref);
+	lua_getfield(vm->L, -1, "migres");
+	pending = lua_istable(vm->L, -1);
+	lua_pop(vm->L, 2);
+	return pending;
+}
+
 void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 		   struct agd_vm_result *res)
 {
@@ -1018,7 +1034,7 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 			lua_pop(vm->L, 1);
 		}
 	}
-	else if (vm->root_ref != LUA_NOREF) /* [mig2] what agent.migrate returns here */
+	else if (vm->root_ref != LUA_NOREF && move_pending(vm)) /* [mig2] what agent.migrate returns here */
 		nargs = agd_moblua_resume(vm->L, vm->co, vm->root_ref, vm->rt, vm->a);
 	vm->started = 1;
 again:
