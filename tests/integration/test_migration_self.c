@@ -441,6 +441,29 @@ Test(migself, migrate_to_a_dead_host_returns_nil_and_the_agent_goes_on_at_the_so
 	check_ticks(&hosts[0], id, "after a failed migrate");
 }
 
+/* The same with a target that was known (endpoint learnt) and then died:
+ * the transfer times out rather than finding no route. */
+Test(migself, migrate_to_a_host_that_died_times_out_and_the_agent_goes_on)
+{
+	char segp[300], id[32], out[16384];
+	int t;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	introduce(2);
+	cr_assert_eq(tst_proc_stop(hosts[1].pid, 5000) >= 0, 1);
+	hosts[1].pid = 0;
+	make_seg("deadhop", dead_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_log(&hosts[0], id, "after ", 30000, out, sizeof out), "migrate never returned: %s",
+		  out);
+	cr_assert_not_null(strstr(out, "after a=nil c=io host=h1 n=5"), "wrong results: %s", out);
+	t = last_tick(&hosts[0], id);
+	wait_ticks(&hosts[0], id, t + 3);
+	check_ticks(&hosts[0], id, "after a timed-out migrate");
+	cr_assert_eq(lists(&hosts[0], id), 1);
+}
+
 static const char clone_lua[] =
 	"function main()\n"
 	"  local n = 7\n"
