@@ -25,8 +25,10 @@ function main(args)
   end
   agent.export({ notes = function() return (notes:read()) end })
 
+  local actions = {}
   local function visit(hop)
     local info = notes:info()
+    actions[#actions + 1] = ("%s:%s"):format(agent.host(), tostring(info.action or "none"))
     local ok, werr = notes:append(("hop %d: %s\n"):format(hop, agent.host()))
     agent.log(("hop %d: host=%s binding=notes action=%s mode=%s file-home=%s%s"):format(
       hop, agent.host(), tostring(info.action or "none"), tostring(info.mode),
@@ -44,6 +46,8 @@ function main(args)
     local ok = agent.migrate(agent.home())
     if ok then visit(#hosts + 1) end
   end
+  -- Each host keeps the log lines written there; sum the hops up at home.
+  agent.log("binding notes, hop by hop: " .. table.concat(actions, " "))
   local text = notes:read()
   agent.log(("notes now (%d bytes, kept on %s):"):format(#(text or ""), tostring(notes:info().home)))
   for line in (text or ""):gmatch("[^\n]+") do agent.log("  " .. line) end

@@ -243,6 +243,8 @@ Test(agents, tour_visits_every_host_reads_each_probe_and_comes_home)
 
 	cr_assert(strstr(t, "h2: hop 2: host=h2 binding=probe action=RB mode=local value=20") != NULL,
 		  "%s", t);
+	cr_assert(strstr(t, "h1: visit 3: host=h3 binding=probe action=RB mode=local value=30") != NULL,
+		  "%s", t);
 	cr_assert(strstr(t, "h1: itinerary: h1 > h2 > h3 > h1") != NULL, "%s", t);
 	cr_assert(strstr(t, "h1: result: h1=10 h2=20 h3=30 sum=60") != NULL, "%s", t);
 	cr_assert_eq(eval_int(L, "RESULT"), 60);
@@ -260,6 +262,7 @@ Test(agents, mover_appends_on_every_host_and_reads_it_all_back)
 	cr_assert_eq(luaL_dostring(L, "return M.files.notes"), LUA_OK);
 	cr_assert_str_eq(lua_tostring(L, -1), "hop 0: h1\nhop 2: h2\nhop 3: h3\nhop 4: h1\n");
 	cr_assert(strstr(t, "h1:   hop 3: h3") != NULL, "%s", t);
+	cr_assert(strstr(t, "h1: binding notes, hop by hop: h1:none h2:MV h3:MV h1:none") != NULL, "%s", t);
 	lua_close(L);
 }
 

@@ -60,7 +60,10 @@ static __attribute__((unused)) void clu_start(int n)
 
 	cr_assert_not_null(tst_bin("AGENTD_BIN"));
 	cr_assert_not_null(tst_bin("AGENTCTL_BIN"));
-	cr_assert_eq(tst_tmpdir(clu_dir, sizeof clu_dir), 0);
+	/* A prefix of our own: a stale path in another suite's cleanup can
+	 * never name this directory. */
+	snprintf(clu_dir, sizeof clu_dir, "/tmp/agentd-cli-XXXXXX");
+	cr_assert_not_null(mkdtemp(clu_dir));
 	snprintf(clu_file, sizeof clu_file, "%s/cluster", clu_dir);
 	snprintf(nbuf, sizeof nbuf, "%d", n);
 	cr_assert_eq(clu_script("start", "-n", nbuf, "--dir", clu_dir, NULL), 0,
