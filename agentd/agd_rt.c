@@ -1776,6 +1776,23 @@ int agd_rt_release(struct agd_rt *rt, const char *id)
 	return rc;
 }
 
+/* [mig2] see agd_rt.h */
+struct agd_msg *agd_rt_mbox_take_all(struct agd_rt *rt, const char *id)
+{
+	struct agd_agent *a;
+	struct agd_msg *list = NULL;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a != NULL && a->state == AGD_MIGRATING) {
+		list = a->mb_head;
+		a->mb_head = a->mb_tail = NULL;
+		a->mb_n = 0;
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return list;
+}
+
 int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 {
 	struct agd_agent *a;

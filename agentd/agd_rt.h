@@ -157,6 +157,10 @@ typedef void (*agd_rt_suspend_fn)(void *ud, const char *id, int rc, const uint8_
 int agd_rt_suspend(struct agd_rt *rt, const char *id, agd_rt_suspend_fn done, void *ud);
 int agd_rt_release(struct agd_rt *rt, const char *id);
 int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where);
+/* [mig2] Takes the messages queued for a migrating agent (oldest first; the
+ * caller frees each with free()), so that they follow it rather than being
+ * dropped by agd_rt_forget. NULL when none or not migrating. */
+struct agd_msg *agd_rt_mbox_take_all(struct agd_rt *rt, const char *id);
 
 /* agd_rt_admit: admits an arriving agent with its id, persisted state bytes
  * (copied) and code (borrowed; the runtime takes its own reference) and
