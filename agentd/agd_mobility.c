@@ -91,15 +91,14 @@ struct req {
 	int mobility;                  /* AGD_MOB_* */
 	struct agd_ctl_token *tok;     /* the control request to answer, or NULL */
 	int self;                      /* the agent asked for it (agent.migrate/clone) */
-	int awaiting;                  /* 1: the agent is still arriving here; 2: it
-					  arrived and the runtime is restoring it:
-					  suspend it once it waits */
+	int awaiting;                  /* 1: the agent is still arriving here (committed,
+					  not yet activated): suspend it once admitted */
 	uint64_t deadline;             /* ms: give up waiting for the arrival */
 	struct req *next;
 };
 
-/* A runtime call that met a race (the worker had not yet marked the agent
- * migrating) and is retried on the next tick. */
+/* A runtime call that met a race (the worker was still in our suspend
+ * callback) and is retried on the next tick. */
 struct retry {
 	char id[AGD_ID_LEN + 1];
 	char where[AGD_WIRE_NAME_MAX + 1];
@@ -553,10 +552,11 @@ static void req_drop(struct agd_mobility *m, struct req *r)
 static void arm_poll(struct agd_mobility *m);
 
 /* The runtime's forget or release, once the worker that suspended the
- * agent is done with it: it calls our suspend callback before it marks the
- * agent migrating, so a transfer that completes quickly could otherwise
- * free the agent under that worker. Returns 1 when done (or moot), 0 when
- * it must wait. */
+ * agent is done with it: the runtime marks it migrating before our suspend
+ * callback and keeps it on CPU through the call, and forget refuses an
+ * agent on CPU, so a transfer that completes quickly retries rather than
+ * freeing the agent under that worker. Returns 1 when done (or moot), 0
+ * when it must wait. */
 static int rt_settle_now(struct agd_mobility *m, const char *id, int forget, const char *where)
 {
 	enum agd_state st;
@@ -569,8 +569,25 @@ static int rt_settle_now(struct agd_mobility *m, const char *id, int forget, con
 		return 0;
 	/* The worker that suspended it may still be inside our callback (the
 	 * runtime keeps it on CPU until then): forget says so, try again. */
-	if (forget)
-		return agd_rt_forget(m->rt, id, where) != AGD_ERR_STATE;
+	if (forget) {
+		/* Messages queued here before it was marked migrating (it may
+		 * have been suspended while running, its mailbox not empty)
+		 * follow it: the store already points to where it went. */
+		struct agd_msg *list = agd_rt_mbox_take_all(m->rt, id);
+		int rc = agd_rt_forget(m->rt, id, where);
+
+		while (list != NULL) {
+			struct agd_msg *msg = list;
+			uint64_t msgid = 0;
+
+			list = msg->next;
+			if (agd_dir_send(m->dir, id, msg->data, msg->len, where, agd_now_ms(), &msgid) != 0)
+				agd_log(AGD_LOG_WARN, "mobility.message_lost", "agent=%s to=%s", id,
+					where ? where : "?");
+			free(msg);
+		}
+		return rc != AGD_ERR_STATE;
+	}
 	agd_rt_release(m->rt, id);
 	return 1;
 }
@@ -833,33 +850,14 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 	return 0;
 }
 
-/* Requests whose agent arrived and is being restored: suspend each as soon
- * as the runtime says it waits (or runs, queued). */
+/* Retries of forget/release that met the suspending worker still inside
+ * our callback (rt_settle). */
 static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
 {
 	struct agd_mobility *m = ud;
 	int more = 0;
 
 	m->poll_timer = 0;
-	for (struct req *r = m->reqs, *n; r; r = n) {
-		enum agd_state st;
-		uint64_t sw;
-		int res, rc;
-
-		n = r->next;
-		if (r->awaiting != 2)
-			continue;
-		if (agd_rt_agent_state(m->rt, r->id, &st, &sw, &res) != 0) {
-			more = 1;
-			continue;
-		}
-		r->awaiting = 0;
-		rc = agd_rt_suspend(m->rt, r->id, on_suspended, m);
-		if (rc != 0) {
-			answer_error(m, &r->tok, agd_errname(rc), agd_strerror(rc));
-			req_drop(m, r);
-		}
-	}
 	if (settle_retries(m))
 		more = 1;
 	if (more)
