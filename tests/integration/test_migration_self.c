@@ -4,7 +4,8 @@
  * that computes without ever waiting. Locals, upvalues and a coroutine
  * must come across every hop; a migrate to a dead host returns nil and an
  * error at the source, where the agent goes on; a clone goes on under a
- * new id on the target while the original goes on.
+ * new id on the target while the original goes on. agent.send reaches an
+ * agent on another host and one in flight, every message once.
  */
 #include "tst_proc.h"
 
@@ -75,6 +76,8 @@ static void setup(void)
 {
 	char path[400], text[2048], agentdir[300];
 
+	/* A cluster file left in the environment by an earlier test is gone. */
+	unsetenv("AGENTCTL_CLUSTER");
 	cr_assert_eq(tst_tmpdir(tmp, sizeof tmp), 0);
 	snprintf(path, sizeof path, "%s/author", tmp);
 	keygen(path, "author");
@@ -606,4 +609,37 @@ Test(migself, agent_send_reaches_an_agent_elsewhere_and_in_flight_exactly_once)
 	cr_assert_not_null(where, "the inbox agent is nowhere");
 	cr_assert_eq(total, 30, "%d of 30 messages arrived", total);
 	cr_assert_eq(dups, 0, "%d messages arrived twice", dups);
+}
+
+static const char hoarder_lua[] =
+	"function main()\n"
+	"  local n = 0\n"
+	"  while agent.host() == 'h1' do n = n + 1 end\n"
+	"  local got = 0\n"
+	"  while true do\n"
+	"    local m = agent.recv(0.1)\n"
+	"    if m ~= nil then got = got + 1 end\n"
+	"    agent.log('got ' .. got .. ' on ' .. agent.host())\n"
+	"  end\n"
+	"end\n";
+
+/* Messages already queued for an agent suspended while it computes (its
+ * mailbox not empty) follow it instead of being dropped at the source. */
+Test(migself, messages_queued_for_a_busy_agent_follow_it)
+{
+	char segp[300], id[32], out[16384], msg[16];
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	make_seg("hoarder", hoarder_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	for (int i = 0; i < 5; i++) {
+		snprintf(msg, sizeof msg, "q%d", i);
+		cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "send", id, msg, NULL, NULL), 0, "send: %s", out);
+	}
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 20000, "push", id, "--to", "h2", NULL), 0, "push: %s", out);
+	cr_assert(wait_log(&hosts[1], id, "got 5 on h2", 15000, out, sizeof out), "messages lost: %s", out);
+	usleep(500000);
+	cr_assert(wait_log(&hosts[1], id, "got 5 on h2", 1000, out, sizeof out));
+	cr_assert_null(strstr(out, "got 6"), "a message arrived twice: %s", out);
 }
