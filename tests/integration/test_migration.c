@@ -103,8 +103,12 @@ static void setup(void)
 		append_file(th, pub);
 		snprintf(h->ctl, sizeof h->ctl, "tcp://127.0.0.1:%d", tst_free_port());
 		snprintf(h->peer, sizeof h->peer, "tcp://127.0.0.1:%d", tst_free_port());
-		snprintf(h->conf, sizeof h->conf, "%s/agentd.conf", h->dir);
-		snprintf(h->log, sizeof h->log, "%s/agentd.log", h->dir);
+		/* Through a local buffer: gcc's -Wrestrict (Debug builds) takes
+		 * two fields of the same hosts[] element for overlapping. */
+		snprintf(path, sizeof path, "%s/agentd.conf", h->dir);
+		snprintf(h->conf, sizeof h->conf, "%.320s", path);
+		snprintf(path, sizeof path, "%s/agentd.log", h->dir);
+		snprintf(h->log, sizeof h->log, "%.320s", path);
 		snprintf(text, sizeof text,
 			 "[daemon]\nhost = h%d\ndata_dir = %.250s/data\nworkers = 2\n\n"
 			 "[control]\ntcp = %.60s\nipc = ipc://%.250s/control.sock\n\n"
