@@ -60,6 +60,8 @@ static const char *const level_names[] = { "debug", "info", "warn", "error" };
 void agd_config_defaults(struct agd_config *cfg)
 {
 	memset(cfg, 0, sizeof *cfg);
+	cfg->ctl_fd = -1;
+	cfg->peer_fd = -1;
 	if (gethostname(cfg->host, sizeof cfg->host - 1) != 0 || cfg->host[0] == '\0')
 		strcpy(cfg->host, "agentd");
 	strcpy(cfg->data_dir, "/var/lib/agentd");

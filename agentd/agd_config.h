@@ -77,6 +77,11 @@ struct agd_config {
 	struct agd_section *resources;           /* owned; nresources entries */
 	size_t nresources;                       /* [resource ID] sections */
 	struct agd_section policy;               /* [policy] */
+	/* Not from the file: listening sockets systemd passed (agd_sd.h), set
+	 * by main() and adopted instead of the endpoints above. */
+	int ctl_fd;                              /* control socket, -1 = none */
+	char ctl_fd_endpoint[AGD_CONFIG_STR_MAX]; /* what ctl_fd listens on */
+	int peer_fd;                             /* peer socket, -1 = none */
 };
 
 /* Fills cfg with the defaults (docs/config.md). Allocates nothing. */

@@ -290,7 +290,9 @@ static void on_readable(struct agd_loop *loop, void *sock, int fd, void *ud)
 	}
 }
 
-int agd_ctl_bind(struct agd_ctl *c, const char *endpoint, char *err, size_t err_len)
+/* Opens a ROUTER on `endpoint`; with fd >= 0 it adopts that listening
+ * socket instead of opening one (ZMQ_USE_FD). */
+static int bind_socket(struct agd_ctl *c, const char *endpoint, int fd, char *err, size_t err_len)
 {
 	void *s;
 	int linger = 0, hwm = 1000;
@@ -309,6 +311,11 @@ int agd_ctl_bind(struct agd_ctl *c, const char *endpoint, char *err, size_t err_
 	zmq_setsockopt(s, ZMQ_MAXMSGSIZE, &maxsize, sizeof maxsize);
 	zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof hwm);
 	zmq_setsockopt(s, ZMQ_RCVHWM, &hwm, sizeof hwm);
+	if (fd >= 0 && zmq_setsockopt(s, ZMQ_USE_FD, &fd, sizeof fd) != 0) {
+		snprintf(err, err_len, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
+		zmq_close(s);
+		return AGD_ERR_IO;
+	}
 	if (zmq_bind(s, endpoint) != 0) {
 		snprintf(err, err_len, "%s: %s", endpoint, zmq_strerror(zmq_errno()));
 		zmq_close(s);
@@ -321,4 +328,14 @@ int agd_ctl_bind(struct agd_ctl *c, const char *endpoint, char *err, size_t err_
 	}
 	c->socks[c->nsocks++] = s;
 	return 0;
+}
+
+int agd_ctl_bind(struct agd_ctl *c, const char *endpoint, char *err, size_t err_len)
+{
+	return bind_socket(c, endpoint, -1, err, err_len);
+}
+
+int agd_ctl_bind_fd(struct agd_ctl *c, int fd, const char *endpoint, char *err, size_t err_len)
+{
+	return bind_socket(c, endpoint, fd, err, err_len);
 }

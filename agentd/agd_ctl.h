@@ -63,6 +63,11 @@ int agd_ctl_new(void *zctx, struct agd_loop *loop, struct agd_ctl **out);
 /* Binds one more endpoint (tcp://, ipc://). 0, or AGD_ERR_IO with err
  * filled (zmq's reason). */
 int agd_ctl_bind(struct agd_ctl *ctl, const char *endpoint, char *err, size_t err_len);
+
+/* As agd_ctl_bind, but adopts `fd`, a listening socket systemd passed
+ * (socket activation), which listens on `endpoint`; the control socket owns
+ * the fd afterwards. */
+int agd_ctl_bind_fd(struct agd_ctl *ctl, int fd, const char *endpoint, char *err, size_t err_len);
 /* Adds or replaces command `name`. 0, AGD_ERR_ARG or AGD_ERR_NOMEM. */
 int agd_ctl_register(struct agd_ctl *ctl, const char *name, agd_ctl_fn fn, void *ud);
 /* Closes the sockets and frees. NULL-safe. */

@@ -1416,6 +1416,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 		goto fail;
 	pc.host = cfg->host;
 	pc.bind = cfg->peer_endpoint;
+	pc.fd = cfg->peer_fd;
 	pc.public_key = pub;
 	pc.secret_key = sec;
 	rc = agd_peer_new(agd_server_zctx(srv), &pc, on_peer_msg, m, &m->peer);

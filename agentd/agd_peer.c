@@ -132,6 +132,8 @@ int agd_peer_new(void *zctx, const struct agd_peer_cfg *cfg, agd_peer_handler ha
 		 * transport; the User-Id check below still drops their frames. */
 		agd_log(AGD_LOG_WARN, "peer.zap_enforce_unavailable", "error=\"%s\"",
 			zmq_strerror(zmq_errno()));
+	if (cfg->fd > 0 && zmq_setsockopt(p->router, ZMQ_USE_FD, &cfg->fd, sizeof cfg->fd) != 0)
+		goto fail;
 	if (zmq_bind(p->router, cfg->bind) != 0)
 		goto fail;
 	len = sizeof p->endpoint;

@@ -57,6 +57,10 @@ struct agd_peer_cfg {
 	int handshake_ms;          /* handshake deadline; 0: 3000 */
 	const char *advertise;     /* endpoint peers should dial us at (sent in
 				      HELLO); NULL: the bound endpoint */
+	int fd;                    /* a listening socket systemd passed for
+				      `bind` (adopted with ZMQ_USE_FD); <= 0:
+				      none (systemd's start at 3, and a zeroed
+				      config must mean none) */
 };
 
 /* Called when a peer's HELLO names the endpoint it can be dialled at (the

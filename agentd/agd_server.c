@@ -422,10 +422,17 @@ int agd_server_new(const struct agd_config *cfg, struct agd_server **out, char *
 	rc = agd_ctl_new(s->zctx, s->loop, &s->ctl);
 	if (rc != 0)
 		goto fail;
-	if (cfg->ctl_tcp[0] && (rc = agd_ctl_bind(s->ctl, cfg->ctl_tcp, err, err_len)) != 0)
-		goto fail;
-	if (cfg->ctl_ipc[0] && (rc = agd_ctl_bind(s->ctl, cfg->ctl_ipc, err, err_len)) != 0)
-		goto fail;
+	/* A control socket systemd passed replaces the configured endpoints:
+	 * the unit, not the file, says where agentd listens then. */
+	if (cfg->ctl_fd >= 0) {
+		if ((rc = agd_ctl_bind_fd(s->ctl, cfg->ctl_fd, cfg->ctl_fd_endpoint, err, err_len)) != 0)
+			goto fail;
+	} else {
+		if (cfg->ctl_tcp[0] && (rc = agd_ctl_bind(s->ctl, cfg->ctl_tcp, err, err_len)) != 0)
+			goto fail;
+		if (cfg->ctl_ipc[0] && (rc = agd_ctl_bind(s->ctl, cfg->ctl_ipc, err, err_len)) != 0)
+			goto fail;
+	}
 	agd_ctl_register(s->ctl, "status", cmd_status, s);
 	agd_ctl_register(s->ctl, "run", cmd_run, s);
 	agd_ctl_register(s->ctl, "upload", cmd_upload, s);

@@ -7,6 +7,7 @@
 #include "agd_config.h"
 #include "agd_log.h"
 #include "agd_proc.h"
+#include "agd_sd.h"
 #include "agd_mobility.h" /* [mig] */
 #include "agd_server.h"
 
@@ -39,6 +40,40 @@ static int set(struct agd_config *cfg, const char *section, const char *key, con
 
 	snprintf(text, sizeof text, "[%s]\n%s = %s\n", section, key, value);
 	return agd_config_parse(cfg, text, strlen(text), "command line", err, err_len);
+}
+
+/* Socket activation (the seeds' superserver): when systemd started agentd
+ * for a first connection, the listening sockets it passed replace the
+ * configured endpoints: "control" (or an unnamed one) for agentctl, "peer"
+ * for other daemons. Before any thread starts: it reads the environment. */
+static int adopt_passed_sockets(struct agd_config *cfg, char *err, size_t err_len)
+{
+	struct agd_sd sd;
+	const struct agd_sd_fd *ctl, *peer;
+	int rc = agd_sd_listen(&sd, 1);
+
+	if (rc != 0) {
+		snprintf(err, err_len, "socket activation: the passed descriptors are not usable (%s)",
+			 agd_strerror(rc));
+		return rc;
+	}
+	if (sd.n == 0)
+		return 0;
+	ctl = agd_sd_find(&sd, "control");
+	if (ctl == NULL)
+		ctl = agd_sd_find(&sd, "");
+	peer = agd_sd_find(&sd, "peer");
+	if (ctl != NULL) {
+		cfg->ctl_fd = ctl->fd;
+		snprintf(cfg->ctl_fd_endpoint, sizeof cfg->ctl_fd_endpoint, "%s", ctl->endpoint);
+	}
+	if (peer != NULL) {
+		cfg->peer_fd = peer->fd;
+		snprintf(cfg->peer_endpoint, sizeof cfg->peer_endpoint, "%s", peer->endpoint);
+	}
+	agd_log(AGD_LOG_INFO, "daemon.socket_activated", "fds=%zu control=%s peer=%s", sd.n,
+		ctl ? ctl->endpoint : "-", peer ? peer->endpoint : "-");
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -119,6 +154,13 @@ int main(int argc, char **argv)
 	}
 	if (agd_log_open(cfg.log_file[0] ? cfg.log_file : NULL, (enum agd_log_level)cfg.log_level) != 0) {
 		fprintf(stderr, "agentd: cannot open log %s: %s\n", cfg.log_file, strerror(errno));
+		agd_config_free(&cfg);
+		return 1;
+	}
+	if (adopt_passed_sockets(&cfg, err, sizeof err) != 0) {
+		agd_log(AGD_LOG_ERROR, "daemon.start_failed", "error=\"%s\"", err);
+		fprintf(stderr, "agentd: %s\n", err);
+		agd_log_close();
 		agd_config_free(&cfg);
 		return 1;
 	}
