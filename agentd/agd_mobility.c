@@ -26,6 +26,7 @@
 #include "agd_xfer.h"
 #include "agd_zap.h"
 #include "mig_key.h"
+#include "mig_manifest.h"
 #include "mig_state.h"
 
 #include <errno.h>
@@ -807,6 +808,20 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 	*out = NULL;
 	if (req_find(m, id) != NULL)
 		return AGD_ERR_STATE;
+	/* The manifest says how the agent may move. A pull asks for strong
+	 * by default without knowing the agent: a weak-only agent then moves
+	 * weakly; a mode the manifest rules out otherwise is refused. */
+	{
+		int allowed;
+
+		if (agd_rt_agent_mobility(m->rt, id, &allowed) == 0 &&
+		    !(allowed & (mobility == AGD_MOB_STRONG ? MIG_MOBILITY_STRONG : MIG_MOBILITY_WEAK))) {
+			if (kind == AGD_KIND_PULL && (allowed & MIG_MOBILITY_WEAK))
+				mobility = AGD_MOB_WEAK;
+			else
+				return AGD_ERR_ARG;
+		}
+	}
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return AGD_ERR_NOMEM;
@@ -1115,17 +1130,27 @@ static void d_located(void *ud, uint64_t corr, const char *agent, int code, cons
 
 /* ------------------------------------------------------ control commands */
 
-static int mode_arg(struct agd_ctl_req *req, int *mobility)
+/* The mode of a move: the one asked for, which the agent's manifest must
+ * allow, or else the strongest it allows. */
+static int mode_arg(struct agd_ctl_req *req, int allowed, int *mobility)
 {
 	const char *mode = NULL;
 
-	*mobility = AGD_MOB_STRONG;
-	if (agd_json_get_str(req->doc, req->args, "mode", &mode) != 0)
+	if (agd_json_get_str(req->doc, req->args, "mode", &mode) != 0) {
+		*mobility = (allowed & MIG_MOBILITY_STRONG) ? AGD_MOB_STRONG : AGD_MOB_WEAK;
 		return 0;
+	}
 	if (strcmp(mode, "weak") == 0)
 		*mobility = AGD_MOB_WEAK;
-	else if (strcmp(mode, "strong") != 0) {
+	else if (strcmp(mode, "strong") == 0)
+		*mobility = AGD_MOB_STRONG;
+	else {
 		snprintf(req->err, sizeof req->err, "mode must be \"weak\" or \"strong\"");
+		return AGD_ERR_ARG;
+	}
+	if (!(allowed & (*mobility == AGD_MOB_STRONG ? MIG_MOBILITY_STRONG : MIG_MOBILITY_WEAK))) {
+		snprintf(req->err, sizeof req->err, "the agent's manifest allows only %s mobility",
+			 mig_mobility_name((enum mig_mobility)allowed));
 		return AGD_ERR_ARG;
 	}
 	return 0;
@@ -1136,7 +1161,7 @@ static int move_cmd(struct agd_mobility *m, struct agd_ctl_req *req, int kind)
 	const char *id = NULL, *to = NULL, *ep = NULL;
 	struct agd_ctl_token *tok;
 	struct req *r;
-	int mobility, rc;
+	int mobility, allowed, rc;
 
 	if (agd_json_get_str(req->doc, req->args, "agent", &id) != 0 ||
 	    agd_json_get_str(req->doc, req->args, "to", &to) != 0 || strlen(to) > AGD_WIRE_NAME_MAX ||
@@ -1144,7 +1169,9 @@ static int move_cmd(struct agd_mobility *m, struct agd_ctl_req *req, int kind)
 		snprintf(req->err, sizeof req->err, "needs \"agent\" (an id here) and \"to\" (a host)");
 		return AGD_ERR_ARG;
 	}
-	if ((rc = mode_arg(req, &mobility)) != 0)
+	if (agd_rt_agent_mobility(m->rt, id, &allowed) != 0)
+		allowed = MIG_MOBILITY_BOTH; /* not here: begin() says so */
+	if ((rc = mode_arg(req, allowed, &mobility)) != 0)
 		return rc;
 	if (strcmp(to, m->cfg->host) == 0) {
 		snprintf(req->err, sizeof req->err, "agent %s is on %s already", id, to);
@@ -1191,7 +1218,9 @@ static int cmd_pull(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		snprintf(req->err, sizeof req->err, "needs \"agent\" and \"from\" (the host it is on)");
 		return AGD_ERR_ARG;
 	}
-	if ((rc = mode_arg(req, &mobility)) != 0)
+	/* The agent is on `from`, which holds its manifest and settles the
+	 * mode (begin()). */
+	if ((rc = mode_arg(req, MIG_MOBILITY_BOTH, &mobility)) != 0)
 		return rc;
 	if (agd_json_get_str(req->doc, req->args, "from_endpoint", &ep) == 0)
 		learn_endpoint(m, from, ep);

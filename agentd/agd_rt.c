@@ -1882,6 +1882,13 @@ struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a)
 
 /* ----------------------------------------------------------------- JSON */
 
+/* What the agent's code allows; plain text (tests, benchmarks) has no
+ * manifest and may move either way. Caller holds rt->mu. */
+static int code_mobility(const struct agd_code *c)
+{
+	return c->seg != NULL ? (int)mig_segment_manifest(c->seg)->mobility : MIG_MOBILITY_BOTH;
+}
+
 static void agent_json(struct agd_rt *rt, struct agd_agent *a, struct agd_jw *w)
 {
 	agd_jw_obj_begin(w);
@@ -1901,6 +1908,8 @@ static void agent_json(struct agd_rt *rt, struct agd_agent *a, struct agd_jw *w)
 	agd_jw_str(w, a->code->hex);
 	agd_jw_key(w, "activation");
 	agd_jw_str(w, a->on_demand ? "on-demand" : "resident");
+	agd_jw_key(w, "mobility");
+	agd_jw_str(w, mig_mobility_name((enum mig_mobility)code_mobility(a->code)));
 	agd_jw_key(w, "resident");
 	agd_jw_bool(w, a->vm != NULL);
 	agd_jw_key(w, "epoch");
@@ -1994,6 +2003,18 @@ int agd_rt_agent_state(struct agd_rt *rt, const char *id, enum agd_state *state,
 		if (resident)
 			*resident = a->vm != NULL;
 	}
+	pthread_mutex_unlock(&rt->mu);
+	return a ? 0 : AGD_ERR_NOTFOUND;
+}
+
+int agd_rt_agent_mobility(struct agd_rt *rt, const char *id, int *mobility)
+{
+	struct agd_agent *a;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	if (a != NULL)
+		*mobility = code_mobility(a->code);
 	pthread_mutex_unlock(&rt->mu);
 	return a ? 0 : AGD_ERR_NOTFOUND;
 }

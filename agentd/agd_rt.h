@@ -142,6 +142,10 @@ int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
 int agd_rt_agent_state(struct agd_rt *rt, const char *id, enum agd_state *state,
 		       uint64_t *switches, int *resident);
 
+/* The mobility agent `id`'s manifest allows (enum mig_mobility: weak 1,
+ * strong 2, both 3; plain-text agents allow both). 0 or AGD_ERR_NOTFOUND. */
+int agd_rt_agent_mobility(struct agd_rt *rt, const char *id, int *mobility);
+
 /* ---- seams for daemon-to-daemon migration (agd_xfer, engineer `mig`) ----
  *
  * agd_rt_suspend: asks agent `id` to stop at its next safe point (a host

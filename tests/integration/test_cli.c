@@ -269,6 +269,25 @@ Test(cli, push_pull_and_clone_move_an_agent_between_hosts_from_outside)
 	cr_assert_eq(ctl("push", clone_id, "--to", "h1", NULL), 2);
 }
 
+/* hello's manifest allows weak mobility only. An explicit strong move is
+ * refused with the reason; a move without a mode goes the way the manifest
+ * allows (it greets again on the target); so does a pull, which asks for
+ * strong by default without knowing the agent. */
+Test(cli, the_manifest_decides_how_an_agent_may_move)
+{
+	char id[64], host[64];
+
+	snprintf(id, sizeof id, "%s", clu_run(clu_sign("hello"), "h1", NULL));
+	cr_assert(clu_logs_wait(id, "hello from h1", 5000), "%s", clu_out);
+	cr_assert_neq(ctl("--json", "push", id, "--to", "h2", "--strong", NULL), 0, "%s", clu_out);
+	cr_assert(strstr(clu_out, "only weak") != NULL, "%s", clu_out);
+	cr_assert_eq(where_is(id, host, sizeof host), 0, "a refused move changes no epoch");
+	cr_assert_eq(ctl("push", id, "--to", "h2", NULL), 0, "push: %s", clu_out);
+	cr_assert(clu_logs_wait(id, "hello from h2", 10000), "not restarted on h2: %s", clu_out);
+	cr_assert_eq(ctl("pull", id, "--to", "h3", NULL), 0, "pull: %s", clu_out);
+	cr_assert(clu_logs_wait(id, "hello from h3", 10000), "not restarted on h3: %s", clu_out);
+}
+
 Test(cli, policy_shows_the_hosts_table_as_text_and_json)
 {
 	struct agd_json *doc;

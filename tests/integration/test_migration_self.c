@@ -128,7 +128,7 @@ static void setup(void)
 	mkdir(agentdir, 0700);
 	snprintf(path, sizeof path, "%s/manifest", agentdir);
 	write_file(path, "agentd-manifest 1\nname = ticker\nversion = 1.0\nentry = main.lua main\n"
-			 "mobility = strong\nactivation = resident\nfile = main.lua\n");
+			 "mobility = both\nactivation = resident\nfile = main.lua\n");
 	snprintf(path, sizeof path, "%s/main.lua", agentdir);
 	write_file(path, "function main()\n  local n = 0\n  while true do\n    n = n + 1\n"
 			 "    agent.log('tick ' .. n .. ' on ' .. agent.host())\n    agent.sleep(0.05)\n"
@@ -151,7 +151,7 @@ static void setup(void)
 		mkdir(idir, 0700);
 		snprintf(ipath, sizeof ipath, "%s/manifest", idir);
 		write_file(ipath, "agentd-manifest 1\nname = inbox\nversion = 1.0\nentry = main.lua main\n"
-				  "mobility = strong\nactivation = resident\nfile = main.lua\n");
+				  "mobility = both\nactivation = resident\nfile = main.lua\n");
 		snprintf(ipath, sizeof ipath, "%s/main.lua", idir);
 		write_file(ipath, "function main()\n  local seen, total, dups = {}, 0, 0\n  while true do\n"
 				  "    local m = agent.recv(0.05)\n    if m ~= nil then\n"
@@ -342,7 +342,7 @@ static void make_seg(const char *name, const char *lua, char *out, size_t len)
 	snprintf(path, sizeof path, "%s/manifest", dir);
 	snprintf(text, sizeof text,
 		 "agentd-manifest 1\nname = %s\nversion = 1.0\nentry = main.lua main\n"
-		 "mobility = strong\nactivation = resident\nfile = main.lua\n", name);
+		 "mobility = both\nactivation = resident\nfile = main.lua\n", name);
 	write_file(path, text);
 	snprintf(path, sizeof path, "%s/main.lua", dir);
 	write_file(path, lua);

@@ -259,7 +259,7 @@ static void run_probe(struct host *h, const char *binding, char id[17])
 	free(lua);
 	snprintf(manifest, sizeof manifest,
 		 "agentd-manifest 1\nname = probe\nversion = 1.0\nentry = main.lua main\n"
-		 "mobility = strong\nactivation = resident\nbinding = %s\nfile = main.lua\n",
+		 "mobility = both\nactivation = resident\nbinding = %s\nfile = main.lua\n",
 		 binding);
 	snprintf(path, sizeof path, "%s/manifest", dir);
 	write_file(path, manifest);
