@@ -26,19 +26,23 @@ local function primes_below(n)
   return count
 end
 
-local function worker(pool)
+-- An id says nothing of where its agent is, so messages between hosts
+-- name the host to look at first (agent.send's hint): a worker knows the
+-- pool's host (it was cloned from there), and every message says where
+-- its sender is.
+local function worker(pool, pool_host)
   local me = agent.id()
   local done = 0
   agent.log(("worker %s on %s pulls from %s"):format(me, agent.host(), pool))
   while true do
-    local ok, err = agent.send(pool, { want = me })
+    local ok, err = agent.send(pool, { want = me, host = agent.host() }, pool_host)
     if not ok then agent.log("pool unreachable: " .. tostring(err)); return done end
     local msg = agent.recv(60)
     if msg == nil or msg.stop then break end
     if msg.job then
       local r = primes_below(msg.n)
       done = done + 1
-      agent.send(pool, { done = msg.job, result = r, host = agent.host(), from = me })
+      agent.send(pool, { done = msg.job, result = r, host = agent.host(), from = me }, pool_host)
     end
   end
   agent.log(("worker %s on %s did %d jobs"):format(me, agent.host(), done))
@@ -54,10 +58,10 @@ local function pool(njobs, size, nworkers)
     if msg == nil then agent.log("pool: no word from workers for 120 s"); break end
     if msg.want then
       if next_job <= njobs then
-        agent.send(msg.want, { job = next_job, n = size + next_job })
+        agent.send(msg.want, { job = next_job, n = size + next_job }, msg.host)
         next_job = next_job + 1
       else
-        agent.send(msg.want, { stop = true })
+        agent.send(msg.want, { stop = true }, msg.host)
         stopped = stopped + 1
       end
     elseif msg.done then
@@ -83,14 +87,14 @@ function main(args)
   args = args or start_args or {}
   local njobs = tonumber(args.jobs) or 12
   local size = tonumber(args.size) or 20000
-  local home_id = agent.id()
+  local home_id, home_host = agent.id(), agent.host()
   local nworkers = 0
 
   for _, h in ipairs(agent.hosts()) do
     if h ~= agent.host() then
       local cid, err = agent.clone(h)
       if agent.id() ~= home_id then
-        return worker(home_id) -- the clone, on an idle host
+        return worker(home_id, home_host) -- the clone, on an idle host
       end
       if cid then nworkers = nworkers + 1
       else agent.log(("cannot place a worker on %s: %s"):format(h, tostring(err))) end
