@@ -20,6 +20,8 @@ enum agd_err {
 	AGD_ERR_STORE = -11,      /* the durable store failed */
 	AGD_ERR_IO = -12,         /* a file or socket failed */
 	AGD_ERR_STOPPING = -13,   /* the daemon is shutting down */
+	AGD_ERR_TIMEOUT = -14,    /* no answer in time (a remote call or operation) */
+	AGD_ERR_REMOTE = -15,     /* the other side answered with an error */
 };
 
 /* A static string for a code; never NULL. Thread-safe. */

@@ -149,6 +149,8 @@ const char *agd_strerror(int code)
 	case AGD_ERR_STORE: return "store failure";
 	case AGD_ERR_IO: return "I/O error";
 	case AGD_ERR_STOPPING: return "daemon is stopping";
+	case AGD_ERR_TIMEOUT: return "timed out";
+	case AGD_ERR_REMOTE: return "remote error";
 	default: return "unknown error";
 	}
 }
@@ -170,6 +172,8 @@ const char *agd_errname(int code)
 	case AGD_ERR_STORE: return "store";
 	case AGD_ERR_IO: return "io";
 	case AGD_ERR_STOPPING: return "stopping";
+	case AGD_ERR_TIMEOUT: return "timeout";
+	case AGD_ERR_REMOTE: return "remote";
 	default: return "error";
 	}
 }
