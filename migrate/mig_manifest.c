@@ -142,9 +142,17 @@ const char *mig_action_name(enum mig_action a)
 	return "?";
 }
 
+/* The resource kinds a by-type binding may name: the resources library's
+ * (file, kv, printer, sensor) and "device", any device (the host's printer,
+ * else its sensor: docs/resources.md). */
 static int valid_res_kind(const char *s)
 {
-	return strcmp(s, "file") == 0 || strcmp(s, "kv") == 0 || strcmp(s, "device") == 0;
+	static const char *const kinds[] = { "file", "kv", "printer", "sensor", "device" };
+
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++)
+		if (strcmp(s, kinds[i]) == 0)
+			return 1;
+	return 0;
 }
 
 /* Splits the blank-separated words of s (modified in place) into w[]; returns
@@ -254,7 +262,7 @@ static int parse_binding(char *value, struct mig_binding *b, unsigned line, stru
 		return fail(err, MIG_ERR_MALFORMED, line, "binding kind must be by-identifier, by-value or by-type");
 	if (b->kind == MIG_BIND_TYPE ? !valid_res_kind(w[2]) : !valid_graph(w[2], MIG_MANIFEST_TARGET_MAX))
 		return fail(err, MIG_ERR_MALFORMED, line,
-			    b->kind == MIG_BIND_TYPE ? "by-type wants a kind: file, kv or device"
+			    b->kind == MIG_BIND_TYPE ? "by-type wants a kind: file, kv, printer, sensor or device"
 						     : "bad resource identifier");
 	copy_str(b->target, sizeof b->target, w[2]);
 	if (n == 4) {

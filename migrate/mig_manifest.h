@@ -71,7 +71,7 @@ enum mig_action {
 struct mig_binding {
 	char name[MIG_MANIFEST_NAME_MAX + 1];     /* the name the agent uses: agent.resource(name) */
 	enum mig_binding_kind kind;               /* by identifier, value or type */
-	char target[MIG_MANIFEST_TARGET_MAX + 1]; /* identifier, or kind "file" | "kv" | "device" */
+	char target[MIG_MANIFEST_TARGET_MAX + 1]; /* identifier, or kind file|kv|printer|sensor|device */
 	uint8_t nactions;                         /* 0: no override */
 	uint8_t actions[MIG_MANIFEST_ACTIONS_MAX]; /* enum mig_action, in order, distinct */
 };

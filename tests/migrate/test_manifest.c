@@ -144,7 +144,7 @@ static const struct {
 	{ "agentd-manifest 1\nname = a\nversion = 1\nentry = b.lua f\nmobility = weak\nfile = a.lua\n",
 	  MIG_ERR_MALFORMED, "not listed" },
 	{ "agentd-manifest 1\nbinding = x by-reference y\n", MIG_ERR_MALFORMED, "binding kind" },
-	{ "agentd-manifest 1\nbinding = x by-type printer\n", MIG_ERR_MALFORMED, "kind" },
+	{ "agentd-manifest 1\nbinding = x by-type scanner\n", MIG_ERR_MALFORMED, "kind" },
 	{ "agentd-manifest 1\nbinding = x by-type\n", MIG_ERR_MALFORMED, "binding wants" },
 	{ "agentd-manifest 1\nbinding = x by-type kv actions=RB,RB\n", MIG_ERR_MALFORMED, "actions" },
 	{ "agentd-manifest 1\nbinding = x by-type kv actions=XX\n", MIG_ERR_MALFORMED, "actions" },
@@ -218,6 +218,24 @@ Test(mig_manifest, every_prefix_of_a_manifest_parses_or_fails_cleanly)
 	}
 	cr_assert_eq(mig_manifest_parse(full, sizeof full - 1, &m, &err), 0);
 	cr_assert_neq(mig_manifest_parse(full, 40, &m, &err), 0);
+}
+
+Test(mig_manifest, by_type_names_each_device_kind_or_any_device)
+{
+	static const char *const kinds[] = { "file", "kv", "printer", "sensor", "device" };
+	char text[256];
+
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		snprintf(text, sizeof text,
+			 "agentd-manifest 1\nname = a\nversion = 1\nentry = a.lua go\n"
+			 "mobility = weak\nbinding = d by-type %s\nfile = a.lua\n", kinds[i]);
+		cr_assert_eq(parse(text), 0, "%s: %s", kinds[i], err.msg);
+		cr_assert_eq(m.bindings[0].kind, MIG_BIND_TYPE);
+		cr_assert_str_eq(m.bindings[0].target, kinds[i]);
+	}
+	/* A kind the resources library lacks is refused, naming the choices. */
+	cr_assert_eq(parse("agentd-manifest 1\nbinding = d by-type Printer\n"), MIG_ERR_MALFORMED);
+	cr_assert(strstr(err.msg, "printer, sensor or device") != NULL, "%s", err.msg);
 }
 
 Test(mig_manifest, names_for_values_match_the_text_format)
