@@ -69,6 +69,10 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 	[AGD_MSG_RES_REPLY] = { "RES_REPLY", B(F_CORR) | B(F_MSGID) | B(F_CODE) | B(F_TEXT), 1 },
 	[AGD_MSG_MOVED] = { "MOVED", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_ACTIVATE] = { "ACTIVATE", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
+	[AGD_MSG_LOAD] = { "LOAD", B(F_CORR) | B(F_HOST) | B(F_SIZE), 0 },
+	[AGD_MSG_LOAD_REPLY] = { "LOAD_REPLY", B(F_CORR) | B(F_HOST) | B(F_SIZE) | B(F_OP), 1 },
+	[AGD_MSG_REGISTER] = { "REGISTER", B(F_CORR) | B(F_HOST) | B(F_TEXT), 0 },
+	[AGD_MSG_HOST_LIST] = { "HOST_LIST", B(F_CORR), 1 },
 };
 
 static const struct type_info *type_get(int type)

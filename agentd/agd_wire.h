@@ -83,9 +83,13 @@ enum agd_wire_type {
 	AGD_MSG_RES_REPLY = 22,    /* corr, msgid, code, text; blob0 results */
 	AGD_MSG_MOVED = 23,        /* corr, agent, epoch, host: forwarding update to the home */
 	AGD_MSG_ACTIVATE = 24,     /* corr, agent, epoch: the source committed; run it */
+	AGD_MSG_LOAD = 25,         /* [bal] corr, host (asker), size (its runnable agents) */
+	AGD_MSG_LOAD_REPLY = 26,   /* [bal] corr, host, size (runnable), op (workers); blob0 agent ids that may be pulled */
+	AGD_MSG_REGISTER = 27,     /* [bal] corr, host, text (its peer endpoint): to the directory */
+	AGD_MSG_HOST_LIST = 28,    /* [bal] corr; blob0 the directory's host registry */
 };
 #define AGD_MSG_TYPE_MIN AGD_MSG_HELLO
-#define AGD_MSG_TYPE_MAX AGD_MSG_ACTIVATE
+#define AGD_MSG_TYPE_MAX AGD_MSG_HOST_LIST
 
 /* Mobility and kind of a transfer (u8 on the wire). */
 enum agd_wire_mobility { AGD_MOB_WEAK = 1, AGD_MOB_STRONG = 2 };
