@@ -31,6 +31,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -488,8 +489,33 @@ static void on_peer_msg(void *ud, const char *from, const struct agd_wire_msg *m
 
 	if (agd_res_input(m->res, from, msg)) /* [resint] RES_OP, RES_REPLY */
 		return;
-	if (agd_xfer_input(m->xfer, from, msg, now))
+	if (msg->type == AGD_MSG_TRANSFER) {
+		/* [resint] MV/CP content is imported before the target stores
+		 * and acknowledges the agent: a failed import refuses the
+		 * transfer, so agent and content stay at the source. */
+		char why[AGD_WIRE_TEXT_MAX];
+
+		if (agd_res_stage(m->res, msg->agent, from, msg->epoch, msg->blob[1].data,
+				  msg->blob[1].len, why, sizeof why) != 0) {
+			struct agd_wire_msg no;
+
+			memset(&no, 0, sizeof no);
+			no.type = AGD_MSG_REFUSE;
+			no.corr = msg->corr;
+			snprintf(no.agent, sizeof no.agent, "%s", msg->agent);
+			no.epoch = msg->epoch;
+			no.code = AGD_XFER_ERR_REFUSED;
+			snprintf(no.text, sizeof no.text, "%s", why);
+			send_to(m, from, &no);
+			return;
+		}
+	}
+	if (agd_xfer_input(m->xfer, from, msg, now)) {
+		/* [resint] Imports of a transfer not stored, or aborted, go. */
+		if (msg->type == AGD_MSG_TRANSFER || msg->type == AGD_MSG_ABORT)
+			agd_res_stage_settle(m->res, msg->agent, msg->epoch);
 		return;
+	}
 	if (agd_dir_input(m->dir, from, msg, now))
 		return;
 	if (msg->type == AGD_MSG_ERROR)
@@ -551,6 +577,7 @@ static void req_drop(struct agd_mobility *m, struct req *r)
 }
 
 static void arm_poll(struct agd_mobility *m);
+static void settle_pending(struct agd_mobility *m, const char *id);
 
 /* The runtime's forget or release, once the worker that suspended the
  * agent is done with it: the runtime marks it migrating before our suspend
@@ -842,6 +869,7 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 		uint64_t sw;
 		int res;
 
+		settle_pending(m, id); /* an entry left from its last visit */
 		rc = agd_rt_agent_state(m->rt, id, &st, &sw, &res);
 		if (rc == AGD_ERR_NOTFOUND && agd_xfer_arriving(m->st, id)) {
 			/* Committed here but not yet activated (the ACTIVATE is
@@ -887,6 +915,32 @@ static void arm_poll(struct agd_mobility *m)
 {
 	if (m->poll_timer == 0)
 		m->poll_timer = agd_loop_add_timer(m->loop, m->poll_spins++ < 500 ? 0 : 1, 0, awaiting_poll, m);
+}
+
+/* Finishes at once a forget still waiting for the worker that suspended
+ * agent `id` here (rt_settle): the agent may be coming back before this
+ * host let go of its last visit, and the runtime must not hold the old
+ * entry when it is admitted again (or suspended for the next move). The
+ * worker is past our callback within microseconds unless it was
+ * preempted, so a bounded wait suffices. */
+static void settle_pending(struct agd_mobility *m, const char *id)
+{
+	uint64_t give_up = 0;
+
+	for (struct retry **pp = &m->retries; *pp;) {
+		struct retry *t = *pp;
+
+		if (strcmp(t->id, id) != 0) {
+			pp = &t->next;
+			continue;
+		}
+		if (give_up == 0)
+			give_up = agd_now_ms() + 2000;
+		while (!rt_settle_now(m, t->id, t->forget, t->where) && agd_now_ms() < give_up)
+			sched_yield();
+		*pp = t->next;
+		free(t);
+	}
 }
 
 /* ----------------------------------------------------- xfer callbacks */
@@ -936,6 +990,7 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 		agd_log(AGD_LOG_ERROR, "mobility.admit_failed", "agent=%s error=\"code not available\"", a->id);
 		return AGD_ERR_NOTFOUND;
 	}
+	settle_pending(m, a->id);
 	memset(&in, 0, sizeof in);
 	in.id = a->id;
 	in.home = a->home;

@@ -33,6 +33,7 @@
 #include "agd_log.h"
 #include "agd_loop.h"
 #include "agd_store.h"
+#include "agd_xfer.h"
 #include "res_op.h"
 #include "res_policy.h"
 
@@ -90,6 +91,8 @@ struct ent {
 	struct ent *next;
 };
 
+struct stage;
+
 /* A worker waiting for a RES_REPLY (lives on the worker's stack). */
 struct call {
 	uint64_t msgid;
@@ -117,6 +120,7 @@ struct agd_res {
 	uint64_t next_msgid;
 	int closing;
 	struct ent *ents;
+	struct stage *stages;         /* imports of arrivals not yet activated */
 	struct {
 		char host[AGD_WIRE_NAME_MAX + 1];
 		struct timespec until;        /* CLOCK_MONOTONIC */
@@ -1286,6 +1290,304 @@ out:
 	agd_rt_res_unlock(r->rt);
 }
 
+/* ------------------------------------------------------- staging */
+
+/* The content an arriving agent's MV/CP bindings brought, imported before
+ * this host acknowledged the transfer (agd_res_stage), by binding name.
+ * Kept in memory and, so that an arrival that outlives a restart finds
+ * it, in the store under kv "res.stage.<agent>":
+ *   epoch u64, count u8 (<= AGD_RES_BINDINGS_MAX), (str8 name, str8 id)*
+ */
+struct stage {
+	char agent[AGD_WIRE_NAME_MAX + 1];
+	uint64_t epoch;
+	size_t n;
+	char name[AGD_RES_BINDINGS_MAX][RES_NAME_MAX];
+	char id[AGD_RES_BINDINGS_MAX][RES_ID_MAX];
+	struct stage *next;
+};
+
+static void stage_key(char *key, size_t len, const char *agent)
+{
+	snprintf(key, len, "res.stage.%s", agent);
+}
+
+static void stage_save(struct agd_res *r, const struct stage *s)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	struct buf b = { 0 };
+	uint8_t e[8];
+
+	if (r->st == NULL)
+		return;
+	for (int i = 0; i < 8; i++)
+		e[i] = (uint8_t)(s->epoch >> (56 - 8 * i));
+	put(&b, e, 8);
+	put_u8(&b, (unsigned)s->n);
+	for (size_t i = 0; i < s->n; i++) {
+		put_str8(&b, s->name[i]);
+		put_str8(&b, s->id[i]);
+	}
+	stage_key(key, sizeof key, s->agent);
+	pthread_mutex_lock(&r->st_mu);
+	if (b.failed || agd_store_kv_put(r->st, key, b.p, b.len) != 0)
+		agd_log(AGD_LOG_WARN, "res.record_failed", "agent=%s what=stage", s->agent);
+	pthread_mutex_unlock(&r->st_mu);
+	free(b.p);
+}
+
+static void stage_erase(struct agd_res *r, const char *agent)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+
+	if (r->st == NULL)
+		return;
+	stage_key(key, sizeof key, agent);
+	pthread_mutex_lock(&r->st_mu);
+	agd_store_kv_delete(r->st, key);
+	pthread_mutex_unlock(&r->st_mu);
+}
+
+/* The stage of agent, from memory or the store; NULL if none (mu held). */
+static struct stage *stage_find(struct agd_res *r, const char *agent)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	struct stage *s;
+	void *v = NULL;
+	size_t len = 0;
+	struct cur c;
+	uint8_t e[8], n;
+
+	for (s = r->stages; s; s = s->next)
+		if (strcmp(s->agent, agent) == 0)
+			return s;
+	if (r->st == NULL)
+		return NULL;
+	stage_key(key, sizeof key, agent);
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_kv_get(r->st, key, &v, &len) != 0)
+		len = 0;
+	pthread_mutex_unlock(&r->st_mu);
+	if (len == 0 || (s = calloc(1, sizeof *s)) == NULL) {
+		free(v);
+		return NULL;
+	}
+	c.p = v;
+	c.end = c.p + len;
+	if (get(&c, e, 8) != 0 || get_u8(&c, &n) != 0 || n > AGD_RES_BINDINGS_MAX)
+		goto bad;
+	for (int i = 0; i < 8; i++)
+		s->epoch = s->epoch << 8 | e[i];
+	for (size_t i = 0; i < n; i++)
+		if (get_str8(&c, s->name[i], sizeof s->name[i]) != 0 ||
+		    get_str8(&c, s->id[i], sizeof s->id[i]) != 0 || !res_id_valid(s->id[i]))
+			goto bad;
+	if (c.p != c.end)
+		goto bad;
+	s->n = n;
+	snprintf(s->agent, sizeof s->agent, "%s", agent);
+	s->next = r->stages;
+	r->stages = s;
+	free(v);
+	return s;
+bad:
+	agd_log(AGD_LOG_WARN, "res.stage_unreadable", "agent=%s", agent);
+	free(v);
+	free(s);
+	return NULL;
+}
+
+static void stage_unlink(struct agd_res *r, struct stage *s)
+{
+	for (struct stage **pp = &r->stages; *pp; pp = &(*pp)->next)
+		if (*pp == s) {
+			*pp = s->next;
+			return;
+		}
+}
+
+/* Removes what a stage imported, its records and the stage itself.
+ * Resource lock and mu held. */
+static void stage_undo(struct agd_res *r, struct res_registry *reg, struct stage *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		int rc = reg != NULL ? res_registry_remove(reg, s->id[i], 1) : RES_ERR_NOTFOUND;
+
+		if (r->st != NULL) {
+			pthread_mutex_lock(&r->st_mu);
+			agd_store_resource_delete(r->st, s->id[i]);
+			pthread_mutex_unlock(&r->st_mu);
+		}
+		agd_log(AGD_LOG_INFO, "res.unstaged", "agent=%s epoch=%llu resource=%s result=%s",
+			s->agent, (unsigned long long)s->epoch, s->id[i], res_errname(rc));
+	}
+	stage_erase(r, s->agent);
+	stage_unlink(r, s);
+	free(s);
+}
+
+/* Whether the store holds agent as an arrival at epoch (stored by the
+ * transfer protocol, not yet activated). */
+static int arriving_at(struct agd_res *r, const char *agent, uint64_t epoch)
+{
+	struct agd_agent_rec rec;
+	int yes = 0;
+
+	if (r->st == NULL)
+		return 0;
+	memset(&rec, 0, sizeof rec);
+	pthread_mutex_lock(&r->st_mu);
+	if (agd_store_agent_get(r->st, agent, &rec) == 0) {
+		yes = rec.epoch == epoch && agd_xfer_arriving(r->st, agent) == 1;
+		agd_store_agent_clear(&rec);
+	}
+	pthread_mutex_unlock(&r->st_mu);
+	return yes;
+}
+
+/* Whether the store has any row for agent. */
+static int has_row(struct agd_res *r, const char *agent)
+{
+	struct agd_agent_rec rec;
+	int yes;
+
+	if (r->st == NULL)
+		return 0;
+	memset(&rec, 0, sizeof rec);
+	pthread_mutex_lock(&r->st_mu);
+	yes = agd_store_agent_get(r->st, agent, &rec) == 0;
+	if (yes)
+		agd_store_agent_clear(&rec);
+	pthread_mutex_unlock(&r->st_mu);
+	return yes;
+}
+
+struct stage_ctx {
+	struct res_registry *reg;
+	struct stage *s;
+	int rc;                    /* the first failure */
+	char bad[RES_NAME_MAX];    /* its binding */
+};
+
+static int stage_item(void *ud, const struct agd_res_item *it)
+{
+	struct stage_ctx *c = ud;
+	struct stage *s = c->s;
+	int rc;
+
+	if (!it->bind.bound || (it->bind.action != RES_ACT_MV && it->bind.action != RES_ACT_CP))
+		return 0;
+	rc = c->reg == NULL ? RES_ERR_NOTFOUND
+			    : res_import(c->reg, it->blob, it->blob_len,
+					 (enum res_action)it->bind.action, s->id[s->n]);
+	if (rc != 0) {
+		c->rc = rc;
+		snprintf(c->bad, sizeof c->bad, "%s", it->bind.name);
+		return 1; /* stops the walk */
+	}
+	snprintf(s->name[s->n], sizeof s->name[0], "%s", it->bind.name);
+	s->n++;
+	return 0;
+}
+
+int agd_res_stage(struct agd_res *r, const char *agent, const char *from, uint64_t epoch,
+		  const uint8_t *seg, size_t len, char *why, size_t why_len)
+{
+	struct stage_ctx c;
+	struct stage *s, *old;
+	int rc;
+
+	if (why_len > 0)
+		why[0] = '\0';
+	/* Nothing to import, or a segment the arrival refuses anyway (the
+	 * agent then lands without bindings: agd_res_arrive). A row here
+	 * already means a duplicate or stale TRANSFER, or another attempt
+	 * still arriving: the transfer protocol answers those, and an arrival
+	 * with no stage imports at activation. */
+	if (r == NULL || seg == NULL || len == 0 ||
+	    agd_res_segment_parse(seg, len, NULL, NULL, NULL) != 0 || has_row(r, agent))
+		return 0;
+	s = calloc(1, sizeof *s);
+	if (s == NULL) {
+		snprintf(why, why_len, "out of memory importing resources");
+		return AGD_ERR_NOMEM;
+	}
+	snprintf(s->agent, sizeof s->agent, "%s", agent);
+	s->epoch = epoch;
+	agd_rt_res_lock(r->rt);
+	pthread_mutex_lock(&r->mu);
+	old = stage_find(r, agent);
+	if (old != NULL && old->epoch == epoch) {
+		/* The same TRANSFER again before it was stored: imported. */
+		pthread_mutex_unlock(&r->mu);
+		agd_rt_res_unlock(r->rt);
+		free(s);
+		return 0;
+	}
+	if (old != NULL)
+		stage_undo(r, agd_rt_registry(r->rt), old); /* an attempt that never got stored */
+	memset(&c, 0, sizeof c);
+	c.reg = agd_rt_registry(r->rt);
+	c.s = s;
+	agd_res_segment_parse(seg, len, stage_item, NULL, &c);
+	rc = c.rc;
+	if (rc != 0) {
+		snprintf(why, why_len, "binding %s: resource import failed: %s", c.bad,
+			 res_strerror(rc));
+		agd_log(AGD_LOG_ERROR, "res.import_failed",
+			"agent=%s from=%s epoch=%llu binding=%s error=\"%s\"", agent, from,
+			(unsigned long long)epoch, c.bad, res_strerror(rc));
+		/* Nothing stays: the source keeps the agent and its content. */
+		for (size_t i = 0; i < s->n; i++)
+			res_registry_remove(c.reg, s->id[i], 1);
+		free(s);
+		s = NULL;
+	} else if (s->n == 0) {
+		free(s);
+		s = NULL;
+	} else {
+		for (size_t i = 0; i < s->n; i++) {
+			record_import(r, c.reg, s->id[i]);
+			agd_log(AGD_LOG_INFO, "res.staged",
+				"agent=%s from=%s epoch=%llu binding=%s resource=%s", agent, from,
+				(unsigned long long)epoch, s->name[i], s->id[i]);
+		}
+		s->next = r->stages;
+		r->stages = s;
+		stage_save(r, s);
+	}
+	pthread_mutex_unlock(&r->mu);
+	agd_rt_res_unlock(r->rt);
+	return rc != 0 ? AGD_ERR_IO : 0;
+}
+
+void agd_res_stage_settle(struct agd_res *r, const char *agent, uint64_t epoch)
+{
+	struct stage *s;
+
+	if (r == NULL)
+		return;
+	agd_rt_res_lock(r->rt);
+	pthread_mutex_lock(&r->mu);
+	s = stage_find(r, agent);
+	if (s != NULL && s->epoch == epoch && !arriving_at(r, agent, epoch))
+		stage_undo(r, agd_rt_registry(r->rt), s);
+	pthread_mutex_unlock(&r->mu);
+	agd_rt_res_unlock(r->rt);
+}
+
+/* The stage of agent, taken (mu held): the caller frees it. */
+static struct stage *stage_take(struct agd_res *r, const char *agent)
+{
+	struct stage *s = stage_find(r, agent);
+
+	if (s != NULL) {
+		stage_unlink(r, s);
+		stage_erase(r, agent);
+	}
+	return s;
+}
+
 /* ------------------------------------------------------- arriving */
 
 struct arrive_ctx {
@@ -1294,6 +1596,7 @@ struct arrive_ctx {
 	const char *agent;
 	struct ent *e;
 	size_t nitems;
+	struct stage *staged;         /* what agd_res_stage imported, or NULL */
 };
 
 static int arrive_item(void *ud, const struct agd_res_item *it)
@@ -1323,6 +1626,16 @@ static int arrive_item(void *ud, const struct agd_res_item *it)
 	switch (it->bind.bound ? it->bind.action : RES_ACT_NONE) {
 	case RES_ACT_MV:
 	case RES_ACT_CP:
+		for (size_t k = 0; a->staged != NULL && k < a->staged->n; k++)
+			if (strcmp(a->staged->name[k], it->bind.name) == 0) {
+				/* Imported before the transfer was acknowledged. */
+				snprintf(id, sizeof id, "%s", a->staged->id[k]);
+				rc = a->reg != NULL && res_registry_info(a->reg, id, &info) == 0 &&
+						     !info.forward
+					     ? 0
+					     : RES_ERR_NOTFOUND;
+				goto imported;
+			}
 		rc = a->reg == NULL ? RES_ERR_NOTFOUND
 				    : res_import(a->reg, it->blob, it->blob_len,
 						 (enum res_action)it->bind.action, id);
@@ -1334,6 +1647,7 @@ static int arrive_item(void *ud, const struct agd_res_item *it)
 			snprintf(id, sizeof id, "%s", it->bind.id);
 			rc = 0;
 		}
+imported:
 		break;
 	case RES_ACT_RB:
 		rc = a->reg == NULL ? RES_ERR_NOTFOUND
@@ -1426,7 +1740,9 @@ int agd_res_arrive(struct agd_res *r, const char *agent, const char *from, const
 	a.reg = agd_rt_registry(r->rt);
 	a.agent = agent;
 	a.e = e;
+	a.staged = stage_take(r, agent);
 	rc = agd_res_segment_parse(seg, len, arrive_item, arrive_line, &a);
+	free(a.staged);
 	/* The lines of this hop are the last ones: one per binding. */
 	e->logged = e->nhist >= a.nitems ? e->nhist - a.nitems : 0;
 	ent_save(r, e);
@@ -1745,6 +2061,12 @@ void agd_res_destroy(struct agd_res **rp)
 
 		r->ents = e->next;
 		ent_free(e);
+	}
+	while (r->stages) {
+		struct stage *s = r->stages;
+
+		r->stages = s->next;
+		free(s);
 	}
 	agd_store_close(&r->st);
 	pthread_cond_destroy(&r->cv);

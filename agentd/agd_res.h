@@ -99,8 +99,27 @@ const uint8_t *agd_res_segment(struct agd_res *r, const char *agent, size_t *len
  * drops the prepared segment, nothing else changes. */
 void agd_res_left(struct agd_res *r, const char *agent, int rc, const char *host);
 
+/* Dispatcher, when a TRANSFER of agent at epoch comes from `from`, before
+ * the transfer protocol stores it and acknowledges (the acknowledgement is
+ * what lets the source commit a move and drop its content): imports the
+ * MV/CP content of its resource segment seg[len] into this host's
+ * registry, durably, and keeps which binding got which resource for
+ * agd_res_arrive. Returns 0 (imported; or nothing to import; or a
+ * duplicate, stale or malformed transfer, which the protocol answers), or
+ * a negative agd_err with why[why_len] filled: the transfer must be
+ * refused, and nothing was kept here. */
+int agd_res_stage(struct agd_res *r, const char *agent, const char *from, uint64_t epoch,
+		  const uint8_t *seg, size_t len, char *why, size_t why_len);
+
+/* Dispatcher, after the transfer protocol handled a TRANSFER or ABORT of
+ * agent at epoch: if the store does not hold agent as an arrival at that
+ * epoch (the transfer was refused, or aborted), removes what
+ * agd_res_stage imported for it. */
+void agd_res_stage_settle(struct agd_res *r, const char *agent, uint64_t epoch);
+
 /* Dispatcher, when an agent lands (before the runtime restores it):
- * imports MV/CP content, rebinds RB to this host's resource of the kind,
+ * takes the MV/CP content agd_res_stage imported (imports it now if there
+ * is none: an arrival stored before a restart of an older daemon), rebinds RB to this host's resource of the kind,
  * counts binders, and keeps the rebind context agd_res_vm_env gives its
  * restore. seg may be NULL (no bindings). Returns 0 or a negative agd_err
  * (a malformed segment; the agent still lands, with no binding context). */

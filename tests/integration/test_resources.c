@@ -771,3 +771,83 @@ Test(resources_int, a_gr_whose_home_is_down_at_the_hop_arrives_unbound_and_says_
 	cr_assert_eq(ctl(h3, st, sizeof st, "--json", "ps", NULL, NULL, NULL), 0);
 	cr_assert(strstr(st, id) != NULL, "agent gone from h3: %s", st);
 }
+
+Test(resources_int, a_failed_import_refuses_the_move_and_keeps_agent_and_content_at_the_source)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], out[2048], logs[32768], p[512], *log2;
+
+	start_all();
+	run_probe(h1, "r by-identifier notes", id);
+	op_eq(h1, id, "write", "kept", NULL, "true nil nil");
+	/* h2 cannot store what arrives: its import directory is a file (the
+	 * tests run as root, so permissions would not stop it). */
+	path_of(p, sizeof p, h2, "data/resources");
+	tst_rmtree(p);
+	write_file(p, "not a directory");
+	cr_assert_neq(ctl(h1, out, sizeof out, "push", id, "--to", "h2", NULL), 0,
+		      "the push succeeded: %s", out);
+	/* h1 heard why (agentctl says it on stderr). */
+	log2 = slurp(h1->log);
+	cr_assert_not_null(log2);
+	cr_assert(strstr(log2, "resource import failed") != NULL, "%s", log2);
+	free(log2);
+	/* The agent runs at h1, its handle still local, the content there. */
+	op_eq(h1, id, "read", NULL, NULL, "kept nil nil");
+	op_has(h1, id, "info", NULL, NULL, "id=notes home=h1 mode=local");
+	path_of(p, sizeof p, h1, "notes.txt");
+	assert_file(p, "kept");
+	cr_assert_neq(ctl(h2, logs, sizeof logs, "logs", id, NULL, NULL, NULL), 0,
+		      "the agent is on h2: %s", logs);
+	log2 = slurp(h2->log);
+	cr_assert_not_null(log2);
+	cr_assert(strstr(log2, "res.import_failed") != NULL, "%s", log2);
+	free(log2);
+	/* Once h2 can store again, the same agent moves with its content. */
+	path_of(p, sizeof p, h2, "data/resources");
+	unlink(p);
+	cr_assert_eq(mkdir(p, 0700), 0);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=MV origin=default tried=MV:ok") != NULL, "%s", logs);
+	op_eq(h2, id, "read", NULL, NULL, "kept nil nil");
+	path_of(p, sizeof p, h2, "data/resources/notes.file");
+	assert_file(p, "kept");
+}
+
+Test(resources_int, a_copy_is_stored_at_the_target_before_the_source_lets_go)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768], *log2, *staged, *stored;
+
+	start_all();
+	run_probe(h1, "r by-value doc", id);
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=CP") != NULL, "%s", logs);
+	/* The import is logged before the transfer is stored (and so before
+	 * the acknowledgement that lets h1 commit). */
+	log2 = slurp(h2->log);
+	cr_assert_not_null(log2);
+	staged = strstr(log2, "res.staged");
+	cr_assert_not_null(staged, "%s", log2);
+	stored = strstr(log2, "xfer.stored");
+	cr_assert_not_null(stored, "%s", log2);
+	cr_assert(staged < stored, "imported after the transfer was stored:\n%s", log2);
+	free(log2);
+	op_eq(h2, id, "read", NULL, NULL, "d0 nil nil");
+}
+
+Test(resources_int, by_type_sensor_binds_the_hosts_sensor_and_reads_it_from_elsewhere)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char id[17], logs[32768];
+
+	start_all();
+	run_probe(h1, "r by-type sensor", id);
+	op_has(h1, id, "info", NULL, NULL, "id=temp home=h1 mode=local");
+	op_eq(h1, id, "read", NULL, NULL, "21.5 nil nil");
+	/* h2 has no sensor: RB falls back to GR. */
+	push(h1, id, h2, logs, sizeof logs);
+	cr_assert(strstr(logs, "r: action=GR origin=default tried=RB:no-kind,GR:ok") != NULL, "%s",
+		  logs);
+	op_eq(h2, id, "read", NULL, NULL, "21.5 nil nil");
+}
