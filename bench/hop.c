@@ -34,6 +34,7 @@
 #include <zmq.h>
 
 #define SINGLE_HOPS 400
+#define SINGLE_MAX 100000
 #define MANY_AGENTS 100
 #define MANY_SECONDS 5.0
 
@@ -196,8 +197,9 @@ static void setup_hosts(void)
 			 "[peer]\nendpoint = %s\nhost_key = %s/%s.key\ntrust_store = %s\n"
 			 "trusted_hosts = %s\n\n"
 			 "[agents]\nmemory_limit = 67108864\nmessage_max = 67108864\n\n"
-			 "[log]\nfile = %s/agentd.log\nlevel = warn\n",
-			 h->name, h->dir, h->ctl, h->peer, h->dir, h->name, trust, hostsfile, h->dir);
+			 "[log]\nfile = %s/agentd.log\nlevel = %s\n",
+			 h->name, h->dir, h->ctl, h->peer, h->dir, h->name, trust, hostsfile, h->dir,
+			 getenv("HOP_LOG") ? getenv("HOP_LOG") : "warn");
 		/* (the buffer is larger than any path this makes) */
 		snprintf(path, sizeof path, "%s/agentd.conf", h->dir);
 		write_file(path, text, strlen(text));
@@ -403,7 +405,12 @@ int main(int argc, char **argv)
 {
 	const char *bin = argc > 1 ? argv[1] : getenv("AGENTD_BIN");
 	char selfbin[PATH_MAX], id[32];
-	double lat[SINGLE_HOPS], total0, total;
+	static double lat[SINGLE_MAX];
+	double total0, total;
+	/* HOP_PARTS picks parts (default "123"), HOP_SINGLE the hops of part 1:
+	 * for profiling one part at a time. */
+	const char *parts = getenv("HOP_PARTS") ? getenv("HOP_PARTS") : "123";
+	int nsingle = getenv("HOP_SINGLE") ? atoi(getenv("HOP_SINGLE")) : SINGLE_HOPS;
 	int at = 0, errors = 0;
 	static const size_t sizes[] = { 1u << 10, 10u << 10, 100u << 10, 1u << 20, 10u << 20 };
 	double size_us[sizeof sizes / sizeof sizes[0]];
@@ -420,6 +427,8 @@ int main(int argc, char **argv)
 		strcat(selfbin, "/../agentd/agentd");
 		bin = selfbin;
 	}
+	if (nsingle < 10 || nsingle > SINGLE_MAX)
+		die("HOP_SINGLE: 10 to 100000");
 	if (access(bin, X_OK) != 0)
 		die("agentd binary not found");
 	snprintf(base, sizeof base, "%s/agentd-hop-XXXXXX", access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp");
@@ -439,19 +448,19 @@ int main(int argc, char **argv)
 		die("the first hop failed");
 	at = 1 - at;
 	total0 = now_us();
-	for (int i = 0; i < SINGLE_HOPS; i++) {
+	for (int i = 0; i < nsingle; i++) {
 		lat[i] = hop(at, id);
 		if (lat[i] < 0)
 			die("a hop failed");
 		at = 1 - at;
 	}
 	total = now_us() - total0;
-	qsort(lat, SINGLE_HOPS, sizeof lat[0], cmp_double);
-	fprintf(stderr, "hop: one agent: p50 %.0f us\n", pct(lat, SINGLE_HOPS, 0.5));
+	qsort(lat, (size_t)nsingle, sizeof lat[0], cmp_double);
+	fprintf(stderr, "hop: one agent: p50 %.0f us\n", pct(lat, nsingle, 0.5));
 
 	/* 2. Many agents at once: each hops again as soon as its last hop is
 	 * answered. */
-	{
+	if (strchr(parts, '2') != NULL) {
 		char ids[MANY_AGENTS][32], out[1024], aid[32];
 		int where[MANY_AGENTS];
 		double t0, end;
@@ -503,6 +512,10 @@ int main(int argc, char **argv)
 	/* 3. Hop time against state size (median of 5 hops each). */
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		double t[5];
+
+		size_us[s] = -1;
+		if (strchr(parts, '3') == NULL)
+			continue;
 		int from = 0;
 
 		spawn(&H[0], sizes[s], id);
@@ -531,8 +544,8 @@ int main(int argc, char **argv)
 	zmq_ctx_term(zctx);
 
 	printf("hop: two daemons on loopback, data in %s\n", base);
-	printf("  one agent, %d hops: p50 %.0f us, p99 %.0f us, %.0f hops/s\n", SINGLE_HOPS,
-	       pct(lat, SINGLE_HOPS, 0.5), pct(lat, SINGLE_HOPS, 0.99), SINGLE_HOPS / (total / 1e6));
+	printf("  one agent, %d hops: p50 %.0f us, p99 %.0f us, %.0f hops/s\n", nsingle,
+	       pct(lat, nsingle, 0.5), pct(lat, nsingle, 0.99), nsingle / (total / 1e6));
 	printf("  %d agents at once for %.0f s: %ld hops, %.0f hops/s aggregate (%d errors)\n", MANY_AGENTS,
 	       MANY_SECONDS, many_hops, many_rate, errors);
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++)
@@ -541,9 +554,9 @@ int main(int argc, char **argv)
 		else
 			printf("  state %8zu bytes: hop FAILED\n", sizes[s]);
 	printf("  targets: p50 < 250 us, >= 5000 aggregate hops/s\n");
-	json("hop_latency_p50", pct(lat, SINGLE_HOPS, 0.5), "us");
-	json("hop_latency_p99", pct(lat, SINGLE_HOPS, 0.99), "us");
-	json("hops_per_s_one_agent", SINGLE_HOPS / (total / 1e6), "hops/s");
+	json("hop_latency_p50", pct(lat, nsingle, 0.5), "us");
+	json("hop_latency_p99", pct(lat, nsingle, 0.99), "us");
+	json("hops_per_s_one_agent", nsingle / (total / 1e6), "hops/s");
 	json("hops_per_s_100_agents", many_rate, "hops/s");
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		char m[64];
