@@ -30,6 +30,7 @@
 #include "agd_res.h" /* [resint] resource glue hooks */
 #include "agd_mobility.h" /* [mig2] agd_mobility_send */
 #include "agd_moblua.h" /* [mig2] agent.migrate/clone */
+#include "agd_park.h"
 #include "mig_lua.h"
 #include "mig_segment.h"
 #include "mig_state.h"
@@ -39,6 +40,7 @@
 #include <lua.h>
 #include <lualib.h>
 #include <math.h>
+#include <sodium.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -56,7 +58,7 @@
 #define AGD_HAVE_RES_MOBILITY 1 /* [resint] res_lua_mobility is in libres */
 #endif
 
-enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL, Y_MIGRATE /* [mig2] */ };
+enum yield_why { Y_NONE, Y_PREEMPT, Y_SLEEP, Y_RECV, Y_KILL, Y_MIGRATE /* [mig2] */, Y_PARK };
 
 struct agd_vm {
 	lua_State *L;            /* the agent's state; owned */
@@ -80,6 +82,10 @@ struct agd_vm {
 	struct agd_proc *proc;   /* process isolation: the vm is there, L is NULL */
 	atomic_int kill;         /* set by agd_vm_kill or a quota */
 	char kill_reason[128];   /* written before kill is set */
+	uint64_t park_seq;       /* last park token given (random start: see agd_park_token) */
+	uint64_t park_token;     /* the token of the park co yielded for */
+	int park_nargs;          /* values staged on co by agd_vm_unpark, for the next resume */
+	int in_call;             /* an exported method runs (agd_vm_call): nothing may block */
 };
 
 void agd_buf_free(struct mig_buf *b)
@@ -238,6 +244,9 @@ static int l_print(lua_State *L)
 
 static void check_blockable(lua_State *L, struct agd_vm *vm, const char *what)
 {
+	if (vm->in_call)
+		luaL_error(L, "agent.%s: an exported method cannot block (it runs to completion "
+			   "between the agent's own slices)", what);
 	if (L != vm->co || !lua_isyieldable(L))
 		luaL_error(L, "agent.%s: cannot block inside a nested coroutine or a C call", what);
 }
@@ -369,6 +378,101 @@ static int move_self(lua_State *L, int clone)
 		return n;
 	vm->why = Y_MIGRATE;
 	return lua_yield(L, 0);
+}
+
+/* ---------------------------------------------------------- parking
+ * (agd_park.h). The runtime side is agd_rt.c (W_PARK); this side yields
+ * the main coroutine with the host function's continuation and, before
+ * the resume that answers, stages the continuation's three values. */
+
+uint64_t agd_park_token(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+
+	/* A random start: the vm is new after every move or restart, and a
+	 * late answer to a park of an earlier stay must not match a new one. */
+	if (vm->park_seq == 0)
+		randombytes_buf(&vm->park_seq, sizeof vm->park_seq);
+	if (++vm->park_seq == 0)
+		vm->park_seq = 1;
+	agd_rt_park_expect(vm->rt, vm->a, vm->park_seq);
+	return vm->park_seq;
+}
+
+int agd_park_yield(lua_State *L, uint64_t token, double timeout_s, lua_KContext ctx,
+		   lua_KFunction k)
+{
+	struct agd_vm *vm = checkvm(L);
+
+	if (agd_rt_is_child(vm->rt))
+		return luaL_error(L, "waiting for a remote answer is not available in process "
+				  "isolation");
+	if (vm->in_call)
+		return luaL_error(L, "an exported method cannot wait for a remote answer (it "
+				  "runs to completion between the agent's own slices)");
+	if (L != vm->co || !lua_isyieldable(L))
+		return luaL_error(L, "cannot wait for a remote answer inside a nested coroutine "
+				  "or a C call");
+	if (!(timeout_s > 0) || !isfinite(timeout_s))
+		return luaL_error(L, "a park needs a positive, finite timeout");
+	vm->why = Y_PARK;
+	vm->park_token = token;
+	vm->timeout = timeout_s;
+	return lua_yieldk(L, 0, ctx, k);
+}
+
+struct unpark_args {
+	lua_State *co;                        /* where the values go */
+	const struct agd_park_answer *ans;    /* NULL: timeout */
+	const char *why;                      /* the timeout's text, or NULL */
+};
+
+static int unpark_push(lua_State *L)
+{
+	struct unpark_args *u = lua_touserdata(L, 1);
+
+	if (u->ans != NULL) {
+		if (u->ans->data != NULL)
+			lua_pushlstring(L, u->ans->data, u->ans->len);
+		else
+			lua_pushnil(L);
+		lua_pushinteger(L, u->ans->code);
+		lua_pushstring(L, u->ans->text ? u->ans->text : "");
+	} else {
+		lua_pushnil(L);
+		lua_pushinteger(L, AGD_ERR_TIMEOUT);
+		lua_pushstring(L, u->why ? u->why : "no answer in time");
+	}
+	lua_xmove(L, u->co, 3);
+	return 0;
+}
+
+void agd_vm_unpark(struct agd_vm *vm, const struct agd_park_answer *ans, const char *why)
+{
+	struct unpark_args u = { vm->co, ans, why };
+	size_t limit = vm->mem_limit;
+
+	if (vm->proc != NULL || vm->co == NULL)
+		return; /* never parks there: agd_park_yield refuses */
+	/* The answer is the host's delivery, already capped by the call
+	 * layer; the agent pays for it with its next allocation. Made in the
+	 * main thread under pcall (a suspended coroutine takes no calls). */
+	vm->mem_limit = (size_t)-1;
+	if (lua_checkstack(vm->co, 4)) {
+		lua_pushcfunction(vm->L, unpark_push);
+		lua_pushlightuserdata(vm->L, &u);
+		if (lua_pcall(vm->L, 1, 0, 0) != LUA_OK) {
+			lua_pop(vm->L, 1);
+			lua_pushnil(vm->co);
+			lua_pushinteger(vm->co, AGD_ERR_NOMEM);
+			lua_pushnil(vm->co);
+		}
+		vm->park_nargs = 3;
+	} else if (!atomic_load(&vm->kill)) {
+		snprintf(vm->kill_reason, sizeof vm->kill_reason, "out of stack for a park's answer");
+		atomic_store(&vm->kill, 1);
+	}
+	vm->mem_limit = limit;
 }
 
 static int l_migrate(lua_State *L)
@@ -891,7 +995,7 @@ int agd_vm_restore(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_l
 		lua_getfield(L, -2, "until");
 		wait->until_ms = (int64_t)lua_tointeger(L, -1);
 		lua_pop(L, 3);
-		if (wait->kind < AGD_VM_WAIT_NONE || wait->kind > AGD_VM_WAIT_RECV)
+		if (wait->kind < AGD_VM_WAIT_NONE || wait->kind > AGD_VM_WAIT_PARK)
 			wait->kind = AGD_VM_WAIT_NONE;
 	}
 	return rc;
@@ -1034,6 +1138,10 @@ void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 			lua_pop(vm->L, 1);
 		}
 	}
+	else if (vm->park_nargs > 0) { /* the answer of a park (agd_vm_unpark) */
+		nargs = vm->park_nargs;
+		vm->park_nargs = 0;
+	}
 	else if (vm->root_ref != LUA_NOREF && move_pending(vm)) /* [mig2] what agent.migrate returns here */
 		nargs = agd_moblua_resume(vm->L, vm->co, vm->root_ref, vm->rt, vm->a);
 	vm->started = 1;
@@ -1066,6 +1174,11 @@ again:
 			break;
 		case Y_MIGRATE: /* [mig2] */
 			agd_moblua_yielded(vm->L, vm->root_ref, res);
+			break;
+		case Y_PARK:
+			res->status = AGD_VM_PARK;
+			res->timeout = vm->timeout;
+			res->token = vm->park_token;
 			break;
 		default:
 			/* The hook, or a bare coroutine.yield in the agent's

@@ -17,6 +17,7 @@
 #include "agd_mobility.h" /* [mig2] agd_mobility_self_move */
 #include "agd_log.h"
 #include "agd_loop.h"
+#include "agd_park.h"
 #include "agd_store.h"
 #include "agd_trust.h"
 #include "agd_vm.h"
@@ -42,7 +43,16 @@ struct logring {
 	unsigned n;                /* lines held */
 };
 
-enum wait_kind { W_NONE, W_SLEEP, W_RECV };
+enum wait_kind { W_NONE, W_SLEEP, W_RECV, W_PARK };
+
+/* The answer to a park, kept from agd_rt_unpark until the agent runs. */
+struct park_ans {
+	int code;                      /* 0 or an agd_err */
+	char *text;                    /* malloc'd, or NULL */
+	size_t len;                    /* bytes of data */
+	int has_data;                  /* data is a value (else nil) */
+	uint8_t data[];                /* the bytes */
+};
 
 struct agd_agent {
 	char id[AGD_ID_LEN + 1];      /* hex id */
@@ -84,6 +94,9 @@ struct agd_agent {
 	agd_rt_suspend_fn suspend_fn; /* migration seam callback, or NULL */
 	void *suspend_ud;             /* its argument */
 	int64_t created;              /* wall clock, ms */
+	uint64_t park_token;          /* the park it expects an answer for (agd_park.h), 0 none */
+	struct park_ans *park_ans;    /* that answer, once come; owned */
+	uint8_t park_lost;            /* parked when persisted: resume it with an error */
 };
 
 struct agd_rt {
@@ -491,6 +504,16 @@ static void mbox_clear(struct agd_agent *a)
 	a->mb_n = 0;
 }
 
+static void park_clear(struct agd_agent *a)
+{
+	if (a->park_ans != NULL) {
+		free(a->park_ans->text);
+		free(a->park_ans);
+		a->park_ans = NULL;
+	}
+	a->park_token = 0;
+}
+
 /* Ends an agent (lock held). Its vm is handed to *dead for the caller to
  * close outside the lock. */
 static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason,
@@ -499,6 +522,7 @@ static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, con
 	heap_remove(rt, a);
 	lru_remove(rt, a);
 	mbox_clear(a);
+	park_clear(a);
 	a->wait = W_NONE;
 	if (a->vm != NULL) {
 		*dead = a->vm;
@@ -517,7 +541,8 @@ static void wake(struct agd_rt *rt, struct agd_agent *a)
 		return;
 	heap_remove(rt, a);
 	lru_remove(rt, a);
-	set_state(rt, a, AGD_RUNNING, a->wait == W_RECV ? "message" : "timer");
+	set_state(rt, a, AGD_RUNNING,
+		  a->wait == W_RECV ? "message" : a->wait == W_PARK && a->park_ans ? "answer" : "timer");
 	enqueue(rt, a);
 }
 
@@ -598,7 +623,8 @@ static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const struct agd_v
 static void wait_of(const struct agd_agent *a, struct agd_vm_wait *w)
 {
 	w->kind = a->wait == W_SLEEP ? AGD_VM_WAIT_SLEEP
-		  : a->wait == W_RECV ? AGD_VM_WAIT_RECV : AGD_VM_WAIT_NONE;
+		  : a->wait == W_RECV ? AGD_VM_WAIT_RECV
+		  : a->wait == W_PARK ? AGD_VM_WAIT_PARK : AGD_VM_WAIT_NONE;
 	w->until_ms = 0;
 	if (a->heap_i != 0) {
 		uint64_t now = agd_now_ms();
@@ -649,7 +675,8 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 	struct agd_vm_result res;
 	struct agd_msg *msg = NULL;
 	struct agd_vm_wait w;
-	int deliver = 0, rc;
+	struct park_ans *ans = NULL;
+	int deliver = 0, unpark = 0, lost = 0, rc;
 	char err[256];
 
 	if (ended(a->state))
@@ -658,15 +685,21 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 		finish(rt, a, AGD_KILLED, a->reason[0] ? a->reason : "killed", &dead);
 		goto out;
 	}
-	if (a->suspend_fn != NULL || (rt->stopping && a->state != AGD_MIGRATING) ||
-	    (a->passivate_req && a->state == AGD_WAITING) || a->checkpoint_req) {
+	/* A parked agent (or one whose answer is not yet delivered) is not
+	 * moved or passivated (agd_park.h): its push or passivation waits for
+	 * the slice after the answer or the timeout. A stop or a checkpoint
+	 * persists it parked; it then resumes with an error (park_lost). */
+	if ((a->suspend_fn != NULL && a->wait != W_PARK) || (rt->stopping && a->state != AGD_MIGRATING) ||
+	    (a->passivate_req && a->state == AGD_WAITING && a->wait != W_PARK) || a->checkpoint_req) {
 		/* Persist at this safe point: the agent is not on CPU. */
-		agd_rt_suspend_fn fn = a->suspend_fn;
+		agd_rt_suspend_fn fn = a->wait != W_PARK ? a->suspend_fn : NULL;
 		void *ud = a->suspend_ud;
-		int passivate = (a->passivate_req && a->state == AGD_WAITING) || rt->stopping;
+		int passivate = (a->passivate_req && a->state == AGD_WAITING && a->wait != W_PARK) ||
+				rt->stopping;
 		int checkpoint = a->checkpoint_req;
 
-		a->suspend_fn = NULL;
+		if (fn != NULL)
+			a->suspend_fn = NULL;
 		a->passivate_req = 0;
 		a->checkpoint_req = 0;
 		if (a->vm == NULL) {
@@ -770,6 +803,11 @@ suspend_passive:
 			a->from_store = 0;
 			if (w.kind == AGD_VM_WAIT_RECV)
 				a->wait = W_RECV;
+			if (w.kind == AGD_VM_WAIT_PARK) {
+				/* Its answer was for the process that stopped. */
+				a->wait = W_PARK;
+				a->park_lost = 1;
+			}
 			if ((w.kind == AGD_VM_WAIT_SLEEP && left > 0) ||
 			    (w.kind == AGD_VM_WAIT_RECV && a->mb_head == NULL && left != 0)) {
 				a->wait = w.kind == AGD_VM_WAIT_SLEEP ? W_SLEEP : W_RECV;
@@ -798,12 +836,37 @@ suspend_passive:
 			a->mb_n--;
 		}
 	}
+	if (a->wait == W_PARK) {
+		/* The answer, or the timeout; later answers are dropped. */
+		unpark = 1;
+		ans = a->park_ans;
+		a->park_ans = NULL;
+		a->park_token = 0;
+		lost = a->park_lost;
+		a->park_lost = 0;
+	}
 	a->wait = W_NONE;
 	a->timed_out = 0;
 	a->on_cpu = 1;
 	rt->busy++;
 	pthread_mutex_unlock(&rt->mu);
 
+	if (unpark) {
+		struct agd_park_answer pa;
+
+		if (ans != NULL) {
+			pa.code = ans->code;
+			pa.text = ans->text;
+			pa.data = ans->has_data ? ans->data : NULL;
+			pa.len = ans->len;
+		}
+		agd_vm_unpark(a->vm, ans ? &pa : NULL,
+			      lost ? "no answer: the daemon restarted while the agent waited" : NULL);
+		if (ans != NULL) {
+			free(ans->text);
+			free(ans);
+		}
+	}
 	agd_vm_resume(a->vm, deliver, msg, &res);
 	free(msg);
 
@@ -848,6 +911,32 @@ suspend_passive:
 				enqueue_front(rt, a);
 			} else
 				lru_append(rt, a);
+		}
+		break;
+	case AGD_VM_PARK:
+		/* Waits for agd_rt_unpark(res.token) or the timeout; never
+		 * passivated meanwhile (its park is not persistable as a wait
+		 * another process could answer). */
+		a->wait = W_PARK;
+		if (a->park_token != res.token) {
+			park_clear(a); /* a token it did not take: nothing will match */
+		}
+		if (a->park_ans != NULL || a->kill_req) {
+			enqueue(rt, a); /* answered while it was yielding, or killed */
+			break;
+		}
+		set_state(rt, a, AGD_WAITING, "park");
+		a->idle_since = agd_now_ms();
+		{
+			double ms = res.timeout * 1000.0;
+
+			a->wake_at = a->idle_since + (ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms);
+			if (heap_push(rt, a) != 0) {
+				finish(rt, a, AGD_FAILED, "out of memory", &dead);
+				break;
+			}
+			if (a->wake_at < rt->poll_deadline)
+				agd_loop_wake(rt->loop);
 		}
 		break;
 	case AGD_VM_DONE:
@@ -1188,6 +1277,7 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 			rt->buckets[i] = a->hnext;
 			agd_vm_destroy(&a->vm, 0);
 			mbox_clear(a);
+			park_clear(a);
 			agd_buf_free(&a->saved);
 			if (a->log) {
 				for (unsigned k = 0; k < a->log->n; k++)
@@ -1816,6 +1906,7 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 		rt->resident--;
 	}
 	mbox_clear(a);
+	park_clear(a);
 	agd_buf_free(&a->saved);
 	agd_log(AGD_LOG_INFO, "agent.gone", "agent=%s to=%s", a->id, where ? where : "?");
 	unlink_agent(rt, a);
@@ -1864,6 +1955,59 @@ void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, siz
 	pthread_mutex_lock(&rt->mu);
 	ring_add(a, text, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
 	pthread_mutex_unlock(&rt->mu);
+}
+
+void agd_rt_park_expect(struct agd_rt *rt, struct agd_agent *a, uint64_t token)
+{
+	pthread_mutex_lock(&rt->mu);
+	park_clear(a);
+	a->park_token = token;
+	pthread_mutex_unlock(&rt->mu);
+}
+
+int agd_rt_is_child(const struct agd_rt *rt)
+{
+	return rt->remote.send != NULL;
+}
+
+int agd_rt_unpark(struct agd_rt *rt, const char *agent, uint64_t token, int code, const char *text,
+		  const void *data, size_t len)
+{
+	struct park_ans *ans;
+	struct agd_agent *a;
+
+	/* Copied before the lock: the copy is the only allocation. */
+	ans = malloc(sizeof *ans + len);
+	if (ans == NULL)
+		return AGD_ERR_NOMEM;
+	ans->code = code;
+	ans->text = text != NULL ? strdup(text) : NULL;
+	ans->len = data != NULL ? len : 0;
+	ans->has_data = data != NULL;
+	if (data != NULL && len > 0)
+		memcpy(ans->data, data, len);
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, agent);
+	if (a == NULL || ended(a->state)) {
+		pthread_mutex_unlock(&rt->mu);
+		free(ans->text);
+		free(ans);
+		return AGD_ERR_NOTFOUND;
+	}
+	if (token == 0 || a->park_token != token || a->park_ans != NULL) {
+		/* Not what it waits for (a stale or repeated answer): dropped. */
+		pthread_mutex_unlock(&rt->mu);
+		free(ans->text);
+		free(ans);
+		return 0;
+	}
+	a->park_ans = ans;
+	if (a->state == AGD_WAITING && a->wait == W_PARK)
+		wake(rt, a);
+	/* Otherwise it is still yielding on a worker: work() finds the
+	 * answer when the slice ends. */
+	pthread_mutex_unlock(&rt->mu);
+	return 0;
 }
 
 struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a)

@@ -220,5 +220,10 @@ struct agd_code *agd_agent_code(const struct agd_agent *a);
 void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, size_t len);
 /* Takes the oldest queued message (caller frees with free()), or NULL. */
 struct agd_msg *agd_agent_mbox_take(struct agd_rt *rt, struct agd_agent *a);
+/* agd_park_token's other half: the agent will park for `token` next; an
+ * answer for any other token is dropped (agd_rt_unpark, agd_park.h). */
+void agd_rt_park_expect(struct agd_rt *rt, struct agd_agent *a, uint64_t token);
+/* Whether rt is a worker process's runtime (process isolation). */
+int agd_rt_is_child(const struct agd_rt *rt);
 
 #endif

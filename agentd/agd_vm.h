@@ -26,6 +26,7 @@ enum agd_vm_status {
 	AGD_VM_ERROR,     /* an error escaped (reason holds the message) */
 	AGD_VM_KILLED,    /* a quota or agd_vm_kill ended it (reason says which) */
 	AGD_VM_MIGRATE,   /* [mig2] agent.migrate/clone: reason = target host, move_flags (agd_moblua.h) */
+	AGD_VM_PARK,      /* agd_park_yield: wake on agd_rt_unpark(token), or after `timeout` */
 };
 
 struct agd_vm_result {
@@ -33,6 +34,7 @@ struct agd_vm_result {
 	double timeout;            /* seconds for SLEEP and RECV */
 	char reason[256];          /* for ERROR and KILLED */
 	unsigned move_flags;       /* [mig2] MIGRATE: AGD_MOVE_* (agd_mobility.h) */
+	uint64_t token;            /* PARK: the token the answer must carry */
 };
 
 /* Quotas of one agent. */
@@ -48,7 +50,7 @@ void agd_buf_free(struct mig_buf *b);
 
 /* What a persisted agent was waiting for, carried inside its state so that
  * a restart or another host resumes the wait rather than the agent. */
-enum agd_vm_wait_kind { AGD_VM_WAIT_NONE, AGD_VM_WAIT_SLEEP, AGD_VM_WAIT_RECV };
+enum agd_vm_wait_kind { AGD_VM_WAIT_NONE, AGD_VM_WAIT_SLEEP, AGD_VM_WAIT_RECV, AGD_VM_WAIT_PARK };
 struct agd_vm_wait {
 	int kind;          /* enum agd_vm_wait_kind */
 	int64_t until_ms;  /* deadline, wall clock ms since the epoch; 0 = none */
@@ -75,6 +77,38 @@ int agd_vm_persist(struct agd_vm *vm, const struct agd_vm_wait *wait, struct mig
  * (borrowed; NULL for a timeout) becomes recv's result. */
 void agd_vm_resume(struct agd_vm *vm, int deliver, const struct agd_msg *msg,
 		   struct agd_vm_result *res);
+
+/* The answer to a park (agd_park.h), for agd_vm_unpark. Borrowed. */
+struct agd_park_answer {
+	int code;             /* 0, or an agd_err */
+	const char *text;     /* may be NULL */
+	const void *data;     /* may be NULL (then nil) */
+	size_t len;           /* bytes of data */
+};
+
+/* Before agd_vm_resume of an agent that parked (AGD_VM_PARK): stages what
+ * the park's continuation receives (ans NULL: a timeout, with `why` as the
+ * text, or "no answer in time"). The next agd_vm_resume (deliver 0) passes
+ * it. A memory failure passes code AGD_ERR_NOMEM instead. */
+void agd_vm_unpark(struct agd_vm *vm, const struct agd_park_answer *ans, const char *why);
+
+/* An exported method's outcome (agd_vm_call). */
+struct agd_vm_call_result {
+	int code;             /* 0: results holds the encoded results; else an agd_err */
+	char text[512];       /* the error text when code != 0 */
+	struct mig_buf *out;  /* where the results go (caller's buffer) */
+};
+
+/* Runs exported method `method` of the agent (agent.export) to completion,
+ * in a fresh coroutine of its state, with args (an encoded table: the
+ * arguments, `n` their count) and appends the encoded results (a table,
+ * `n` their count) to res->out. The agent must be off CPU and not moving
+ * (its worker calls this between slices). A method that raises, yields or
+ * tries to block, or runs longer than its budget, gives an error result;
+ * the agent lives on unless a quota ended it (then it is killed at its next
+ * resume). */
+void agd_vm_call(struct agd_vm *vm, const char *method, const void *args, size_t len,
+		 struct agd_vm_call_result *res);
 
 /* Ends the agent at its next instruction (thread-safe). reason is copied. */
 void agd_vm_kill(struct agd_vm *vm, const char *reason);
