@@ -18,7 +18,8 @@
 #include <string.h>
 #include <unistd.h>
 
-enum kind { K_STR, K_UINT, K_U64, K_SIZE, K_SECONDS, K_BOOL, K_ISOLATION, K_ACTIVATION, K_LEVEL };
+enum kind { K_STR, K_UINT, K_U64, K_SIZE, K_SECONDS, K_BOOL, K_ISOLATION, K_ACTIVATION, K_LEVEL,
+	    K_DIRECTORY, K_BALANCE };
 
 struct key {
 	const char *section; /* the [section] it belongs to */
@@ -42,7 +43,9 @@ static const struct key keys[] = {
 	{ "peer", "host_key", K_STR, F(host_key), 0 },
 	{ "peer", "trust_store", K_STR, F(trust_store), 0 },
 	{ "peer", "trusted_hosts", K_STR, F(trusted_hosts), 0 },
-	{ "peer", "directory", K_STR, F(directory), 0 },
+	{ "peer", "directory", K_DIRECTORY, F(directory), 0 },
+	{ "peer", "register_interval", K_SECONDS, F(register_interval), 86400.0 },
+	{ "peer", "max_peers", K_UINT, F(max_peers), AGD_CONFIG_PEERS_MAX },
 	{ "agents", "memory_limit", K_SIZE, F(memory_limit), (double)(64ull << 30) },
 	{ "agents", "slice_instructions", K_UINT, F(slice_instructions), 100000000 },
 	{ "agents", "instruction_limit", K_U64, F(instruction_limit), 1e18 },
@@ -51,6 +54,12 @@ static const struct key keys[] = {
 	{ "agents", "checkpoint_interval", K_SECONDS, F(checkpoint_interval), 86400.0 * 365 },
 	{ "agents", "mailbox_max", K_UINT, F(mailbox_max), 1e7 },
 	{ "agents", "message_max", K_SIZE, F(message_max), (double)(64u << 20) },
+	{ "balance", "mode", K_BALANCE, F(balance), 0 },
+	{ "balance", "idle_below", K_UINT, F(balance_idle_below), 1e6 },
+	{ "balance", "busy_above", K_UINT, F(balance_busy_above), 1e6 },
+	{ "balance", "interval", K_SECONDS, F(balance_interval), 86400.0 },
+	{ "balance", "max_pulls", K_UINT, F(balance_max_pulls), 64 },
+	{ "balance", "agents", K_STR, F(balance_agents), 0 },
 	{ "log", "file", K_STR, F(log_file), 0 },
 	{ "log", "level", K_LEVEL, F(log_level), 0 },
 };
@@ -77,7 +86,15 @@ void agd_config_defaults(struct agd_config *cfg)
 	cfg->mailbox_max = 1024;
 	cfg->message_max = 1u << 20;
 	cfg->log_level = AGD_LOG_INFO;
+	cfg->register_interval = 5;
+	cfg->max_peers = AGD_CONFIG_PEERS_MAX;
+	cfg->balance = AGD_BALANCE_OFF;
+	cfg->balance_idle_below = 1;
+	cfg->balance_busy_above = 2;
+	cfg->balance_interval = 2;
+	cfg->balance_max_pulls = 1;
 	strcpy(cfg->policy.name, "policy");
+	strcpy(cfg->peers.name, "peers");
 }
 
 static void section_free(struct agd_section *s)
@@ -95,6 +112,7 @@ void agd_config_free(struct agd_config *cfg)
 	cfg->resources = NULL;
 	cfg->nresources = 0;
 	section_free(&cfg->policy);
+	section_free(&cfg->peers);
 }
 
 const char *agd_section_get(const struct agd_section *s, const char *key)
@@ -172,6 +190,8 @@ static int read_number(const char *v, enum kind kind, double *out)
 	return 0;
 }
 
+static int endpoint_ok(const char *e);
+
 static int set_key(struct agd_config *cfg, const struct key *k, const char *v, char *why,
 		   size_t why_len)
 {
@@ -217,6 +237,30 @@ static int set_key(struct agd_config *cfg, const struct key *k, const char *v, c
 			return -1;
 		}
 		return 0;
+	case K_DIRECTORY: {
+		/* HOST, or HOST@ENDPOINT: where to dial the directory without
+		 * having heard from it. */
+		const char *at = strchr(v, '@');
+		size_t hl = at ? (size_t)(at - v) : strlen(v);
+
+		if (hl >= 64 || (at && (!endpoint_ok(at + 1) || hl == 0)) || memchr(v, ' ', hl)) {
+			snprintf(why, why_len, "directory must be HOST or HOST@ENDPOINT (tcp:// or ipc://)");
+			return -1;
+		}
+		snprintf(cfg->directory, sizeof cfg->directory, "%.*s", (int)hl, v);
+		snprintf(cfg->directory_endpoint, sizeof cfg->directory_endpoint, "%s", at ? at + 1 : "");
+		return 0;
+	}
+	case K_BALANCE:
+		if (strcmp(v, "off") == 0)
+			*(enum agd_balance_mode *)field = AGD_BALANCE_OFF;
+		else if (strcmp(v, "pull") == 0)
+			*(enum agd_balance_mode *)field = AGD_BALANCE_PULL;
+		else {
+			snprintf(why, why_len, "balance mode must be off or pull");
+			return -1;
+		}
+		return 0;
 	case K_LEVEL: {
 		enum agd_log_level l;
 
@@ -244,15 +288,54 @@ static int set_key(struct agd_config *cfg, const struct key *k, const char *v, c
 			snprintf(why, why_len, "slice_instructions must be at least 1");
 			return -1;
 		}
-		if (k->off == F(workers))
+		if (k->off == F(max_peers) && x < 1) {
+			snprintf(why, why_len, "max_peers must be at least 1");
+			return -1;
+		}
+		if (k->off == F(workers) || k->off == F(max_peers))
 			*(unsigned *)field = (unsigned)x;
 		else
 			*(uint32_t *)field = (uint32_t)x;
 		break;
 	case K_U64: *(uint64_t *)field = (uint64_t)x; break;
 	case K_SIZE: *(size_t *)field = (size_t)x; break;
-	case K_SECONDS: *(double *)field = x; break;
+	case K_SECONDS:
+		if (k->off == F(balance_interval) && x <= 0) {
+			snprintf(why, why_len, "interval must be more than 0");
+			return -1;
+		}
+		*(double *)field = x;
+		break;
 	default: break;
+	}
+	return 0;
+}
+
+/* A peer endpoint as ZeroMQ takes it: tcp:// or ipc://, no blanks, short
+ * enough for the store (kv peer.ep.HOST). */
+static int endpoint_ok(const char *e)
+{
+	size_t n = strlen(e);
+
+	return n > 6 && n < 256 && (strncmp(e, "tcp://", 6) == 0 || strncmp(e, "ipc://", 6) == 0) &&
+	       strpbrk(e, " \t") == NULL;
+}
+
+/* A [peers] line: NAME = ENDPOINT, each host once. */
+static int peer_ok(const struct agd_section *s, const char *host, const char *ep, char *why,
+		   size_t why_len)
+{
+	if (strlen(host) >= 64 || strpbrk(host, " \t@") != NULL) {
+		snprintf(why, why_len, "bad host name '%s' in [peers]", host);
+		return -1;
+	}
+	if (!endpoint_ok(ep)) {
+		snprintf(why, why_len, "peer %s: endpoint must be tcp://... or ipc://...", host);
+		return -1;
+	}
+	if (agd_section_get(s, host) != NULL) {
+		snprintf(why, why_len, "peer %s listed twice", host);
+		return -1;
 	}
 	return 0;
 }
@@ -339,8 +422,10 @@ int agd_config_parse(struct agd_config *cfg, const char *text, size_t len, const
 				free_form = r;
 			} else if (strcmp(s, "policy") == 0) {
 				free_form = &cfg->policy;
+			} else if (strcmp(s, "peers") == 0) {
+				free_form = &cfg->peers;
 			} else if (strcmp(s, "daemon") && strcmp(s, "control") && strcmp(s, "peer") &&
-				   strcmp(s, "agents") && strcmp(s, "log")) {
+				   strcmp(s, "agents") && strcmp(s, "balance") && strcmp(s, "log")) {
 				fail(err, err_len, name, lineno, "unknown section [%s]", s);
 				return -EINVAL;
 			}
@@ -369,6 +454,14 @@ int agd_config_parse(struct agd_config *cfg, const char *text, size_t len, const
 			    strlen(val) >= AGD_CONFIG_STR_MAX) {
 				fail(err, err_len, name, lineno, "key or value too long");
 				return -EINVAL;
+			}
+			if (free_form == &cfg->peers) {
+				char why[256];
+
+				if (peer_ok(free_form, key, val, why, sizeof why) != 0) {
+					fail(err, err_len, name, lineno, "%s", why);
+					return -EINVAL;
+				}
 			}
 			if (kv_add(free_form, key, val) != 0) {
 				fail(err, err_len, name, lineno, "too many keys in [%s]", section);
@@ -467,7 +560,8 @@ void agd_config_print(const struct agd_config *cfg, FILE *f)
 		case K_STR: fprintf(f, "%s\n", field); break;
 		case K_BOOL: fprintf(f, "%s\n", *(const int *)field ? "true" : "false"); break;
 		case K_UINT:
-			fprintf(f, "%u\n", k->off == F(workers) ? *(const unsigned *)field
+			fprintf(f, "%u\n", k->off == F(workers) || k->off == F(max_peers)
+						   ? *(const unsigned *)field
 							       : (unsigned)*(const uint32_t *)field);
 			break;
 		case K_U64: fprintf(f, "%llu\n", (unsigned long long)*(const uint64_t *)field); break;
@@ -482,6 +576,14 @@ void agd_config_print(const struct agd_config *cfg, FILE *f)
 						   AGD_ACTIVATION_ON_DEMAND ? "on-demand" : "resident");
 			break;
 		case K_LEVEL: fprintf(f, "%s\n", level_names[*(const int *)field & 3]); break;
+		case K_DIRECTORY:
+			fprintf(f, "%s%s%s\n", cfg->directory, cfg->directory_endpoint[0] ? "@" : "",
+				cfg->directory_endpoint);
+			break;
+		case K_BALANCE:
+			fprintf(f, "%s\n", *(const enum agd_balance_mode *)field == AGD_BALANCE_PULL ? "pull"
+											  : "off");
+			break;
 		}
 	}
 	for (size_t i = 0; i < cfg->nresources; i++) {
@@ -492,4 +594,6 @@ void agd_config_print(const struct agd_config *cfg, FILE *f)
 	}
 	if (cfg->policy.n > 0)
 		print_section(f, "policy", &cfg->policy);
+	if (cfg->peers.n > 0)
+		print_section(f, "peers", &cfg->peers);
 }

@@ -21,10 +21,16 @@
 #define AGD_CONFIG_FILE_MAX (1u << 20)  /* largest config file read */
 #define AGD_CONFIG_SECTIONS_MAX 256     /* resource sections */
 #define AGD_CONFIG_KEYS_MAX 128         /* keys in one free-form section */
+#define AGD_CONFIG_PEERS_MAX 256        /* largest max_peers (agd_peer's AGD_PEER_MAX) */
 
 enum agd_isolation {
 	AGD_ISOLATION_DAEMON,  /* agents run on the daemon's worker threads */
 	AGD_ISOLATION_PROCESS, /* each agent in a forked process with rlimits */
+};
+
+enum agd_balance_mode {
+	AGD_BALANCE_OFF,  /* this host never pulls agents on its own */
+	AGD_BALANCE_PULL, /* when idle, it pulls agents from the busiest peer */
 };
 
 enum agd_activation {
@@ -38,7 +44,7 @@ struct agd_kv {
 	char value[AGD_CONFIG_STR_MAX]; /* as written, trimmed, quotes removed */
 };
 
-/* A free-form section: [resource ID] or [policy]. */
+/* A free-form section: [resource ID], [policy] or [peers]. */
 struct agd_section {
 	char name[64];       /* the resource ID (or "policy") */
 	struct agd_kv *kv;   /* owned; n entries */
@@ -61,6 +67,17 @@ struct agd_config {
 	char trust_store[AGD_CONFIG_STR_MAX];    /* trusted signing keys */
 	char trusted_hosts[AGD_CONFIG_STR_MAX];  /* hosts admitted by CURVE */
 	char directory[AGD_CONFIG_STR_MAX];      /* directory host, "" = none */
+	char directory_endpoint[AGD_CONFIG_STR_MAX]; /* where it listens ("HOST@ENDPOINT"), "" = learned */
+	double register_interval;                /* seconds between registrations with the directory */
+	unsigned max_peers;                      /* hosts this one dials at most (<= AGD_CONFIG_PEERS_MAX) */
+	/* [balance] (agd_balance.h) */
+	enum agd_balance_mode balance;           /* off or pull */
+	uint32_t balance_idle_below;             /* idle: fewer runnable agents than this */
+	uint32_t balance_busy_above;             /* a peer is busy with more runnable agents than this */
+	double balance_interval;                 /* seconds between rounds */
+	uint32_t balance_max_pulls;              /* agents pulled per round at most */
+	char balance_agents[AGD_CONFIG_STR_MAX]; /* manifest names that may be pulled from here
+						    (comma or space separated); "" = any */
 	/* [agents] */
 	size_t memory_limit;                     /* bytes per agent */
 	uint32_t slice_instructions;             /* instructions per time slice */
@@ -77,6 +94,7 @@ struct agd_config {
 	struct agd_section *resources;           /* owned; nresources entries */
 	size_t nresources;                       /* [resource ID] sections */
 	struct agd_section policy;               /* [policy] */
+	struct agd_section peers;                /* [peers]: host name = peer endpoint, checked */
 	/* Not from the file: listening sockets systemd passed (agd_sd.h), set
 	 * by main() and adopted instead of the endpoints above. */
 	int ctl_fd;                              /* control socket, -1 = none */
