@@ -202,8 +202,21 @@ static int l_hosts(lua_State *L)
 {
 	struct agd_vm *vm = checkvm(L);
 	size_t n = 0;
-	const char *const *h = agd_rt_hosts(vm->rt, &n);
+	const char *const *h;
+	/* [bal] With a directory, the live hosts of its registry: copied
+	 * here first, as nothing may be held across a call that can raise. */
+	char (*live)[AGD_WIRE_NAME_MAX + 1] = lua_newuserdatauv(L, 64 * sizeof *live, 0);
+	size_t nlive = agd_mobility_hosts(vm->rt, live, 64);
 
+	if (nlive > 0) {
+		lua_createtable(L, (int)nlive, 0);
+		for (size_t i = 0; i < nlive; i++) {
+			lua_pushstring(L, live[i]);
+			lua_rawseti(L, -2, (lua_Integer)i + 1);
+		}
+		return 1;
+	}
+	h = agd_rt_hosts(vm->rt, &n);
 	lua_createtable(L, (int)n, 0);
 	for (size_t i = 0; i < n; i++) {
 		lua_pushstring(L, h[i]);

@@ -10,9 +10,11 @@
  */
 #include "agd_mobility.h"
 
+#include "agd_balance.h" /* [bal] */
 #include "agd_ctl.h"
 #include "agd_dir.h"
 #include "agd_err.h"
+#include "agd_hosts.h" /* [bal] */
 #include "agd_json.h"
 #include "agd_log.h"
 #include "agd_loop.h"
@@ -129,6 +131,11 @@ struct agd_mobility {
 	struct agd_xfer *xfer;
 	struct agd_dir *dir;
 	struct agd_res *res;            /* [resint] resource glue, or NULL */
+	struct agd_balance *bal;       /* [bal] load policy */
+	struct agd_hosts *reg;         /* [bal] host registry (directory) */
+	size_t ndialled;               /* [bal] DEALERs opened (capped by [peer] max_peers) */
+	int overflow;                  /* [bal] some DEALER is not watched by the loop (its
+					  input table is full): poll the peer sockets each tick */
 	int efd;                       /* eventfd: the worker queue is not empty */
 	uint64_t timer;
 	uint64_t poll_timer;           /* one-shot: awaiting_poll, or 0 */
@@ -433,6 +440,15 @@ static int ensure_route(struct agd_mobility *m, const char *host, int redial)
 		agd_log(AGD_LOG_WARN, "peer.untrusted_host", "host=%s", host);
 		return AGD_PEER_ERR_UNKNOWN;
 	}
+	/* [bal] The cap on dialled hosts is the config's; past it the host is
+	 * refused with a reason rather than silently not watched. */
+	if (!agd_peer_dialled(m->peer, host) && m->ndialled >= m->cfg->max_peers) {
+		free(v);
+		agd_log(AGD_LOG_WARN, "peer.too_many_peers", "host=%s max_peers=%u", host, m->cfg->max_peers);
+		return AGD_PEER_ERR_FULL;
+	}
+	if (!agd_peer_dialled(m->peer, host))
+		m->ndialled++;
 	nb = agd_peer_sockets(m->peer, before, AGD_PEER_MAX + 1);
 	rc = agd_peer_add(m->peer, host, v, curve);
 	free(v);
@@ -453,8 +469,13 @@ static int ensure_route(struct agd_mobility *m, const char *host, int redial)
 
 		for (size_t i = 0; i < nb; i++)
 			old |= after[k] == before[i];
-		if (!old && agd_loop_add_socket(m->loop, after[k], on_sock, m) != 0)
-			agd_log(AGD_LOG_WARN, "peer.too_many_sockets", "host=%s", host);
+		if (!old && agd_loop_add_socket(m->loop, after[k], on_sock, m) != 0) {
+			/* [bal] The loop watches a few dozen inputs; the rest
+			 * are polled on every tick (TICK_MS). */
+			if (!m->overflow)
+				agd_log(AGD_LOG_INFO, "peer.polled", "host=%s", host);
+			m->overflow = 1;
+		}
 	}
 	return 0;
 }
@@ -488,6 +509,10 @@ static void on_peer_msg(void *ud, const char *from, const struct agd_wire_msg *m
 	uint64_t now = agd_now_ms();
 
 	if (agd_res_input(m->res, from, msg)) /* [resint] RES_OP, RES_REPLY */
+		return;
+	if (agd_balance_input(m->bal, from, msg, now)) /* [bal] LOAD, LOAD_REPLY */
+		return;
+	if (agd_hosts_input(m->reg, from, msg, now)) /* [bal] REGISTER, HOST_LIST */
 		return;
 	if (msg->type == AGD_MSG_TRANSFER) {
 		/* [resint] MV/CP content is imported before the target stores
@@ -1392,6 +1417,10 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 
 	agd_xfer_tick(m->xfer, now);
 	agd_dir_tick(m->dir, now);
+	agd_hosts_tick(m->reg, now);  /* [bal] */
+	agd_balance_tick(m->bal, now); /* [bal] */
+	if (m->overflow)
+		agd_peer_poll(m->peer, 0); /* [bal] DEALERs the loop cannot watch */
 	for (struct req *r = m->reqs, *n; r; r = n) {
 		n = r->next;
 		if (r->awaiting && r->deadline <= now) {
@@ -1401,6 +1430,80 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 	}
 	if (settle_retries(m))
 		arm_poll(m);
+}
+
+/* ------------------------------------- [bal] balancing, host registry */
+
+static int b_pull(void *ud, const char *host, const char *agent)
+{
+	struct agd_mobility *m = ud;
+
+	ensure_route(m, host, 0);
+	/* Strong: the balancer offers only agents that may move so; a busy
+	 * agent moved weakly would start over. */
+	return agd_xfer_pull(m->xfer, host, agent, AGD_MOB_STRONG) == 0 ? 0 : AGD_ERR_UNAVAILABLE;
+}
+
+/* Trusted hosts this one can reach: an endpoint is known (config, HELLO,
+ * registry) or they have talked to us. */
+static size_t b_peers(void *ud, char (*names)[AGD_WIRE_NAME_MAX + 1], size_t max)
+{
+	struct agd_mobility *m = ud;
+	size_t n = m->hosts ? agd_trust_count(m->hosts) : 0, k = 0;
+
+	for (size_t i = 0; i < n && k < max; i++) {
+		char name[MIG_KEY_NAME_MAX + 1];
+
+		if (agd_trust_key(m->hosts, i, NULL, NULL, name) != 0 || name[0] == '\0' ||
+		    strlen(name) > AGD_WIRE_NAME_MAX || strcmp(name, m->cfg->host) == 0)
+			continue;
+		if (ensure_route(m, name, 0) == 0 || agd_peer_known(m->peer, name))
+			snprintf(names[k++], AGD_WIRE_NAME_MAX + 1, "%s", name);
+	}
+	return k;
+}
+
+static void h_learn(void *ud, const char *host, const char *endpoint)
+{
+	learn_endpoint(ud, host, endpoint);
+}
+
+static int h_key(void *ud, const char *host, char hex[AGD_HOSTS_KEY_HEX + 1])
+{
+	struct agd_mobility *m = ud;
+	size_t n = m->hosts ? agd_trust_count(m->hosts) : 0;
+
+	for (size_t i = 0; i < n; i++) {
+		uint8_t pk[MIG_KEY_PUBLIC_LEN];
+		char name[MIG_KEY_NAME_MAX + 1];
+
+		if (agd_trust_key(m->hosts, i, pk, NULL, name) == 0 && strcmp(name, host) == 0) {
+			sodium_bin2hex(hex, AGD_HOSTS_KEY_HEX + 1, pk, sizeof pk);
+			return 0;
+		}
+	}
+	return -1;
+}
+
+static int cmd_hosts(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+
+	agd_hosts_json(m->reg, agd_now_ms(), w);
+	return 0;
+}
+
+size_t agd_mobility_hosts(struct agd_rt *rt, char (*names)[AGD_WIRE_NAME_MAX + 1], size_t max)
+{
+	struct agd_mobility *m;
+	size_t n = 0;
+
+	pthread_mutex_lock(&reg_mu);
+	m = reg_get(rt);
+	if (m != NULL)
+		n = agd_hosts_names(m->reg, names, max);
+	pthread_mutex_unlock(&reg_mu);
+	return n;
 }
 
 /* -------------------------------------------------------- attach/detach */
@@ -1533,6 +1636,23 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 		rc = AGD_ERR_NOMEM;
 		goto fail;
 	}
+	/* [bal] The peers the config names, and where the directory listens:
+	 * routes before anyone has pushed or said HELLO. */
+	for (size_t i = 0; i < cfg->peers.n; i++)
+		learn_endpoint(m, cfg->peers.kv[i].key, cfg->peers.kv[i].value);
+	if (cfg->directory[0] && cfg->directory_endpoint[0])
+		learn_endpoint(m, cfg->directory, cfg->directory_endpoint);
+	{
+		static const struct agd_balance_ops bops = { send_to, b_pull, b_peers };
+		static const struct agd_hosts_ops hops = { send_to, h_learn, h_key };
+
+		if (agd_balance_new(cfg, m->rt, &bops, m, &m->bal) != 0 ||
+		    agd_hosts_new(cfg, agd_peer_endpoint(m->peer), &hops, m, &m->reg) != 0) {
+			snprintf(err, err_len, "balance/hosts: out of memory");
+			rc = AGD_ERR_NOMEM;
+			goto fail;
+		}
+	}
 	/* Before the runtime loads its agents: interrupted attempts resume
 	 * here, arrivals wait for their source's word. */
 	rc = agd_xfer_recover(m->xfer, agd_now_ms());
@@ -1557,6 +1677,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
 	agd_ctl_register(m->ctl, "send", cmd_send, m);
+	agd_ctl_register(m->ctl, "hosts", cmd_hosts, m); /* [bal] */
 	if (agd_res_new(m->rt, m->loop, m->ctl, cfg, send_to, m, &m->res) != 0) /* [resint] */
 		agd_log(AGD_LOG_WARN, "res.glue_failed", "host=%s", cfg->host);
 	agd_log(AGD_LOG_INFO, "peer.listen", "host=%s endpoint=%s trusted_hosts=%zu", cfg->host,
@@ -1635,6 +1756,8 @@ void agd_mobility_detach(struct agd_mobility **mp)
 		m->outcomes = o->next;
 		free(o);
 	}
+	agd_balance_destroy(&m->bal); /* [bal] */
+	agd_hosts_destroy(&m->reg);   /* [bal] */
 	agd_dir_destroy(&m->dir);
 	agd_xfer_destroy(&m->xfer);
 	agd_peer_destroy(&m->peer);

@@ -25,6 +25,7 @@
 
 #include "agd_config.h"
 #include "agd_rt.h"
+#include "agd_wire.h"
 
 #include <stddef.h>
 
@@ -77,5 +78,11 @@ int agd_mobility_self_outcome(struct agd_rt *rt, const char *id, int *ok,
  * lock, so never call it with that held. */
 int agd_mobility_send(struct agd_rt *rt, const char *from, const char *to, const void *data,
 		      size_t len, const char *hint);
+
+/* [bal] agent.hosts(): the live hosts of the directory's registry, this
+ * host first (at most max names); 0 when there is no registry view (no
+ * peer channel, no directory configured, or no list received yet), and the
+ * caller falls back to the trusted-hosts list. Any thread. */
+size_t agd_mobility_hosts(struct agd_rt *rt, char (*names)[AGD_WIRE_NAME_MAX + 1], size_t max);
 
 #endif
