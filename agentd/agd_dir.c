@@ -7,6 +7,12 @@
  *   held   DELIVERs for agents in flight here, until the transfer settles;
  *   seen   per agent, a ring of the last AGD_DIR_SEEN_MAX message ids
  *          delivered here (travels with the agent in its TRANSFER).
+ * [bal] The seen rings are also in the store (kv dir.seen.<agent>, 8 bytes
+ * an id, oldest first), written before DELIVERED is sent, so that a resend
+ * reaching a restarted host (kill -9 after the delivery, before its
+ * answer) is recognised; the memory keeps at most SEEN_CACHED rings and
+ * reloads the others from the store. The record goes when the agent
+ * leaves (agd_dir_forget).
  * A message to this host itself goes through the same handlers without
  * the network (route()), so local and remote delivery cannot differ.
  */
@@ -22,6 +28,7 @@
 
 #define HELD_MAX 65536 /* messages held for agents in flight */
 #define OUT_MAX 65536  /* messages under way from this host */
+#define SEEN_CACHED 1024 /* [bal] seen rings kept in memory (the rest in the store) */
 
 struct out {
 	uint64_t id;                        /* msgid (DELIVER) or corr (LOCATE) */
@@ -65,7 +72,8 @@ struct agd_dir {
 	size_t nout;
 	struct held *held;
 	size_t nheld;
-	struct seen *seen;
+	struct seen *seen;                  /* newest first */
+	size_t nseen;                       /* [bal] rings in memory */
 	int depth;                          /* route() recursion guard */
 };
 
@@ -137,6 +145,7 @@ void agd_dir_destroy(struct agd_dir **dp)
 		d->seen = s->next;
 		free(s);
 	}
+	d->nseen = 0;
 	free(d);
 }
 
@@ -163,7 +172,9 @@ enum agd_dir_where agd_dir_where(struct agd_dir *d, const char *agent, char *hos
 	if (epoch)
 		*epoch = 0;
 	memset(&rec, 0, sizeof rec);
-	if (agd_store_agent_get(d->st, agent, &rec) == 0) {
+	/* [bal] The row without its state: LOCATE and DELIVER need only the
+	 * status and epoch. */
+	if (agd_store_agent_peek(d->st, agent, &rec) == 0) {
 		if (strcmp(rec.status, AGD_XFER_STATUS_MIGRATING) == 0)
 			w = agd_xfer_arriving(d->st, agent) ? AGD_WHERE_ARRIVING : AGD_WHERE_LEAVING;
 		else if (strcmp(rec.status, "finished") == 0 || strcmp(rec.status, "failed") == 0 ||
@@ -188,21 +199,102 @@ enum agd_dir_where agd_dir_where(struct agd_dir *d, const char *agent, char *hos
 
 /* ---- seen ids ---- */
 
+static void seen_key(char *key, size_t len, const char *agent)
+{
+	snprintf(key, len, "dir.seen.%s", agent);
+}
+
+/* The ring's ids, oldest first, big-endian (the TRANSFER's blob 2 and the
+ * store's record). b holds AGD_DIR_SEEN_MAX * 8 bytes; returns the length. */
+static size_t seen_bytes(const struct seen *s, uint8_t *b)
+{
+	for (size_t k = 0; k < s->n; k++) {
+		size_t i = (s->pos + AGD_DIR_SEEN_MAX - s->n + k) % AGD_DIR_SEEN_MAX;
+
+		for (int j = 0; j < 8; j++)
+			b[k * 8 + (size_t)j] = (uint8_t)(s->ids[i] >> (56 - 8 * j));
+	}
+	return s->n * 8;
+}
+
+static void seen_push(struct seen *s, uint64_t id)
+{
+	s->ids[s->pos] = id;
+	s->pos = (s->pos + 1) % AGD_DIR_SEEN_MAX;
+	if (s->n < AGD_DIR_SEEN_MAX)
+		s->n++;
+}
+
+/* Writes the ring to the store. A crash (kill -9) must not lose it, a
+ * power cut may (a transaction without a full sync: one WAL append). */
+static void seen_save(struct agd_dir *d, const struct seen *s)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	uint8_t b[AGD_DIR_SEEN_MAX * 8];
+	size_t len = seen_bytes(s, b);
+	int tx = agd_store_begin(d->st, 0) == 0, rc;
+
+	seen_key(key, sizeof key, s->agent);
+	rc = agd_store_kv_put(d->st, key, b, len);
+	if (tx)
+		rc = rc == 0 ? agd_store_commit(d->st) : (agd_store_rollback(d->st), rc);
+	if (rc != 0)
+		agd_log(AGD_LOG_WARN, "dir.seen_unsaved", "agent=%s error=\"%s\"", s->agent,
+			agd_store_strerror(rc));
+}
+
+/* Drops the oldest ring from memory past SEEN_CACHED (its record stays in
+ * the store). */
+static void seen_trim(struct agd_dir *d)
+{
+	struct seen **pp = &d->seen;
+
+	if (d->nseen <= SEEN_CACHED)
+		return;
+	while (*pp && (*pp)->next)
+		pp = &(*pp)->next;
+	free(*pp);
+	*pp = NULL;
+	d->nseen--;
+}
+
 static struct seen *seen_find(struct agd_dir *d, const char *agent, int create)
 {
 	struct seen *s;
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+	int stored;
 
 	for (s = d->seen; s; s = s->next)
 		if (strcmp(s->agent, agent) == 0)
 			return s;
-	if (!create)
+	/* Not in memory: the store may have it (a restart, or trimmed). */
+	seen_key(key, sizeof key, agent);
+	stored = agd_store_kv_get(d->st, key, &v, &len) == 0 && len % 8 == 0 &&
+		 len / 8 <= AGD_DIR_SEEN_MAX;
+	if (!stored && !create) {
+		free(v);
 		return NULL;
+	}
 	s = calloc(1, sizeof *s);
-	if (s == NULL)
+	if (s == NULL) {
+		free(v);
 		return NULL;
+	}
 	snprintf(s->agent, sizeof s->agent, "%s", agent);
+	for (size_t k = 0; stored && k < len / 8; k++) {
+		uint64_t id = 0;
+
+		for (int j = 0; j < 8; j++)
+			id = id << 8 | ((const uint8_t *)v)[k * 8 + (size_t)j];
+		seen_push(s, id);
+	}
+	free(v);
 	s->next = d->seen;
 	d->seen = s;
+	d->nseen++;
+	seen_trim(d);
 	return s;
 }
 
@@ -224,20 +316,23 @@ static void seen_add(struct agd_dir *d, const char *agent, uint64_t id)
 
 	if (s == NULL)
 		return;
-	s->ids[s->pos] = id;
-	s->pos = (s->pos + 1) % AGD_DIR_SEEN_MAX;
-	if (s->n < AGD_DIR_SEEN_MAX)
-		s->n++;
+	seen_push(s, id);
+	seen_save(d, s);
 }
 
 void agd_dir_forget(struct agd_dir *d, const char *agent)
 {
+	char key[AGD_STORE_KEY_MAX + 1];
+
+	seen_key(key, sizeof key, agent);
+	agd_store_kv_delete(d->st, key);
 	for (struct seen **pp = &d->seen; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->agent, agent) == 0) {
 			struct seen *s = *pp;
 
 			*pp = s->next;
 			free(s);
+			d->nseen--;
 			return;
 		}
 }
@@ -255,29 +350,30 @@ int agd_dir_export_seen(struct agd_dir *d, const char *agent, uint8_t **out, siz
 	if (b == NULL)
 		return AGD_DIR_REFUSED;
 	/* Oldest first, so an import replays them in order. */
-	for (size_t k = 0; k < s->n; k++) {
-		size_t i = (s->pos + AGD_DIR_SEEN_MAX - s->n + k) % AGD_DIR_SEEN_MAX;
-
-		for (int j = 0; j < 8; j++)
-			b[k * 8 + (size_t)j] = (uint8_t)(s->ids[i] >> (56 - 8 * j));
-	}
+	*len = seen_bytes(s, b);
 	*out = b;
-	*len = s->n * 8;
 	return 0;
 }
 
 int agd_dir_import_seen(struct agd_dir *d, const char *agent, const uint8_t *in, size_t len)
 {
+	struct seen *s;
+
 	if (len % 8 != 0 || len / 8 > AGD_DIR_SEEN_MAX)
 		return AGD_DIR_REFUSED;
+	if (len == 0)
+		return 0;
 	for (size_t k = 0; k < len / 8; k++) {
 		uint64_t id = 0;
 
 		for (int j = 0; j < 8; j++)
 			id = id << 8 | in[k * 8 + (size_t)j];
-		if (!seen_has(d, agent, id))
-			seen_add(d, agent, id);
+		if (!seen_has(d, agent, id) && (s = seen_find(d, agent, 1)) != NULL)
+			seen_push(s, id);
 	}
+	/* One write for the lot. */
+	if ((s = seen_find(d, agent, 0)) != NULL)
+		seen_save(d, s);
 	return 0;
 }
 

@@ -33,6 +33,7 @@ enum stmt_id {
 	S_AGENT_GET,
 	S_AGENT_DEL,
 	S_AGENT_STATUS,
+	S_AGENT_PEEK, /* [bal] */
 	S_FWD_PUT,
 	S_FWD_GET,
 	S_FWD_DEL,
@@ -61,6 +62,8 @@ static const char *const stmt_sql[S_COUNT] = {
 			"updated_ms, reason FROM agents WHERE id = ?1",
 	[S_AGENT_DEL] = "DELETE FROM agents WHERE id = ?1",
 	[S_AGENT_STATUS] = "UPDATE agents SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
+	[S_AGENT_PEEK] = "SELECT id, segment, NULL, status, epoch, home, mobility, activation, "
+			 "updated_ms, reason FROM agents WHERE id = ?1",
 	[S_FWD_PUT] = "INSERT INTO forwards(agent, host, epoch, updated_ms) VALUES (?1, ?2, ?3, ?4) "
 		      "ON CONFLICT(agent) DO UPDATE SET host = excluded.host, epoch = excluded.epoch, "
 		      "updated_ms = excluded.updated_ms",
@@ -713,6 +716,29 @@ int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_r
 		r = sqlite3_step(s);
 		if (r == SQLITE_ROW)
 			rc = agent_from_row(s, rec, 1, 1);
+		else
+			rc = r == SQLITE_DONE ? AGD_STORE_ERR_NOTFOUND : map(r);
+		done(s);
+	}
+	unlock(st);
+	return rc;
+}
+
+int agd_store_agent_peek(struct agd_store *st, const char *id, struct agd_agent_rec *rec)
+{
+	sqlite3_stmt *s;
+	int rc = 0, r;
+
+	if (rec != NULL)
+		memset(rec, 0, sizeof *rec);
+	if (st == NULL || rec == NULL || !text_ok(id, AGD_STORE_ID_MAX, 0))
+		return AGD_STORE_ERR_ARG;
+	lock(st);
+	if ((s = stmt(st, S_AGENT_PEEK, &rc)) != NULL) {
+		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
+		r = sqlite3_step(s);
+		if (r == SQLITE_ROW)
+			rc = agent_from_row(s, rec, 0, 0);
 		else
 			rc = r == SQLITE_DONE ? AGD_STORE_ERR_NOTFOUND : map(r);
 		done(s);

@@ -167,6 +167,10 @@ int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec);
 int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_rec *rec);
 int agd_store_agent_delete(struct agd_store *st, const char *id);
 void agd_store_agent_clear(struct agd_agent_rec *rec);
+/* [bal] As get, without the state (rec->state stays NULL, nothing to
+ * clear): what location needs, without copying a large state. (SQLite
+ * still walks the row's overflow pages to reach the columns after it.) */
+int agd_store_agent_peek(struct agd_store *st, const char *id, struct agd_agent_rec *rec);
 /* Updates status and reason of an existing agent without rewriting its
  * state (AGD_STORE_ERR_NOTFOUND when absent). */
 int agd_store_agent_set_status(struct agd_store *st, const char *id, const char *status,
