@@ -11,6 +11,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* [bal] cli_hosts.c's table (declared here: cli.h is another's file). */
+extern const struct cli_cmd cli_hosts_cmds[];
+
 /* Every command group; each table ends with a NULL name. */
 static const struct cli_cmd *const tables[] = {
 	cli_status_cmds,
@@ -20,6 +23,7 @@ static const struct cli_cmd *const tables[] = {
 	cli_move_cmds,
 	cli_policy_cmds,
 	cli_keys_cmds,
+	cli_hosts_cmds, /* [bal] */
 	NULL,
 };
 
