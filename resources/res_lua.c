@@ -3,6 +3,13 @@
  * whose methods encode an op (res_op.h), run it on the local registry or
  * through the transport to the home host, and push the reply.
  *
+ * A remote op either waits in the transport (synchronous, bounded) or,
+ * when the daemon supplied a park (res_lua_env.park) and the state can
+ * yield, parks the agent: the method returns through lua_yieldk and its
+ * continuation, res_lua_resumed, finishes it with the answer. Everything a
+ * call needs across that yield lives on the Lua stack (the encoded
+ * arguments, the reply box, the token), never in C locals.
+ *
  * Invariants: malloc'd reply bytes are only ever held by a reply box, a
  * userdata whose __gc frees them, so that an error raised while the reply
  * is being pushed (out of memory) leaks nothing; a handle holds no other
@@ -81,91 +88,227 @@ static int push_fail(lua_State *L, const struct res_bind *h, int code, const cha
 	return 3;
 }
 
+struct keys_ud {
+	lua_State *L;
+	lua_Integer i;
+};
+
+static int push_key(void *ud, const void *k, size_t len)
+{
+	struct keys_ud *u = ud;
+
+	/* The table is at the top. */
+	lua_pushlstring(u->L, k, len);
+	lua_rawseti(u->L, -2, ++u->i);
+	return 0;
+}
+
+/* The ops of handles, in the order of op_names: the index travels in a
+ * park's continuation context. */
+enum { O_READ, O_WRITE, O_APPEND, O_SIZE, O_GET, O_PUT, O_DELETE, O_KEYS, O_PRINT, O_N };
+static const char *const op_names[O_N] = {
+	"read", "write", "append", "size", "get", "put", "delete", "keys", "print",
+};
+
 /*
- * Runs op with args for handle h. On return the reply box is at the top of
- * the stack (over the encoded arguments), and on success *rep's fields
- * point into it; they stay valid while the box is on the stack. Returns 0
- * or the failure code; for failures reported by the home, *rep is the
- * error reply (message in f[1]).
+ * A call's stack, from `base` (above the method's own arguments):
+ *   base      the encoded arguments (string)
+ *   base + 1  the reply box (bytes of a local or synchronous reply)
+ *   base + 2  the token of the park under way (integer), or nil
+ * A park's continuation finds them there, under the three values the park
+ * leaves (data, code, text), and the handle at index 1. Context: op,
+ * redirects followed so far, base.
  */
-static int call(lua_State *L, struct res_bind *h, const char *op, const struct res_msg *args,
-		struct res_msg *rep)
+#define CTX(op, hop, base) ((lua_KContext)(((lua_KContext)(base) << 8) | ((hop) << 4) | (op)))
+#define CTX_OP(c) ((int)((c) & 0xf))
+#define CTX_HOP(c) ((int)(((c) >> 4) & 0xf))
+#define CTX_BASE(c) ((int)((c) >> 8))
+
+/* Pushes the results of a successful op from its ok reply; returns their
+ * count. Copies what it needs: rep may point into the box. */
+static int finish_ok(lua_State *L, struct res_bind *h, int op, const struct res_msg *rep)
+{
+	uint64_t v;
+
+	switch (op) {
+	case O_READ:
+	case O_GET:
+		if (rep->n >= 1)
+			lua_pushlstring(L, rep->f[0].p, rep->f[0].len);
+		else if (op == O_READ)
+			lua_pushliteral(L, "");
+		else
+			lua_pushnil(L); /* an absent key is not a failure: no message */
+		return 1;
+	case O_SIZE:
+		if (rep->n < 1 || res_u64_get(&rep->f[0], &v) != 0 || v > (uint64_t)LUA_MAXINTEGER)
+			return push_fail(L, h, RES_ERR_MALFORMED, NULL, 0);
+		lua_pushinteger(L, (lua_Integer)v);
+		return 1;
+	case O_KEYS: {
+		struct keys_ud u = { L, 0 };
+		int rc;
+
+		if (rep->n < 1)
+			return push_fail(L, h, RES_ERR_MALFORMED, NULL, 0);
+		lua_newtable(L);
+		rc = res_keys_each(&rep->f[0], push_key, &u);
+		if (rc != 0) {
+			lua_pop(L, 1);
+			return push_fail(L, h, rc, NULL, 0);
+		}
+		return 1;
+	}
+	default:
+		lua_pushboolean(L, 1);
+		return 1;
+	}
+}
+
+/* Frees the reply now rather than at the next collection. */
+static void release(lua_State *L, int base)
+{
+	struct box *bx = luaL_checkudata(L, base + 1, REPLY_TNAME);
+
+	free(bx->p);
+	bx->p = NULL;
+	bx->len = 0;
+}
+
+static int step(lua_State *L, int op, int hop, int base);
+
+/*
+ * Handles the reply bytes p[len] of one attempt (NULL: none came, rc
+ * says why): pushes the op's results, or follows a forward (which may
+ * park again). Returns the number of results.
+ */
+static int handle_reply(lua_State *L, int op, int hop, int base, const void *p, size_t len, int rc)
+{
+	struct res_bind *h = lua_touserdata(L, 1);
+	struct res_msg rep;
+	int n;
+
+	memset(&rep, 0, sizeof rep);
+	if (p == NULL) {
+		n = push_fail(L, h, rc < 0 ? rc : RES_ERR_TRANSPORT, NULL, 0);
+		release(L, base);
+		return n;
+	}
+	if (res_msg_decode(p, len, &rep) != 0 ||
+	    (rep.type != RES_MSG_OK && rep.type != RES_MSG_ERR)) {
+		n = push_fail(L, h, RES_ERR_TRANSPORT, NULL, 0);
+		release(L, base);
+		return n;
+	}
+	if (rep.type == RES_MSG_OK) {
+		n = finish_ok(L, h, op, &rep);
+		release(L, base);
+		return n;
+	}
+	rc = res_msg_code(&rep);
+	if (rc == RES_ERR_MOVED && rep.n >= 3 && hop < RES_LUA_MAX_REDIRECTS &&
+	    rep.f[2].len < RES_HOST_MAX) {
+		char home[RES_HOST_MAX];
+
+		memcpy(home, rep.f[2].p, rep.f[2].len);
+		home[rep.f[2].len] = '\0';
+		if (res_id_valid(home) && strcmp(home, h->home) != 0) {
+			/* The handle learns the new home, so later calls go there
+			 * directly. */
+			memcpy(h->home, home, sizeof home);
+			return step(L, op, hop + 1, base);
+		}
+	}
+	n = rep.n >= 2 ? push_fail(L, h, rc, rep.f[1].p, rep.f[1].len) : push_fail(L, h, rc, NULL, 0);
+	release(L, base);
+	return n;
+}
+
+int res_lua_resumed(lua_State *L, int status, lua_KContext ctx)
 {
 	struct res_lua_env *env = get_env(L);
-	size_t need = res_msg_size(args);
-	luaL_Buffer lb;
-	const char *a;
-	struct box *bx;
+	int op = CTX_OP(ctx), hop = CTX_HOP(ctx), base = CTX_BASE(ctx);
+	uint64_t token = (uint64_t)lua_tointeger(L, base + 2);
+	int code = (int)lua_tointeger(L, -2);
+	size_t len = 0;
+	const char *data = lua_tolstring(L, -3, &len);
+
+	(void)status;
+	if (env->park.done != NULL)
+		env->park.done(env->park.ud, env->agent, token, code);
+	lua_pushnil(L);
+	lua_replace(L, base + 2);
+	if (code != 0 || data == NULL)
+		return handle_reply(L, op, hop, base, NULL, 0,
+				    code == env->park.timeout_code || code == 0 ? RES_ERR_UNREACHABLE
+										: RES_ERR_TRANSPORT);
+	/* data stays on the stack while the reply is handled. */
+	return handle_reply(L, op, hop, base, data, len, 0);
+}
+
+/* One attempt of op at the handle's current home. */
+static int step(lua_State *L, int op, int hop, int base)
+{
+	struct res_lua_env *env = get_env(L);
+	struct res_bind *h = lua_touserdata(L, 1);
+	struct box *bx = luaL_checkudata(L, base + 1, REPLY_TNAME);
+	size_t need;
+	const char *a = lua_tolstring(L, base, &need);
 	int rc;
 
-	memset(rep, 0, sizeof *rep);
-	if (need == 0) {
-		lua_pushnil(L);
-		lua_pushnil(L);
-		return RES_ERR_LIMIT;
+	if (!h->bound)
+		return handle_reply(L, op, hop, base, NULL, 0, RES_ERR_UNBOUND);
+	free(bx->p);
+	bx->p = NULL;
+	bx->len = 0;
+	if (env->reg != NULL && env->host != NULL && strcmp(h->home, env->host) == 0) {
+		rc = res_exec_op(env->reg, h->id, op_names[op], a, need, 0, &bx->p, &bx->len);
+	} else if (env->park.yield != NULL && env->park.start != NULL && env->agent != NULL &&
+		   lua_isyieldable(L)) {
+		/* The agent waits parked, its worker free for others. */
+		uint64_t token = env->park.token(L);
+		double timeout = 0;
+
+		rc = env->park.start(env->park.ud, env->agent, h->home, h->id, op_names[op], a, need,
+				     token, &timeout);
+		if (rc != 0)
+			return handle_reply(L, op, hop, base, NULL, 0, rc);
+		lua_pushinteger(L, (lua_Integer)token);
+		lua_replace(L, base + 2);
+		return env->park.yield(L, token, timeout, CTX(op, hop, base), res_lua_resumed);
+	} else if (env->transport.call != NULL) {
+		/* Where the agent cannot yield (a C call boundary), or with no
+		 * park: the bounded synchronous wait. */
+		rc = env->transport.call(env->transport.ud, h->home, h->id, op_names[op], a, need,
+					 &bx->p, &bx->len);
+	} else {
+		rc = RES_ERR_UNREACHABLE;
 	}
+	return handle_reply(L, op, hop, base, bx->p, bx->len, rc);
+}
+
+/* Runs op with args for the handle at index 1 and returns its results
+ * (nil, message, code on an expected failure). May park the agent. */
+static int run(lua_State *L, int op, const struct res_msg *args)
+{
+	size_t need = res_msg_size(args);
+	luaL_Buffer lb;
+	struct box *bx;
+	int base;
+
+	if (need == 0)
+		return push_fail(L, lua_touserdata(L, 1), RES_ERR_LIMIT, NULL, 0);
+	/* Room for the call's slots, the park's three values and the results. */
+	luaL_checkstack(L, 12, "resource call");
 	res_msg_write(args, luaL_buffinitsize(L, &lb, need), need);
 	luaL_pushresultsize(&lb, need);
-	a = lua_tostring(L, -1);
+	base = lua_gettop(L);
 	bx = lua_newuserdatauv(L, sizeof *bx, 0);
 	bx->p = NULL;
 	bx->len = 0;
 	luaL_setmetatable(L, REPLY_TNAME);
-	for (int hop = 0;; hop++) {
-		if (!h->bound)
-			return RES_ERR_UNBOUND;
-		free(bx->p);
-		bx->p = NULL;
-		bx->len = 0;
-		if (env->reg != NULL && env->host != NULL && strcmp(h->home, env->host) == 0)
-			rc = res_exec_op(env->reg, h->id, op, a, need, 0, &bx->p, &bx->len);
-		else if (env->transport.call != NULL)
-			rc = env->transport.call(env->transport.ud, h->home, h->id, op, a, need, &bx->p,
-						 &bx->len);
-		else
-			rc = RES_ERR_UNREACHABLE;
-		if (bx->p == NULL)
-			return rc < 0 ? rc : RES_ERR_TRANSPORT;
-		rc = res_msg_decode(bx->p, bx->len, rep);
-		if (rc != 0)
-			return RES_ERR_TRANSPORT;
-		if (rep->type == RES_MSG_OK)
-			return 0;
-		if (rep->type != RES_MSG_ERR)
-			return RES_ERR_TRANSPORT;
-		rc = res_msg_code(rep);
-		if (rc == RES_ERR_MOVED && rep->n >= 3 && hop < RES_LUA_MAX_REDIRECTS &&
-		    rep->f[2].len < RES_HOST_MAX) {
-			char home[RES_HOST_MAX];
-
-			memcpy(home, rep->f[2].p, rep->f[2].len);
-			home[rep->f[2].len] = '\0';
-			if (res_id_valid(home) && strcmp(home, h->home) != 0) {
-				/* The handle learns the new home, so later calls go
-				 * there directly. */
-				memcpy(h->home, home, sizeof home);
-				continue;
-			}
-		}
-		return rc;
-	}
-}
-
-/* Finishes a call that failed: nil, msg, code. */
-static int fail_call(lua_State *L, struct res_bind *h, int rc, const struct res_msg *rep)
-{
-	if (rep->type == RES_MSG_ERR && rep->n >= 2)
-		return push_fail(L, h, rc, rep->f[1].p, rep->f[1].len);
-	return push_fail(L, h, rc, NULL, 0);
-}
-
-/* Frees the reply now rather than at the next collection. */
-static void release(lua_State *L)
-{
-	struct box *bx = luaL_checkudata(L, -1, REPLY_TNAME);
-
-	free(bx->p);
-	bx->p = NULL;
+	lua_pushnil(L);
+	return step(L, op, 0, base);
 }
 
 static void need_kind(lua_State *L, struct res_bind *h, unsigned kinds, const char *m)
@@ -177,26 +320,11 @@ static void need_kind(lua_State *L, struct res_bind *h, unsigned kinds, const ch
 
 #define KB(k) (1u << (k))
 
-/* An op whose ok reply is `true`. */
-static int simple(lua_State *L, struct res_bind *h, const char *op, const struct res_msg *args)
-{
-	struct res_msg rep;
-	int rc = call(L, h, op, args, &rep);
-
-	if (rc != 0)
-		return fail_call(L, h, rc, &rep);
-	release(L);
-	lua_pushboolean(L, 1);
-	return 1;
-}
-
 static int m_read(lua_State *L)
 {
 	struct res_bind *h = check(L);
 	struct res_msg args = {.type = RES_MSG_ARGS};
 	uint8_t n[8], off[8];
-	struct res_msg rep;
-	int rc;
 
 	need_kind(L, h, KB(RES_KIND_FILE) | KB(RES_KIND_PRINTER) | KB(RES_KIND_SENSOR), "read");
 	if (!lua_isnoneornil(L, 2) && h->kind != RES_KIND_SENSOR) {
@@ -213,89 +341,58 @@ static int m_read(lua_State *L)
 			args.f[args.n++] = (struct res_field){off, 8};
 		}
 	}
-	rc = call(L, h, "read", &args, &rep);
-	if (rc != 0)
-		return fail_call(L, h, rc, &rep);
-	if (rep.n >= 1)
-		lua_pushlstring(L, rep.f[0].p, rep.f[0].len);
-	else
-		lua_pushliteral(L, "");
-	lua_insert(L, -2);
-	release(L);
-	lua_pop(L, 1);
-	return 1;
+	return run(L, O_READ, &args);
 }
 
 /* An op taking one string argument. */
-static int one_string(lua_State *L, unsigned kinds, const char *op)
+static int one_string(lua_State *L, unsigned kinds, int op)
 {
 	struct res_bind *h = check(L);
 	struct res_msg args = {.type = RES_MSG_ARGS, .n = 1};
 	size_t len;
 	const char *s;
 
-	need_kind(L, h, kinds, op);
+	need_kind(L, h, kinds, op_names[op]);
 	s = luaL_checklstring(L, 2, &len);
 	args.f[0] = (struct res_field){s, len};
-	return simple(L, h, op, &args);
+	return run(L, op, &args);
 }
 
 static int m_write(lua_State *L)
 {
-	return one_string(L, KB(RES_KIND_FILE), "write");
+	return one_string(L, KB(RES_KIND_FILE), O_WRITE);
 }
 
 static int m_append(lua_State *L)
 {
-	return one_string(L, KB(RES_KIND_FILE), "append");
+	return one_string(L, KB(RES_KIND_FILE), O_APPEND);
 }
 
 static int m_print(lua_State *L)
 {
-	return one_string(L, KB(RES_KIND_PRINTER), "print");
+	return one_string(L, KB(RES_KIND_PRINTER), O_PRINT);
 }
 
 static int m_size(lua_State *L)
 {
 	struct res_bind *h = check(L);
-	struct res_msg args = {.type = RES_MSG_ARGS}, rep;
-	uint64_t v;
-	int rc;
+	struct res_msg args = {.type = RES_MSG_ARGS};
 
 	need_kind(L, h, KB(RES_KIND_FILE) | KB(RES_KIND_KV) | KB(RES_KIND_PRINTER), "size");
-	rc = call(L, h, "size", &args, &rep);
-	if (rc != 0)
-		return fail_call(L, h, rc, &rep);
-	if (rep.n < 1 || res_u64_get(&rep.f[0], &v) != 0 || v > (uint64_t)LUA_MAXINTEGER)
-		return push_fail(L, h, RES_ERR_MALFORMED, NULL, 0);
-	release(L);
-	lua_pushinteger(L, (lua_Integer)v);
-	return 1;
+	return run(L, O_SIZE, &args);
 }
 
 static int m_get(lua_State *L)
 {
 	struct res_bind *h = check(L);
-	struct res_msg args = {.type = RES_MSG_ARGS, .n = 1}, rep;
+	struct res_msg args = {.type = RES_MSG_ARGS, .n = 1};
 	size_t klen;
 	const char *k;
-	int rc;
 
 	need_kind(L, h, KB(RES_KIND_KV), "get");
 	k = luaL_checklstring(L, 2, &klen);
 	args.f[0] = (struct res_field){k, klen};
-	rc = call(L, h, "get", &args, &rep);
-	if (rc != 0)
-		return fail_call(L, h, rc, &rep);
-	/* An absent key is not a failure: plain nil, no message. */
-	if (rep.n >= 1)
-		lua_pushlstring(L, rep.f[0].p, rep.f[0].len);
-	else
-		lua_pushnil(L);
-	lua_insert(L, -2);
-	release(L);
-	lua_pop(L, 1);
-	return 1;
+	return run(L, O_GET, &args);
 }
 
 static int m_put(lua_State *L)
@@ -310,50 +407,21 @@ static int m_put(lua_State *L)
 	v = luaL_checklstring(L, 3, &vlen);
 	args.f[0] = (struct res_field){k, klen};
 	args.f[1] = (struct res_field){v, vlen};
-	return simple(L, h, "put", &args);
+	return run(L, O_PUT, &args);
 }
 
 static int m_delete(lua_State *L)
 {
-	return one_string(L, KB(RES_KIND_KV), "delete");
-}
-
-struct keys_ud {
-	lua_State *L;
-	lua_Integer i;
-};
-
-static int push_key(void *ud, const void *k, size_t len)
-{
-	struct keys_ud *u = ud;
-
-	/* The table is just below the reply box on the stack. */
-	lua_pushlstring(u->L, k, len);
-	lua_rawseti(u->L, -3, ++u->i);
-	return 0;
+	return one_string(L, KB(RES_KIND_KV), O_DELETE);
 }
 
 static int m_keys(lua_State *L)
 {
 	struct res_bind *h = check(L);
-	struct res_msg args = {.type = RES_MSG_ARGS}, rep;
-	struct keys_ud u = {L, 0};
-	int rc;
+	struct res_msg args = {.type = RES_MSG_ARGS};
 
 	need_kind(L, h, KB(RES_KIND_KV), "keys");
-	rc = call(L, h, "keys", &args, &rep);
-	if (rc != 0)
-		return fail_call(L, h, rc, &rep);
-	if (rep.n < 1)
-		return push_fail(L, h, RES_ERR_MALFORMED, NULL, 0);
-	lua_newtable(L);
-	lua_insert(L, -2);
-	rc = res_keys_each(&rep.f[0], push_key, &u);
-	if (rc != 0)
-		return push_fail(L, h, rc, NULL, 0);
-	release(L);
-	lua_pop(L, 1);
-	return 1;
+	return run(L, O_KEYS, &args);
 }
 
 static const char *mode_of(lua_State *L, const struct res_bind *h)

@@ -30,6 +30,7 @@
 
 #include <lua.h>
 #include <lauxlib.h>
+#include <stdint.h>
 
 #define RES_LUA_TNAME "agentd.resource"
 
@@ -49,12 +50,46 @@
  *                        kind stays the persisted one: no action changes it).
  * A persisted handle whose name has no rebind entry keeps its (id, home).
  */
+/*
+ * Waiting for a remote op without holding a thread (optional; the daemon
+ * fills it from agentd/agd_park.h). A handle's op on a resource of another
+ * host, made where the state can yield, takes a token, has start send the
+ * op tagged with it, and yields through yield; when the agent runs again,
+ * res_lua_resumed (the continuation, which the engine must know by name:
+ * res_lua_mobility registers it) finds data (the reply bytes, or nil),
+ * code (0, or the daemon's error code) and text on the stack, and turns
+ * them into the method's results. Where the state cannot yield (a C call
+ * boundary), or when yield is NULL, transport.call waits instead.
+ */
+struct res_lua_park {
+	/* A fresh token for the next park of the running agent. */
+	uint64_t (*token)(lua_State *L);
+	/* Sends op (id, args) to home for agent, tagged with token, and sets
+	 * *timeout_s (> 0), how long to wait for the answer. Returns 0, or a
+	 * res_err (nothing was sent; the op fails with it). Must not touch
+	 * the Lua state. */
+	int (*start)(void *ud, const char *agent, const char *home, const char *id,
+		     const char *op, const void *args, size_t args_len, uint64_t token,
+		     double *timeout_s);
+	/* Yields L until token's answer or timeout_s (lua_yieldk with ctx, k);
+	 * raises where the agent cannot wait (a nested coroutine). */
+	int (*yield)(lua_State *L, uint64_t token, double timeout_s, lua_KContext ctx,
+		     lua_KFunction k);
+	/* The park of token ended with code (0: an answer came); lets the
+	 * daemon forget it. May be NULL. */
+	void (*done)(void *ud, const char *agent, uint64_t token, int code);
+	int timeout_code;                 /* the code a park gets when no answer came */
+	void *ud;                         /* passed back to start and done */
+};
+
 struct res_lua_env {
 	const char *host;                 /* this host's name */
 	struct res_registry *reg;         /* this host's resources; may be NULL */
 	struct res_transport transport;   /* for GR; call may be NULL (then: unreachable) */
 	const struct res_bind *rebinds;   /* restore context, or NULL */
 	size_t nrebinds;                  /* entries in rebinds */
+	const char *agent;                /* the agent's id (for park), or NULL */
+	struct res_lua_park park;         /* GR ops without a blocked thread; yield may be NULL */
 };
 
 /* Installs the handle metatable (RES_LUA_TNAME) and env into L. Returns 0,
@@ -76,15 +111,19 @@ struct res_bind *res_lua_tobind(lua_State *L, int idx);
 int res_lua_persist(lua_State *L);
 int res_lua_restore(lua_State *L);
 
+/* The continuation of a parked op (struct res_lua_park): lua_KFunction. */
+int res_lua_resumed(lua_State *L, int status, lua_KContext ctx);
+
 /* Every C function a handle exposes (methods and metamethods), NULL-name
  * terminated, so that they can be registered as permanents. */
 const luaL_Reg *res_lua_functions(void);
 
 /*
  * Registers the hooks with the strong-mobility engine
- * (mig_udata_register) and each function of res_lua_functions as a
+ * (mig_udata_register), each function of res_lua_functions as a
  * permanent "agentd.resource.<name>" (mig_perm_add), so that a method an
- * agent stored in a variable moves too. Call after mig_env_open and
+ * agent stored in a variable moves too, and res_lua_resumed as the
+ * continuation "agentd.resource.resumed" (mig_cont_add). Call after mig_env_open and
  * res_lua_open, the same way on every host. Returns 0, RES_ERR_NOMEM or
  * RES_ERR_ARG (the engine refused: e.g. registered twice). Lives in its
  * own file, so that programs not linking the engine can use the rest.

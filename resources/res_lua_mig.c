@@ -34,5 +34,7 @@ int res_lua_mobility(lua_State *L)
 		if (rc != 0)
 			return map(rc);
 	}
-	return 0;
+	/* A parked op's frame names its continuation. */
+	rc = mig_cont_add(L, RES_LUA_TNAME ".resumed", res_lua_resumed);
+	return rc != 0 ? map(rc) : 0;
 }

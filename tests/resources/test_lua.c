@@ -282,3 +282,197 @@ Test(res_lua, function_list_names_every_method)
 	}
 	cr_assert_eq(n, 12);
 }
+
+/* ---- parking: a fake daemon that records what start sent and lets the
+ * test answer it by resuming the coroutine, as the runtime would. */
+
+#define FAKE_TIMEOUT (-14)
+
+static struct {
+	uint64_t next, token, done_token;
+	int starts, dones, done_code;
+	char home[RES_HOST_MAX], id[RES_ID_MAX], op[16], agent[32];
+	char args[256];
+	size_t args_len;
+} pk;
+
+static uint64_t pk_token(lua_State *Ls)
+{
+	(void)Ls;
+	return ++pk.next;
+}
+
+static int pk_start(void *ud, const char *agent, const char *home, const char *id, const char *op,
+		    const void *args, size_t args_len, uint64_t token, double *timeout_s)
+{
+	(void)ud;
+	pk.starts++;
+	pk.token = token;
+	snprintf(pk.agent, sizeof pk.agent, "%s", agent);
+	snprintf(pk.home, sizeof pk.home, "%s", home);
+	snprintf(pk.id, sizeof pk.id, "%s", id);
+	snprintf(pk.op, sizeof pk.op, "%s", op);
+	cr_assert_leq(args_len, sizeof pk.args);
+	memcpy(pk.args, args, args_len);
+	pk.args_len = args_len;
+	*timeout_s = 1.5;
+	return 0;
+}
+
+static int pk_yield(lua_State *Ls, uint64_t token, double timeout_s, lua_KContext ctx,
+		    lua_KFunction k)
+{
+	cr_assert_eq(token, pk.token);
+	cr_assert_float_eq(timeout_s, 1.5, 1e-9);
+	return lua_yieldk(Ls, 0, ctx, k);
+}
+
+static void pk_done(void *ud, const char *agent, uint64_t token, int code)
+{
+	(void)ud;
+	(void)agent;
+	pk.dones++;
+	pk.done_token = token;
+	pk.done_code = code;
+}
+
+/* An agent on h2 holding a GR to h1's `notes`, parking its remote ops. */
+static lua_State *parked_agent(void)
+{
+	struct res_bind b;
+	lua_State *A;
+
+	memset(&pk, 0, sizeof pk);
+	c.host[1].env.agent = "agent-1";
+	c.host[1].env.park = (struct res_lua_park){ pk_token, pk_start, pk_yield, pk_done,
+						    FAKE_TIMEOUT, NULL };
+	A = fx_agent_new(&c.host[1]);
+	cr_assert_eq(res_bind_resolve(c.host[0].reg, "f", RES_BIND_ID, "notes", &b), 0);
+	b.action = RES_ACT_GR;
+	res_lua_push_handle(A, &b);
+	lua_setglobal(A, "f");
+	return A;
+}
+
+/* Starts chunk in a fresh coroutine of A; returns it, parked. */
+static lua_State *park_chunk(lua_State *A, const char *chunk)
+{
+	lua_State *co = lua_newthread(A);
+	int nres;
+
+	lua_setglobal(A, "the_co"); /* anchored */
+	cr_assert_eq(luaL_loadstring(co, chunk), LUA_OK);
+	cr_assert_eq(lua_resume(co, A, 0, &nres), LUA_YIELD, "%s", lua_tostring(co, -1));
+	cr_assert_eq(nres, 0);
+	return co;
+}
+
+/* Answers the park as the runtime would: data (or NULL), code; returns
+ * the status of the resume. */
+static int answer(lua_State *A, lua_State *co, const void *data, size_t len, int code, int *nres)
+{
+	if (data != NULL)
+		lua_pushlstring(co, data, len);
+	else
+		lua_pushnil(co);
+	lua_pushinteger(co, code);
+	lua_pushliteral(co, "");
+	return lua_resume(co, A, 3, nres);
+}
+
+/* What h1's daemon does with the op start sent. */
+static void serve_h1(void **reply, size_t *len)
+{
+	cr_assert_str_eq(pk.home, "h1");
+	res_exec_op(c.host[0].reg, pk.id, pk.op, pk.args, pk.args_len, RES_EXEC_REMOTE, reply, len);
+	cr_assert_not_null(*reply);
+}
+
+Test(res_lua, a_remote_op_parks_and_the_answer_becomes_its_results)
+{
+	lua_State *A = parked_agent(), *co;
+	void *reply = NULL;
+	size_t len = 0;
+	int nres;
+
+	co = park_chunk(A, "assert(f:write('parked')) return f:read(), f:size()");
+	cr_assert_eq(pk.starts, 1);
+	cr_assert_str_eq(pk.op, "write");
+	cr_assert_str_eq(pk.agent, "agent-1");
+	cr_assert_eq(c.net.calls, 0, "a parked op does not use the blocking transport");
+	serve_h1(&reply, &len);
+	cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_YIELD); /* now read parks */
+	free(reply);
+	cr_assert_eq(pk.dones, 1);
+	cr_assert_eq(pk.done_code, 0);
+	cr_assert_str_eq(pk.op, "read");
+	serve_h1(&reply, &len);
+	cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_YIELD); /* size parks */
+	free(reply);
+	cr_assert_str_eq(pk.op, "size");
+	serve_h1(&reply, &len);
+	cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_OK, "%s", lua_tostring(co, -1));
+	free(reply);
+	cr_assert_eq(nres, 2);
+	cr_assert_str_eq(lua_tostring(co, -2), "parked");
+	cr_assert_eq(lua_tointeger(co, -1), 6);
+	cr_assert_eq(pk.dones, 3);
+	cr_assert_eq(pk.done_token, pk.token);
+	lua_close(A);
+}
+
+Test(res_lua, a_park_without_answer_returns_nil_unreachable_and_the_agent_goes_on)
+{
+	lua_State *A = parked_agent(), *co;
+	int nres;
+
+	co = park_chunk(A, "local v, msg, code = f:read() return tostring(v), msg, code, 'alive'");
+	cr_assert_eq(answer(A, co, NULL, 0, FAKE_TIMEOUT, &nres), LUA_OK, "%s", lua_tostring(co, -1));
+	cr_assert_eq(nres, 4);
+	cr_assert_str_eq(lua_tostring(co, -4), "nil");
+	cr_assert_str_eq(lua_tostring(co, -3), "resource 'f' (notes@h1): home host h1 unreachable");
+	cr_assert_str_eq(lua_tostring(co, -2), "unreachable");
+	cr_assert_str_eq(lua_tostring(co, -1), "alive");
+	cr_assert_eq(pk.done_code, FAKE_TIMEOUT);
+	lua_close(A);
+}
+
+Test(res_lua, a_parked_op_that_meets_a_forward_parks_again_at_the_new_home)
+{
+	lua_State *A = parked_agent(), *co;
+	void *reply = NULL;
+	size_t len = 0;
+	int nres;
+
+	co = park_chunk(A, "local v = f:read() return v, f:info().home");
+	/* h1 answers that notes moved to h3 (the agent is on h2). */
+	cr_assert_eq(res_reply_error(RES_ERR_MOVED, "moved", "h3", &reply, &len), 0);
+	cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_YIELD);
+	free(reply);
+	cr_assert_eq(pk.starts, 2);
+	cr_assert_str_eq(pk.home, "h3");
+	/* h3 has it: answer as its daemon would. */
+	{
+		struct res_msg ok = { RES_MSG_OK, 1, { { "moved content", 13 } } };
+
+		cr_assert_eq(res_msg_encode(&ok, &reply, &len), 0);
+	}
+	cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_OK, "%s", lua_tostring(co, -1));
+	free(reply);
+	cr_assert_str_eq(lua_tostring(co, -2), "moved content");
+	cr_assert_str_eq(lua_tostring(co, -1), "h3");
+	lua_close(A);
+}
+
+Test(res_lua, where_the_state_cannot_yield_a_remote_op_waits_in_the_transport)
+{
+	lua_State *A = parked_agent();
+
+	/* The main thread of a state cannot yield: luaL_dostring there. */
+	cr_assert_eq(luaL_dostring(A, "assert(f:write('sync')) return f:read()"), LUA_OK, "%s",
+		     lua_tostring(A, -1));
+	cr_assert_str_eq(lua_tostring(A, -1), "sync");
+	cr_assert_eq(pk.starts, 0);
+	cr_assert_geq(c.net.calls, 2);
+	lua_close(A);
+}
