@@ -1,0 +1,231 @@
+/*
+ * test_balance.c: the daemon-side load policy (agd_balance, `[balance]`)
+ * with real daemons on loopback. A busy host h1 runs agents that compute
+ * without ever waiting; an idle host h2 that knows h1 only from its config
+ * (`[peers]`, nobody pushed anything first) pulls some of them when its
+ * policy says `mode = pull`, and nothing when it is off. Pulled agents run
+ * exactly once: on one host only, carried with their state (they never
+ * start over at their entry on h2).
+ *
+ * The application-level counterpart (a pool agent that idle workers ask
+ * for jobs) is agents/balancer, tested in test_agents_cluster.c.
+ */
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "migcluster.h"
+
+#define NAGENTS 6
+
+static char spin_seg[300], weak_seg[300];
+
+/* A spinner counts for ever without waiting (state "running" all along)
+ * and says where it started, once, at its entry. */
+static const char spin_lua[] =
+	"function main()\n"
+	"  agent.log('start on ' .. agent.host())\n"
+	"  local n = 0\n"
+	"  while true do\n"
+	"    n = n + 1\n"
+	"    if n % 200000 == 0 then agent.log('spin ' .. n .. ' on ' .. agent.host()) end\n"
+	"  end\n"
+	"end\n";
+
+static void sign_agent(const char *name, const char *mobility, char *out, size_t out_len)
+{
+	char dir[300], path[400], text[512], key[300];
+
+	snprintf(dir, sizeof dir, "%.200s/%s", tmp, name);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	snprintf(text, sizeof text,
+		 "agentd-manifest 1\nname = %s\nversion = 1.0\nentry = main.lua main\n"
+		 "mobility = %s\nactivation = resident\nfile = main.lua\n", name, mobility);
+	write_file(path, text);
+	snprintf(path, sizeof path, "%s/main.lua", dir);
+	write_file(path, spin_lua);
+	snprintf(out, out_len, "%.200s/%s.seg", tmp, name);
+	snprintf(key, sizeof key, "%.200s/author.key", tmp);
+	{
+		char *argv[] = { (char *)ctlbin(), "sign", dir, "-k", key, "-o", out, NULL };
+
+		cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign %s", name);
+	}
+}
+
+static void bal_setup(void)
+{
+	setup();
+	sign_agent("spinner", "both", spin_seg, sizeof spin_seg);
+	sign_agent("stayer", "weak", weak_seg, sizeof weak_seg);
+}
+
+TestSuite(balance, .init = bal_setup, .fini = teardown, .timeout = 300);
+
+static void append_conf(struct host *h, const char *text)
+{
+	FILE *f = fopen(h->conf, "a");
+
+	cr_assert_not_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* h2 knows h1 from its config only; `policy` is the [balance] section. */
+static void config_idle_host(const char *policy)
+{
+	char text[1024];
+
+	snprintf(text, sizeof text, "\n[peers]\nh1 = %s\n\n%s", hosts[0].peer, policy);
+	append_conf(&hosts[1], text);
+}
+
+static void run_seg(struct host *h, const char *segment, char id[17])
+{
+	char out[256];
+
+	cr_assert_eq(ctl(h, out, sizeof out, 10000, "run", segment, NULL, NULL, NULL), 0, "run: %s", out);
+	cr_assert_geq(strlen(out), 16);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+}
+
+/* Lines of file `path` that contain both a and b. */
+static int count_lines(const char *path, const char *a, const char *b)
+{
+	FILE *f = fopen(path, "r");
+	char line[4096];
+	int n = 0;
+
+	if (f == NULL)
+		return 0;
+	while (fgets(line, sizeof line, f))
+		if (strstr(line, a) && (b == NULL || strstr(line, b)))
+			n++;
+	fclose(f);
+	return n;
+}
+
+/* How many of ids each host lists; fails the test if a host does not
+ * answer. */
+static void where(char ids[][17], int n, int *on1, int *on2, int *both)
+{
+	*on1 = *on2 = *both = 0;
+	for (int i = 0; i < n; i++) {
+		int a = lists(&hosts[0], ids[i]), b = lists(&hosts[1], ids[i]);
+
+		cr_assert(a >= 0 && b >= 0, "a host does not answer ps");
+		*on1 += a;
+		*on2 += b;
+		*both += a && b;
+	}
+}
+
+Test(balance, an_idle_host_pulls_busy_agents_which_then_run_there_exactly_once)
+{
+	char ids[NAGENTS][17];
+	int on1 = 0, on2 = 0, both = 0;
+	long end;
+
+	/* h1 lets spinners go; h2 pulls until it has 3 runnable agents, from
+	 * a peer with more than 2, at most 2 a round. */
+	append_conf(&hosts[0], "\n[balance]\nagents = spinner\n");
+	config_idle_host("[balance]\nmode = pull\nidle_below = 3\nbusy_above = 2\ninterval = 300ms\n"
+			 "max_pulls = 2\n");
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	for (int i = 0; i < NAGENTS; i++)
+		run_seg(&hosts[0], spin_seg, ids[i]);
+
+	/* Load evens out: 3 and 3 (h2 stops pulling once it has 3). */
+	end = now_ms() + 90000;
+	while (now_ms() < end) {
+		where(ids, NAGENTS, &on1, &on2, &both);
+		if (on2 >= 3 && on1 + on2 == NAGENTS && both == 0)
+			break;
+		usleep(200000);
+	}
+	cr_assert_eq(both, 0, "an agent is listed on both hosts");
+	cr_assert_eq(on1 + on2, NAGENTS, "agents lost: %d on h1, %d on h2", on1, on2);
+	cr_assert_eq(on2, 3, "h2 pulled %d agents, wanted 3 (idle_below)", on2);
+
+	for (int i = 0; i < NAGENTS; i++) {
+		int here2 = lists(&hosts[1], ids[i]);
+
+		/* Each started once, on h1, and never again anywhere. */
+		cr_assert_eq(count_lines(hosts[0].log, ids[i], "start on h1"), 1, "%s started %d times on h1",
+			     ids[i], count_lines(hosts[0].log, ids[i], "start on h1"));
+		cr_assert_eq(count_lines(hosts[1].log, ids[i], "start on h2"), 0,
+			     "%s started over at its entry on h2 (moved without its state)", ids[i]);
+		if (here2 != 1)
+			continue;
+		/* Pulled by the policy, and computing on h2. */
+		cr_assert_eq(count_lines(hosts[1].log, "balance.pull", ids[i]), 1,
+			     "%s: no single balance.pull line on h2", ids[i]);
+		end = now_ms() + 30000;
+		while (now_ms() < end && count_lines(hosts[1].log, ids[i], " on h2\"") == 0)
+			usleep(100000);
+		cr_assert_gt(count_lines(hosts[1].log, ids[i], " on h2\""), 0, "%s does not run on h2", ids[i]);
+	}
+	/* The source was the busiest peer; nothing else was asked for. */
+	cr_assert_eq(count_lines(hosts[1].log, "balance.pull", "from=h1"), 3);
+}
+
+Test(balance, with_balance_off_nothing_moves_though_the_agents_could)
+{
+	char ids[4][17], out[512];
+	int on1 = 0, on2 = 0, both = 0;
+	long end;
+
+	config_idle_host("[balance]\nmode = off\nidle_below = 3\nbusy_above = 1\ninterval = 200ms\n");
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	for (int i = 0; i < 4; i++)
+		run_seg(&hosts[0], spin_seg, ids[i]);
+	/* Fifteen of h2's would-be rounds. */
+	usleep(3000000);
+	where(ids, 4, &on1, &on2, &both);
+	cr_assert_eq(on1, 4, "with balance off, %d agents left h1", 4 - on1);
+	cr_assert_eq(on2, 0);
+	cr_assert_eq(count_lines(hosts[1].log, "balance.pull", NULL), 0);
+	/* They could move: asked by hand, h2 gets one. */
+	cr_assert_eq(ctl(&hosts[1], out, sizeof out, 15000, "pull", ids[0], "--to", "h2", NULL), 0, "pull: %s",
+		     out);
+	end = now_ms() + 30000;
+	while (now_ms() < end && lists(&hosts[1], ids[0]) != 1)
+		usleep(100000);
+	cr_assert_eq(lists(&hosts[1], ids[0]), 1, "a pull by hand did not bring the agent to h2");
+	cr_assert_eq(lists(&hosts[0], ids[0]), 0);
+}
+
+Test(balance, agents_that_may_not_move_with_their_state_are_never_pulled)
+{
+	char ids[4][17];
+	int on1 = 0, on2 = 0, both = 0;
+	long end;
+
+	config_idle_host("[balance]\nmode = pull\nidle_below = 3\nbusy_above = 1\ninterval = 200ms\n\n"
+			 "[log]\nlevel = debug\n");
+	/* h1 is busy before h2 starts asking. */
+	start_host(&hosts[0], NULL, NULL);
+	for (int i = 0; i < 4; i++)
+		run_seg(&hosts[0], weak_seg, ids[i]);
+	start_host(&hosts[1], NULL, NULL);
+	/* Rounds in which h1 answered with its load and nothing to take. */
+	end = now_ms() + 60000;
+	while (now_ms() < end && count_lines(hosts[1].log, "balance.none_busy", "answers=1") < 5)
+		usleep(100000);
+	cr_assert_geq(count_lines(hosts[1].log, "balance.none_busy", "answers=1"), 5,
+		      "h2 ran no rounds that h1 answered");
+	where(ids, 4, &on1, &on2, &both);
+	cr_assert_eq(on1, 4, "a weak-only agent was pulled");
+	cr_assert_eq(on2, 0);
+	cr_assert_eq(count_lines(hosts[1].log, "balance.pull", NULL), 0);
+}
