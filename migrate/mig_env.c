@@ -23,12 +23,32 @@
 /* Environment table                                                   */
 /* ------------------------------------------------------------------ */
 
-int mig_env_push(lua_State *L)
+/* Pushes the environment table as it is (no maps built); MIG_ERR_ARG and
+ * nothing pushed when there is none. */
+static int env_get(lua_State *L)
 {
 	if (lua_getfield(L, LUA_REGISTRYINDEX, MIG_ENV_KEY) != LUA_TTABLE) {
 		lua_pop(L, 1);
 		return MIG_ERR_ARG;
 	}
+	return 0;
+}
+
+static void perm_maps_build(lua_State *L, int env);
+
+int mig_env_push(lua_State *L)
+{
+	int env;
+
+	if (env_get(L) != 0)
+		return MIG_ERR_ARG;
+	env = lua_gettop(L);
+	if (lua_rawgeti(L, env, MIG_ENV_PERMNAME) != LUA_TTABLE ||
+	    lua_rawgeti(L, env, MIG_ENV_PERMVAL) != LUA_TTABLE) {
+		lua_settop(L, env);
+		perm_maps_build(L, env);
+	}
+	lua_settop(L, env);
 	return 0;
 }
 
@@ -40,6 +60,25 @@ struct mig_envc *mig_env_cdata(lua_State *L, int env)
 	c = lua_touserdata(L, -1);
 	lua_pop(L, 1);
 	return c;
+}
+
+/* Replaces the userdata buffer in env slot `slot` by one of nsize bytes
+ * holding the first `used` bytes of the old one (*buf); raises on memory
+ * errors, leaving the old buffer in place. Both the env table and its
+ * metatable (the strong anchor) get the new one. */
+static void *buf_resize(lua_State *L, int env, int slot, void *buf, size_t used, size_t nsize)
+{
+	void *nb = lua_newuserdatauv(L, nsize ? nsize : 1, 0);
+
+	if (used)
+		memcpy(nb, buf, used);
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, env, slot);
+	lua_getmetatable(L, env);
+	lua_insert(L, -2);
+	lua_rawseti(L, -2, slot);
+	lua_pop(L, 1);
+	return nb;
 }
 
 int mig_cfn_find_f(const struct mig_envc *c, lua_CFunction f)
@@ -66,7 +105,10 @@ int mig_cfn_find_name(const struct mig_envc *c, const char *name, size_t len)
 	return -1;
 }
 
-static int cfn_add(struct mig_envc *c, const char *name, lua_CFunction f, lua_KFunction k)
+/* Adds a named C function or continuation; the array grows by a few
+ * entries at a time (most states know six). May raise on memory errors. */
+static int cfn_add(lua_State *L, int env, struct mig_envc *c, const char *name, lua_CFunction f,
+		   lua_KFunction k)
 {
 	size_t len = strlen(name);
 
@@ -76,6 +118,13 @@ static int cfn_add(struct mig_envc *c, const char *name, lua_CFunction f, lua_KF
 		return MIG_ERR_ARG;
 	if ((f != NULL && mig_cfn_find_f(c, f) >= 0) || (k != NULL && mig_cfn_find_k(c, k) >= 0))
 		return MIG_ERR_ARG;
+	if (c->ncfn == c->cfncap) {
+		int ncap = c->cfncap ? c->cfncap + 4 : 8;
+
+		c->cfn = buf_resize(L, env, MIG_ENV_CFNBUF, c->cfn, (size_t)c->ncfn * sizeof *c->cfn,
+				    (size_t)ncap * sizeof *c->cfn);
+		c->cfncap = ncap;
+	}
 	memcpy(c->cfn[c->ncfn].name, name, len + 1);
 	c->cfn[c->ncfn].f = f;
 	c->cfn[c->ncfn].k = k;
@@ -83,31 +132,70 @@ static int cfn_add(struct mig_envc *c, const char *name, lua_CFunction f, lua_KF
 	return 0;
 }
 
-int mig_cfunc_add(lua_State *L, const char *name, lua_CFunction f)
+/* The protected part of mig_cfunc_add and mig_cont_add: growing the array
+ * allocates in L, and those functions are called outside any pcall. */
+struct cfn_args {
+	const char *name;  /* borrowed */
+	lua_CFunction f;   /* or NULL */
+	lua_KFunction k;   /* or NULL */
+	int rc;            /* result */
+};
+
+static int cfn_add_p(lua_State *L)
 {
+	struct cfn_args *a = lua_touserdata(L, 1);
+
+	if (env_get(L) != 0) {
+		a->rc = MIG_ERR_ARG;
+		return 0;
+	}
+	a->rc = cfn_add(L, lua_gettop(L), mig_env_cdata(L, lua_gettop(L)), a->name, a->f, a->k);
+	return 0;
+}
+
+static int cfn_add_protected(lua_State *L, const char *name, lua_CFunction f, lua_KFunction k)
+{
+	struct cfn_args a = { name, f, k, MIG_ERR_ARG };
 	int rc;
 
-	if (name == NULL || f == NULL || mig_env_push(L) != 0)
+	if (!lua_checkstack(L, 4))
+		return MIG_ERR_NOMEM;
+	lua_pushcfunction(L, cfn_add_p);
+	lua_pushlightuserdata(L, &a);
+	rc = lua_pcall(L, 1, 0, 0);
+	if (rc != LUA_OK) {
+		lua_pop(L, 1);
+		return rc == LUA_ERRMEM ? MIG_ERR_NOMEM : MIG_ERR_LUA;
+	}
+	return a.rc;
+}
+
+int mig_cfunc_add(lua_State *L, const char *name, lua_CFunction f)
+{
+	if (name == NULL || f == NULL)
 		return MIG_ERR_ARG;
-	rc = cfn_add(mig_env_cdata(L, lua_gettop(L)), name, f, NULL);
-	lua_pop(L, 1);
-	return rc;
+	return cfn_add_protected(L, name, f, NULL);
 }
 
 int mig_cont_add(lua_State *L, const char *name, lua_KFunction k)
 {
-	int rc;
-
-	if (name == NULL || k == NULL || mig_env_push(L) != 0)
+	if (name == NULL || k == NULL)
 		return MIG_ERR_ARG;
-	rc = cfn_add(mig_env_cdata(L, lua_gettop(L)), name, NULL, k);
-	lua_pop(L, 1);
-	return rc;
+	return cfn_add_protected(L, name, NULL, k);
 }
 
 /* ------------------------------------------------------------------ */
 /* Permanents                                                          */
 /* ------------------------------------------------------------------ */
+
+/* A state registers about a hundred permanents (the libraries' functions
+ * and tables, the host API) but uses them only while it is persisted or
+ * restored. So they are kept as a compact list in C buffers (16 bytes and
+ * the name's bytes each, no Lua string or table node), and the two maps
+ * the engine reads (name -> value, value -> canonical name) are built from
+ * it on demand by mig_env_push and dropped by the collector after use. */
+
+#define PERM_NAME_MAX 255 /* longer names found by the walk are not registered */
 
 /* Orders names so that every host picks the same canonical one: shorter
  * first, then bytewise. */
@@ -118,70 +206,223 @@ static int name_better(const char *a, size_t la, const char *b, size_t lb)
 	return memcmp(a, b, la) < 0;
 }
 
-/* Registers the value at vidx under the name at the top (popped). With
- * strict, a known name or value is refused. */
-static int perm_put(lua_State *L, int env, int vidx, int strict)
+/* Whether the value at idx is a light C function (for it, lua_topointer
+ * gives the function; for a C closure, the closure object). */
+static int is_lcf(lua_State *L, int idx)
 {
-	int name = lua_gettop(L);
-	int rc = 0;
+	return lua_iscfunction(L, idx) && lua_topointer(L, idx) == (const void *)lua_tocfunction(L, idx);
+}
+
+/* Whether the value at vidx is the permanent p. */
+static int perm_is(lua_State *L, int env, const struct mig_perm *p, int vidx)
+{
+	int same;
+
+	if (p->f != NULL)
+		return is_lcf(L, vidx) && lua_tocfunction(L, vidx) == p->f;
+	lua_rawgeti(L, env, MIG_ENV_PERMANCH);
+	lua_rawgeti(L, -1, p->anchor);
+	same = lua_rawequal(L, -1, vidx);
+	lua_pop(L, 2);
+	return same;
+}
+
+/* Appends the value at vidx under name to the list. With strict, a name or
+ * a value known already is refused (MIG_ERR_ARG); otherwise the entry is
+ * recorded anyway and the maps settle it when built (first name wins, the
+ * canonical name of a value is the best). May raise on memory errors. */
+static int perm_record(lua_State *L, int env, struct mig_envc *c, int vidx, const char *name,
+		       size_t len, int strict)
+{
+	struct mig_perm *p;
 
 	vidx = lua_absindex(L, vidx);
-	lua_rawgeti(L, env, MIG_ENV_PERMNAME);
-	lua_pushvalue(L, name);
-	if (lua_rawget(L, -2) != LUA_TNIL) {
-		lua_pop(L, 3);
+	if (len == 0 || len > PERM_NAME_MAX)
 		return strict ? MIG_ERR_ARG : 0;
+	if (strict) {
+		for (uint32_t i = 0; i < c->nperm; i++) {
+			const struct mig_perm *q = &c->perm[i];
+
+			if ((q->len == len && memcmp(c->names + q->off, name, len) == 0) ||
+			    perm_is(L, env, q, vidx))
+				return MIG_ERR_ARG;
+		}
+	}
+	if (c->nperm == c->permcap) {
+		uint32_t ncap = c->permcap + 16 + c->permcap / 8;
+
+		c->perm = buf_resize(L, env, MIG_ENV_PERMBUF, c->perm, c->nperm * sizeof *c->perm,
+				     ncap * sizeof *c->perm);
+		c->permcap = ncap;
+	}
+	if (c->namescap - c->nameslen < len) {
+		uint32_t ncap = c->namescap + (uint32_t)len + 256 + c->namescap / 8;
+
+		c->names = buf_resize(L, env, MIG_ENV_PERMNAMES, c->names, c->nameslen, ncap);
+		c->namescap = ncap;
+	}
+	p = &c->perm[c->nperm];
+	p->f = NULL;
+	p->anchor = 0;
+	if (is_lcf(L, vidx))
+		p->f = lua_tocfunction(L, vidx);
+	if (p->f == NULL) {
+		if (c->nanch == UINT16_MAX)
+			return strict ? MIG_ERR_ARG : 0;
+		lua_rawgeti(L, env, MIG_ENV_PERMANCH);
+		lua_pushvalue(L, vidx);
+		lua_rawseti(L, -2, c->nanch + 1);
+		lua_pop(L, 1);
+		p->anchor = ++c->nanch;
+	}
+	memcpy(c->names + c->nameslen, name, len);
+	p->off = c->nameslen;
+	p->len = (uint16_t)len;
+	c->nameslen += (uint32_t)len;
+	c->nperm++;
+	/* Maps built earlier no longer tell the whole list: drop them. */
+	lua_pushnil(L);
+	lua_rawseti(L, env, MIG_ENV_PERMNAME);
+	lua_pushnil(L);
+	lua_rawseti(L, env, MIG_ENV_PERMVAL);
+	return 0;
+}
+
+/* Puts the value at vidx, named by the string at nameidx, in the maps
+ * names (name -> value) and vals (value -> canonical name): a known name
+ * is left as it is; a value gets the best of its names. */
+static void map_put(lua_State *L, int names, int vals, int vidx, int nameidx)
+{
+	vidx = lua_absindex(L, vidx);
+	nameidx = lua_absindex(L, nameidx);
+	lua_pushvalue(L, nameidx);
+	if (lua_rawget(L, names) != LUA_TNIL) {
+		lua_pop(L, 1);
+		return;
 	}
 	lua_pop(L, 1);
-	lua_rawgeti(L, env, MIG_ENV_PERMVAL);
 	lua_pushvalue(L, vidx);
-	if (lua_rawget(L, -2) == LUA_TSTRING) {
+	if (lua_rawget(L, vals) == LUA_TSTRING) {
 		size_t la, lb;
-		const char *a = lua_tolstring(L, name, &la);
+		const char *a = lua_tolstring(L, nameidx, &la);
 		const char *b = lua_tolstring(L, -1, &lb);
 
-		if (strict)
-			rc = MIG_ERR_ARG;
-		else if (name_better(a, la, b, lb)) {
+		if (name_better(a, la, b, lb)) {
 			lua_pushvalue(L, vidx);
-			lua_pushvalue(L, name);
-			lua_rawset(L, -4);
+			lua_pushvalue(L, nameidx);
+			lua_rawset(L, vals);
 		}
 	} else {
 		lua_pushvalue(L, vidx);
-		lua_pushvalue(L, name);
-		lua_rawset(L, -4);
+		lua_pushvalue(L, nameidx);
+		lua_rawset(L, vals);
 	}
-	lua_pop(L, 2);
-	if (rc == 0) {
-		lua_pushvalue(L, name);
-		lua_pushvalue(L, vidx);
-		lua_rawset(L, -3);
+	lua_pop(L, 1);
+	lua_pushvalue(L, nameidx);
+	lua_pushvalue(L, vidx);
+	lua_rawset(L, names);
+}
+
+/* Builds MIG_ENV_PERMNAME and MIG_ENV_PERMVAL from the list, in its order,
+ * then names the environment's own tables ("@mig.env", "@mig.env.<slot>",
+ * "@mig.env.mt"): a stale copy of one left in a dead register by the
+ * engine's load must not drag it along. May raise on memory errors. */
+static void perm_maps_build(lua_State *L, int env)
+{
+	struct mig_envc *c = mig_env_cdata(L, env);
+	int names, vals, anch;
+	int size = (int)c->nperm + MIG_ENV_NSLOTS + 2;
+
+	luaL_checkstack(L, 8, NULL);
+	lua_createtable(L, 0, size);
+	names = lua_gettop(L);
+	lua_createtable(L, 0, size);
+	vals = lua_gettop(L);
+	lua_rawgeti(L, env, MIG_ENV_PERMANCH);
+	anch = lua_gettop(L);
+	for (uint32_t i = 0; i < c->nperm; i++) {
+		const struct mig_perm *p = &c->perm[i];
+
+		if (p->f != NULL)
+			lua_pushcfunction(L, p->f);
+		else
+			lua_rawgeti(L, anch, p->anchor);
+		lua_pushlstring(L, c->names + p->off, p->len);
+		map_put(L, names, vals, -2, -1);
+		lua_pop(L, 2);
 	}
+	lua_pushvalue(L, names);
+	lua_rawseti(L, env, MIG_ENV_PERMNAME);
+	lua_pushvalue(L, vals);
+	lua_rawseti(L, env, MIG_ENV_PERMVAL);
+	lua_pushvalue(L, env);
+	lua_pushliteral(L, "@mig.env");
+	map_put(L, names, vals, -2, -1);
 	lua_pop(L, 2);
-	return rc;
+	for (int i = 1; i <= MIG_ENV_NSLOTS; i++) {
+		if (lua_rawgeti(L, env, i) != LUA_TNIL) {
+			lua_pushfstring(L, "@mig.env.%d", i);
+			map_put(L, names, vals, -2, -1);
+			lua_pop(L, 1);
+		}
+		lua_pop(L, 1);
+	}
+	if (lua_getmetatable(L, env)) {
+		lua_pushliteral(L, "@mig.env.mt");
+		map_put(L, names, vals, -2, -1);
+		lua_pop(L, 2);
+	}
+	lua_settop(L, names - 1);
+}
+
+struct perm_args {
+	const char *name; /* borrowed */
+	int rc;           /* result */
+};
+
+/* (value, args): the protected part of mig_perm_add. */
+static int perm_add_p(lua_State *L)
+{
+	struct perm_args *a = lua_touserdata(L, 2);
+	int env;
+
+	if (env_get(L) != 0) {
+		a->rc = MIG_ERR_ARG;
+		return 0;
+	}
+	env = lua_gettop(L);
+	a->rc = perm_record(L, env, mig_env_cdata(L, env), 1, a->name, strlen(a->name), 1);
+	return 0;
 }
 
 int mig_perm_add(lua_State *L, const char *name, int idx)
 {
-	int rc, env;
-	int t = lua_type(L, idx);
+	struct perm_args a;
+	int t = lua_type(L, idx), rc, top;
 
 	/* Only values with identity can be permanents (a light userdata has
 	 * none the engine could rely on across hosts). */
 	if (name == NULL || name[0] == '\0' || t == LUA_TNONE || t == LUA_TNIL ||
 	    t == LUA_TBOOLEAN || t == LUA_TNUMBER || t == LUA_TSTRING || t == LUA_TLIGHTUSERDATA)
 		return MIG_ERR_ARG;
+	if (!lua_checkstack(L, 8))
+		return MIG_ERR_NOMEM;
+	a.name = name;
+	a.rc = MIG_ERR_ARG;
 	idx = lua_absindex(L, idx);
-	if (mig_env_push(L) != 0)
-		return MIG_ERR_ARG;
-	env = lua_gettop(L);
-	lua_pushstring(L, name);
-	rc = perm_put(L, env, idx, 1);
-	lua_pop(L, 1);
-	return rc;
+	top = lua_gettop(L);
+	/* Called in protection: growing the list allocates. */
+	lua_pushcfunction(L, perm_add_p);
+	lua_pushvalue(L, idx);
+	lua_pushlightuserdata(L, &a);
+	rc = lua_pcall(L, 2, 0, 0);
+	if (rc != LUA_OK) {
+		lua_settop(L, top);
+		return rc == LUA_ERRMEM ? MIG_ERR_NOMEM : MIG_ERR_LUA;
+	}
+	lua_settop(L, top);
+	return a.rc;
 }
-
 static int permable(int t)
 {
 	return t == LUA_TTABLE || t == LUA_TFUNCTION || t == LUA_TUSERDATA;
@@ -190,10 +431,12 @@ static int permable(int t)
 /* Names everything reachable from _G through string keys, three levels
  * deep: "_G", "_G.print", "string", "string.format",
  * "package.loaded.string"... A value reachable by several names gets all
- * of them; the canonical one (written when persisting) is the shortest. */
-static void perm_walk(lua_State *L, int env)
+ * of them; the canonical one (written when persisting) is the shortest.
+ * The names go to the compact list; the maps are built from it later. */
+static void perm_walk(lua_State *L, int env, struct mig_envc *c)
 {
 	int q, seen, n = 0, head = 1;
+	char buf[PERM_NAME_MAX];
 
 	lua_newtable(L); /* queue: {table, name, depth} triples */
 	q = lua_gettop(L);
@@ -201,8 +444,7 @@ static void perm_walk(lua_State *L, int env)
 	seen = lua_gettop(L);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
-	lua_pushliteral(L, "_G");
-	perm_put(L, env, -1, 0);
+	perm_record(L, env, c, -1, "_G", 2, 0);
 	lua_pushvalue(L, -1);
 	lua_pushboolean(L, 1);
 	lua_rawset(L, seen);
@@ -230,32 +472,40 @@ static void perm_walk(lua_State *L, int env)
 			int vt = lua_type(L, -1);
 
 			if (lua_type(L, -2) == LUA_TSTRING && permable(vt)) {
-				if (isg && vt == LUA_TTABLE)
-					lua_pushvalue(L, -2);
-				else {
-					lua_pushlstring(L, prefix, plen);
-					lua_pushliteral(L, ".");
-					lua_pushvalue(L, -4);
-					lua_concat(L, 3);
+				size_t klen, len = 0;
+				const char *key = lua_tolstring(L, -2, &klen);
+				const char *name = NULL;
+
+				/* A name too long to keep is no permanent (and
+				 * names nothing under it). */
+				if (isg && vt == LUA_TTABLE) {
+					name = key;
+					len = klen;
+				} else if (plen + 1 + klen <= sizeof buf) {
+					memcpy(buf, prefix, plen);
+					buf[plen] = '.';
+					memcpy(buf + plen + 1, key, klen);
+					name = buf;
+					len = plen + 1 + klen;
 				}
-				lua_pushvalue(L, -1);
-				perm_put(L, env, -3, 0);
-				if (vt == LUA_TTABLE && depth < 2) {
-					lua_pushvalue(L, -2);
-					if (lua_rawget(L, seen) == LUA_TNIL) {
-						lua_pushvalue(L, -3);
-						lua_pushboolean(L, 1);
-						lua_rawset(L, seen);
-						lua_pushvalue(L, -3);
-						lua_rawseti(L, q, ++n);
-						lua_pushvalue(L, -2);
-						lua_rawseti(L, q, ++n);
-						lua_pushinteger(L, depth + 1);
-						lua_rawseti(L, q, ++n);
+				if (name != NULL && len <= PERM_NAME_MAX) {
+					perm_record(L, env, c, -1, name, len, 0);
+					if (vt == LUA_TTABLE && depth < 2) {
+						lua_pushvalue(L, -1);
+						if (lua_rawget(L, seen) == LUA_TNIL) {
+							lua_pushvalue(L, -2);
+							lua_pushboolean(L, 1);
+							lua_rawset(L, seen);
+							lua_pushvalue(L, -2);
+							lua_rawseti(L, q, ++n);
+							lua_pushlstring(L, name, len);
+							lua_rawseti(L, q, ++n);
+							lua_pushinteger(L, depth + 1);
+							lua_rawseti(L, q, ++n);
+						}
+						lua_pop(L, 1);
 					}
-					lua_pop(L, 1);
 				}
-				lua_pop(L, 1);
 			}
 			lua_pop(L, 1);
 		}
@@ -267,8 +517,7 @@ static void perm_walk(lua_State *L, int env)
 	 * permanent as well. */
 	lua_pushliteral(L, "");
 	if (lua_getmetatable(L, -1)) {
-		lua_pushliteral(L, "@strmt");
-		perm_put(L, env, -2, 0);
+		perm_record(L, env, c, -1, "@strmt", 6, 0);
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 1);
@@ -502,7 +751,7 @@ int mig_source_add(lua_State *L, const char *text, size_t len, const char *chunk
 		return MIG_ERR_ARG;
 	if (mig_is_binary(text, len))
 		return MIG_ERR_ARG;
-	if (mig_env_push(L) != 0)
+	if (env_get(L) != 0)
 		return MIG_ERR_ARG;
 	env = lua_gettop(L);
 	crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
@@ -520,7 +769,7 @@ int mig_source_load(lua_State *L, const uint8_t hash[MIG_HASH_LEN], struct mig_e
 		err->code = 0;
 		err->msg[0] = '\0';
 	}
-	if (hash == NULL || mig_env_push(L) != 0)
+	if (hash == NULL || env_get(L) != 0)
 		return mig_err_set(err, MIG_ERR_ARG, "environment not open");
 	env = lua_gettop(L);
 	lua_pushlstring(L, (const char *)hash, MIG_HASH_LEN);
@@ -593,7 +842,7 @@ static int eng_load(lua_State *L)
 		lua_pushliteral(L, "attempt to load a binary chunk (refused)");
 		return 2;
 	}
-	if (mig_env_push(L) != 0)
+	if (env_get(L) != 0)
 		return luaL_error(L, "migration environment missing");
 	env = lua_gettop(L);
 	crypto_generichash(h, sizeof h, (const unsigned char *)text, len, NULL, 0);
@@ -787,7 +1036,7 @@ static int eng_pairs(lua_State *L)
 int mig_udata_register(lua_State *L, const char *tname, lua_CFunction persist,
 		       lua_CFunction restore)
 {
-	if (tname == NULL || persist == NULL || restore == NULL || mig_env_push(L) != 0)
+	if (tname == NULL || persist == NULL || restore == NULL || env_get(L) != 0)
 		return MIG_ERR_ARG;
 	lua_rawgeti(L, -1, MIG_ENV_UDHOOKS);
 	lua_createtable(L, 2, 0);
@@ -810,16 +1059,31 @@ static int dummy_fn(lua_State *L)
 	return 0;
 }
 
+/* Puts the value at the top in slot i of env and of its metatable (the
+ * strong anchor); pops it. */
+static void slot_set(lua_State *L, int env, int mt, int i)
+{
+	lua_pushvalue(L, -1);
+	lua_rawseti(L, mt, i);
+	lua_rawseti(L, env, i);
+}
+
 static int env_open(lua_State *L)
 {
 	struct mig_envc *c;
-	int env;
+	int env, mt;
 
 	lua_createtable(L, MIG_ENV_NSLOTS, 0);
 	env = lua_gettop(L);
-	for (int i = MIG_ENV_PERMNAME; i <= MIG_ENV_SENTINEL; i++) {
+	lua_createtable(L, MIG_ENV_NSLOTS, 1);
+	mt = lua_gettop(L);
+	lua_pushliteral(L, "v");
+	lua_setfield(L, mt, "__mode");
+	lua_pushvalue(L, mt);
+	lua_setmetatable(L, env);
+	for (int i = MIG_ENV_SOURCES; i <= MIG_ENV_SENTINEL; i++) {
 		lua_newtable(L);
-		lua_rawseti(L, env, i);
+		slot_set(L, env, mt, i);
 	}
 	/* Overlays die with their tables. */
 	lua_rawgeti(L, env, MIG_ENV_OVERLAYS);
@@ -830,19 +1094,22 @@ static int env_open(lua_State *L)
 	lua_pop(L, 1);
 	c = lua_newuserdatauv(L, sizeof *c, 0);
 	memset(c, 0, sizeof *c);
-	lua_rawseti(L, env, MIG_ENV_CDATA);
+	slot_set(L, env, mt, MIG_ENV_CDATA);
 	lua_createtable(L, 0, 1);
 	lua_pushliteral(L, "k");
 	lua_setfield(L, -2, "__mode");
-	lua_rawseti(L, env, MIG_ENV_WEAKK);
+	slot_set(L, env, mt, MIG_ENV_WEAKK);
 	lua_createtable(L, 0, 1);
 	lua_pushliteral(L, "v");
 	lua_setfield(L, -2, "__mode");
-	lua_rawseti(L, env, MIG_ENV_WEAKV);
+	slot_set(L, env, mt, MIG_ENV_WEAKV);
+	lua_createtable(L, 8, 0);
+	slot_set(L, env, mt, MIG_ENV_PERMANCH);
 	lua_pushvalue(L, env);
 	lua_setfield(L, LUA_REGISTRYINDEX, MIG_ENV_KEY);
+	lua_settop(L, env);
 
-	cfn_add(c, MIG_CFN_PCALLK, NULL, eng_pcall_k);
+	cfn_add(L, env, c, MIG_CFN_PCALLK, NULL, eng_pcall_k);
 
 	/* coroutine.wrap's function is static in Lua; learn it from a
 	 * sample so that wrapped coroutines can move. */
@@ -851,7 +1118,7 @@ static int env_open(lua_State *L)
 		lua_pushcfunction(L, dummy_fn);
 		lua_call(L, 1, 1);
 		if (lua_tocfunction(L, -1) != NULL)
-			cfn_add(c, "coroutine.wrap:f", lua_tocfunction(L, -1), NULL);
+			cfn_add(L, env, c, "coroutine.wrap:f", lua_tocfunction(L, -1), NULL);
 	}
 	lua_settop(L, env);
 	/* Iterators the libraries return are static functions too. */
@@ -859,7 +1126,7 @@ static int env_open(lua_State *L)
 		lua_newtable(L);
 		lua_call(L, 1, 1);
 		if (lua_tocfunction(L, -1) != NULL)
-			cfn_add(c, "ipairs:f", lua_tocfunction(L, -1), NULL);
+			cfn_add(L, env, c, "ipairs:f", lua_tocfunction(L, -1), NULL);
 	}
 	lua_settop(L, env);
 	if (lua_getglobal(L, "utf8") == LUA_TTABLE && lua_getfield(L, -1, "codes") == LUA_TFUNCTION) {
@@ -867,13 +1134,13 @@ static int env_open(lua_State *L)
 		lua_pushliteral(L, "");
 		lua_call(L, 1, 1);
 		if (lua_tocfunction(L, -1) != NULL)
-			cfn_add(c, "utf8.codes:f", lua_tocfunction(L, -1), NULL);
+			cfn_add(L, env, c, "utf8.codes:f", lua_tocfunction(L, -1), NULL);
 		lua_pop(L, 1);
 		lua_pushliteral(L, "");
 		lua_pushboolean(L, 1);
 		lua_call(L, 2, 1);
 		if (lua_tocfunction(L, -1) != NULL)
-			cfn_add(c, "utf8.codes:lax", lua_tocfunction(L, -1), NULL);
+			cfn_add(L, env, c, "utf8.codes:lax", lua_tocfunction(L, -1), NULL);
 	}
 	lua_settop(L, env);
 	/* string.gmatch's iterator keeps its position in a private struct:
@@ -884,7 +1151,7 @@ static int env_open(lua_State *L)
 		lua_call(L, 2, 1);
 		if (lua_tocfunction(L, -1) != NULL && lua_getupvalue(L, -1, 3) != NULL &&
 		    lua_type(L, -1) == LUA_TUSERDATA && lua_rawlen(L, -1) == sizeof(struct mig_gmatch) &&
-		    cfn_add(c, "string.gmatch:f", lua_tocfunction(L, -2), NULL) == 0)
+		    cfn_add(L, env, c, "string.gmatch:f", lua_tocfunction(L, -2), NULL) == 0)
 			c->gmatch = lua_tocfunction(L, -2);
 	}
 	lua_settop(L, env);
@@ -905,20 +1172,7 @@ static int env_open(lua_State *L)
 	lua_setfield(L, -2, "pairs");
 	lua_pop(L, 1);
 
-	perm_walk(L, env);
-
-	/* The environment's own tables are permanents: a stale copy left in
-	 * a dead register by the engine's load must not drag them along. */
-	lua_pushvalue(L, env);
-	lua_pushliteral(L, "@mig.env");
-	perm_put(L, env, -2, 0);
-	lua_pop(L, 1);
-	for (int i = 1; i <= MIG_ENV_NSLOTS; i++) {
-		lua_rawgeti(L, env, i);
-		lua_pushfstring(L, "@mig.env.%d", i);
-		perm_put(L, env, -2, 0);
-		lua_pop(L, 1);
-	}
+	perm_walk(L, env, c);
 	return 0;
 }
 
@@ -928,7 +1182,7 @@ int mig_env_open(lua_State *L)
 
 	if (sodium_init() < 0)
 		return MIG_ERR_NOMEM;
-	if (mig_env_push(L) == 0) {
+	if (env_get(L) == 0) {
 		lua_pop(L, 1);
 		return 0;
 	}

@@ -235,10 +235,15 @@ static inline uint32_t *mig_pmap_get(const struct mig_pmap *m, const void *key)
 /* Registry key of the environment table. */
 #define MIG_ENV_KEY "agentd.mig.env"
 
-/* Slots of the environment table. */
+/* Slots of the environment table. The table holds its values weakly (its
+ * metatable is { __mode = "v" }); every slot but the two permanent maps is
+ * also held by that metatable's array part, so only those two can go: they
+ * are built from the compact permanent list (MIG_ENV_PERMBUF) when
+ * mig_env_push is called and nobody holds them, and left to the collector
+ * afterwards (an idle state does not carry them). */
 enum mig_env_slot {
-	MIG_ENV_PERMNAME = 1, /* name -> permanent value */
-	MIG_ENV_PERMVAL,      /* permanent value -> canonical name */
+	MIG_ENV_PERMNAME = 1, /* name -> permanent value (built on demand) */
+	MIG_ENV_PERMVAL,      /* permanent value -> canonical name (built on demand) */
 	MIG_ENV_SOURCES,      /* hash (32-byte string) -> source record */
 	MIG_ENV_PROTOIDX,     /* light userdata Proto* -> index in its chunk */
 	MIG_ENV_PROTOHASH,    /* light userdata Proto* -> hash of its source */
@@ -248,7 +253,11 @@ enum mig_env_slot {
 	MIG_ENV_CDATA,        /* struct mig_envc (full userdata) */
 	MIG_ENV_WEAKK,        /* metatable { __mode = "k" } */
 	MIG_ENV_WEAKV,        /* metatable { __mode = "v" } */
-	MIG_ENV_NSLOTS = MIG_ENV_WEAKV
+	MIG_ENV_CFNBUF,       /* userdata: the array envc.cfn points into */
+	MIG_ENV_PERMBUF,      /* userdata: the permanent list envc.perm points into */
+	MIG_ENV_PERMNAMES,    /* userdata: the bytes of the permanents' names */
+	MIG_ENV_PERMANCH,     /* array of the permanents that are objects (anchors) */
+	MIG_ENV_NSLOTS = MIG_ENV_PERMANCH
 };
 
 /* Fields of a source record. */
@@ -297,16 +306,37 @@ struct mig_gmatch {
 };
 #define MIG_GMATCH_DEPTH 200 /* lstrlib.c's MAXCCALLS */
 
-/* C-side data of the environment. */
-struct mig_envc {
-	int ncfn;                         /* entries used in cfn */
-	struct mig_cfn cfn[MIG_CFN_MAX];  /* known C functions and continuations */
-	int overlays;                     /* nonzero once any overlay exists */
-	lua_CFunction gmatch;             /* string.gmatch's iterator, if understood */
+/* One permanent as registered (mig_env.c): a light C function, or an
+ * object kept in MIG_ENV_PERMANCH; its name's bytes in MIG_ENV_PERMNAMES.
+ * The list keeps registration order, so that the maps built from it are
+ * the ones registering straight into maps would have made. */
+struct mig_perm {
+	lua_CFunction f;  /* the light C function, or NULL */
+	uint32_t off;     /* name: offset in the names buffer */
+	uint16_t len;     /* name: length */
+	uint16_t anchor;  /* index in MIG_ENV_PERMANCH when f is NULL */
 };
 
-/* Pushes the environment table; MIG_ERR_ARG (nothing pushed) when
- * mig_env_open was not called on L. */
+/* C-side data of the environment. */
+struct mig_envc {
+	int ncfn;                 /* entries used in cfn */
+	int cfncap;               /* entries cfn has room for */
+	struct mig_cfn *cfn;      /* known C functions and continuations (MIG_ENV_CFNBUF) */
+	int overlays;             /* nonzero once any overlay exists */
+	lua_CFunction gmatch;     /* string.gmatch's iterator, if understood */
+	uint32_t nperm;           /* permanents registered */
+	uint32_t permcap;         /* room in perm */
+	struct mig_perm *perm;    /* the permanents (MIG_ENV_PERMBUF) */
+	uint32_t nameslen;        /* bytes used in names */
+	uint32_t namescap;        /* room in names */
+	char *names;              /* their names (MIG_ENV_PERMNAMES) */
+	uint16_t nanch;           /* objects in MIG_ENV_PERMANCH */
+};
+
+/* Pushes the environment table, with its permanent maps (MIG_ENV_PERMNAME,
+ * MIG_ENV_PERMVAL) built if the collector took them: a caller must take
+ * those slots before its next allocation in L. MIG_ERR_ARG (nothing pushed)
+ * when mig_env_open was not called on L; may raise on memory errors. */
 int mig_env_push(lua_State *L);
 /* The C data of the environment at stack index env. */
 struct mig_envc *mig_env_cdata(lua_State *L, int env);
