@@ -113,7 +113,8 @@ static const char *const op_names[O_N] = {
 /*
  * A call's stack, from `base` (above the method's own arguments):
  *   base      the encoded arguments (string)
- *   base + 1  the reply box (bytes of a local or synchronous reply)
+ *   base + 1  the reply box (bytes of a local or synchronous reply); nil
+ *             while parked
  *   base + 2  the token of the park under way (integer), or nil
  * A park's continuation finds them there, under the three values the park
  * leaves (data, code, text), and the handle at index 1. Context: op,
@@ -168,11 +169,28 @@ static int finish_ok(lua_State *L, struct res_bind *h, int op, const struct res_
 /* Frees the reply now rather than at the next collection. */
 static void release(lua_State *L, int base)
 {
-	struct box *bx = luaL_checkudata(L, base + 1, REPLY_TNAME);
+	struct box *bx = luaL_testudata(L, base + 1, REPLY_TNAME);
 
-	free(bx->p);
-	bx->p = NULL;
-	bx->len = 0;
+	if (bx != NULL) {
+		free(bx->p);
+		bx->p = NULL;
+		bx->len = 0;
+	}
+}
+
+/* The reply box at base + 1, made anew if a park left nil there. */
+static struct box *box_at(lua_State *L, int base)
+{
+	struct box *bx = luaL_testudata(L, base + 1, REPLY_TNAME);
+
+	if (bx == NULL) {
+		bx = lua_newuserdatauv(L, sizeof *bx, 0);
+		bx->p = NULL;
+		bx->len = 0;
+		luaL_setmetatable(L, REPLY_TNAME);
+		lua_replace(L, base + 1);
+	}
+	return bx;
 }
 
 static int step(lua_State *L, int op, int hop, int base);
@@ -234,6 +252,7 @@ int res_lua_resumed(lua_State *L, int status, lua_KContext ctx)
 	const char *data = lua_tolstring(L, -3, &len);
 
 	(void)status;
+	luaL_checkstack(L, 8, "resource call");
 	if (env->park.done != NULL)
 		env->park.done(env->park.ud, env->agent, token, code);
 	lua_pushnil(L);
@@ -251,7 +270,7 @@ static int step(lua_State *L, int op, int hop, int base)
 {
 	struct res_lua_env *env = get_env(L);
 	struct res_bind *h = lua_touserdata(L, 1);
-	struct box *bx = luaL_checkudata(L, base + 1, REPLY_TNAME);
+	struct box *bx = box_at(L, base);
 	size_t need;
 	const char *a = lua_tolstring(L, base, &need);
 	int rc;
@@ -275,6 +294,10 @@ static int step(lua_State *L, int op, int hop, int base)
 			return handle_reply(L, op, hop, base, NULL, 0, rc);
 		lua_pushinteger(L, (lua_Integer)token);
 		lua_replace(L, base + 2);
+		/* Nothing but plain values stays on the stack of a parked
+		 * agent, should the runtime ever persist one. */
+		lua_pushnil(L);
+		lua_replace(L, base + 1);
 		return env->park.yield(L, token, timeout, CTX(op, hop, base), res_lua_resumed);
 	} else if (env->transport.call != NULL) {
 		/* Where the agent cannot yield (a C call boundary), or with no
