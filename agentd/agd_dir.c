@@ -33,6 +33,9 @@
 struct out {
 	uint64_t id;                        /* msgid (DELIVER) or corr (LOCATE) */
 	int locate;                         /* a LOCATE, not a DELIVER */
+	int call;                           /* [call] a CALL, not a DELIVER */
+	uint64_t corr;                      /* [call] the caller's call id */
+	char method[AGD_WIRE_NAME_MAX + 1]; /* [call] the method */
 	char agent[AGD_WIRE_NAME_MAX + 1];  /* destination agent */
 	char host[AGD_WIRE_NAME_MAX + 1];   /* host asked now */
 	int tried_dir;                      /* the directory was asked already */
@@ -65,6 +68,7 @@ struct agd_dir {
 	char directory[AGD_WIRE_NAME_MAX + 1]; /* "" when none */
 	struct agd_store *st;
 	struct agd_dir_ops ops;
+	struct agd_dir_call_ops cops;        /* [call] */
 	void *ud;
 	uint64_t timeout_ms;
 	uint64_t retry_ms;
@@ -75,6 +79,10 @@ struct agd_dir {
 	struct seen *seen;                  /* newest first */
 	size_t nseen;                       /* [bal] rings in memory */
 	int depth;                          /* route() recursion guard */
+	int pending_call;                   /* [call] agd_dir_call is starting an out: */
+	uint64_t pending_corr;              /* its call id, */
+	uint64_t pending_timeout;           /* deadline (ms from now, 0: timeout_ms) */
+	char pending_method[AGD_WIRE_NAME_MAX + 1]; /* and method */
 };
 
 const char *agd_dir_strerror(int code)
@@ -147,6 +155,11 @@ void agd_dir_destroy(struct agd_dir **dp)
 	}
 	d->nseen = 0;
 	free(d);
+}
+
+void agd_dir_set_call_ops(struct agd_dir *d, const struct agd_dir_call_ops *ops)
+{
+	d->cops = *ops;
 }
 
 size_t agd_dir_pending(const struct agd_dir *d)
@@ -454,7 +467,12 @@ static int on_deliver(struct agd_dir *d, const char *from, const struct agd_wire
 	}
 	switch (agd_dir_where(d, m->agent, host, sizeof host, &epoch)) {
 	case AGD_WHERE_LIVE:
-		rc = d->ops.deliver(d->ud, m->agent, from, m->blob[0].data, m->blob[0].len);
+		if (m->type == AGD_MSG_CALL) /* [call] the REPLY goes to m->host, the caller */
+			rc = d->cops.call ? d->cops.call(d->ud, m->agent, m->host, m->corr, m->name,
+							 m->blob[0].data, m->blob[0].len)
+					  : AGD_DIR_REFUSED;
+		else
+			rc = d->ops.deliver(d->ud, m->agent, from, m->blob[0].data, m->blob[0].len);
 		if (rc == AGD_DIR_INFLIGHT) {
 			/* The runtime is suspending it for a transfer. */
 			hold(d, from, m, now);
@@ -594,6 +612,14 @@ static void out_send(struct agd_dir *d, struct out *o, uint64_t now)
 		m.type = AGD_MSG_LOCATE;
 		m.corr = o->id;
 		m.hops = (uint32_t)o->hops;
+	} else if (o->call) { /* [call] */
+		m.type = AGD_MSG_CALL;
+		m.corr = o->corr;
+		m.msgid = o->id;
+		snprintf(m.host, sizeof m.host, "%s", d->host);
+		snprintf(m.name, sizeof m.name, "%s", o->method);
+		m.blob[0].data = o->data;
+		m.blob[0].len = o->len;
 	} else {
 		m.type = AGD_MSG_DELIVER;
 		m.corr = o->id;
@@ -611,6 +637,9 @@ static void out_finish(struct agd_dir *d, struct out *o, int code, const char *h
 	if (o->locate) {
 		if (d->ops.located)
 			d->ops.located(d->ud, o->id, o->agent, code, host, epoch);
+	} else if (o->call) { /* [call] */
+		if (d->cops.called)
+			d->cops.called(d->ud, o->corr, o->agent, code, host);
 	} else {
 		if (code < 0)
 			agd_log(AGD_LOG_WARN, "dir.undelivered", "agent=%s msgid=%016llx reason=\"%s\"", o->agent,
@@ -739,6 +768,13 @@ static int start(struct agd_dir *d, int locate, const char *agent, const uint8_t
 	o->locate = locate;
 	snprintf(o->agent, sizeof o->agent, "%s", agent);
 	o->deadline = now + d->timeout_ms;
+	if (d->pending_call && !locate) { /* [call] agd_dir_call */
+		o->call = 1;
+		o->corr = d->pending_corr;
+		snprintf(o->method, sizeof o->method, "%s", d->pending_method);
+		if (d->pending_timeout > 0)
+			o->deadline = now + d->pending_timeout;
+	}
 	o->next = d->out;
 	d->out = o;
 	d->nout++;
@@ -751,6 +787,31 @@ int agd_dir_send(struct agd_dir *d, const char *agent, const uint8_t *data, size
 		 const char *hint, uint64_t now_ms, uint64_t *msgid)
 {
 	return start(d, 0, agent, data, len, hint, now_ms, msgid);
+}
+
+int agd_dir_call(struct agd_dir *d, const char *agent, const char *method, uint64_t corr,
+		 const uint8_t *data, size_t len, const char *hint, uint64_t now_ms,
+		 uint64_t timeout_ms, uint64_t *msgid)
+{
+	uint64_t id = 0;
+	int rc;
+
+	*msgid = 0;
+	if (method == NULL || method[0] == '\0' || strlen(method) > AGD_WIRE_NAME_MAX)
+		return AGD_DIR_REFUSED;
+	/* start() sends at once, and a local callee may answer inside it: the
+	 * out is marked a call by the id it will have. Until then it is a
+	 * DELIVER in the making that nobody else can see. */
+	d->pending_call = 1;
+	d->pending_corr = corr;
+	d->pending_timeout = timeout_ms;
+	snprintf(d->pending_method, sizeof d->pending_method, "%s", method);
+	rc = start(d, 0, agent, data, len, hint, now_ms, &id);
+	d->pending_call = 0;
+	if (rc != 0)
+		return rc;
+	*msgid = id;
+	return 0;
 }
 
 int agd_dir_locate(struct agd_dir *d, const char *agent, const char *hint, uint64_t now_ms,
@@ -779,6 +840,7 @@ int agd_dir_input(struct agd_dir *d, const char *from, const struct agd_wire_msg
 {
 	switch (m->type) {
 	case AGD_MSG_DELIVER: on_deliver(d, from, m, now_ms); return 1;
+	case AGD_MSG_CALL: on_deliver(d, from, m, now_ms); return 1; /* [call] routed as DELIVER */
 	case AGD_MSG_DELIVERED: on_delivered(d, from, m, now_ms); return 1;
 	case AGD_MSG_LOCATE: on_locate(d, from, m, now_ms); return 1;
 	case AGD_MSG_LOCATED: on_located(d, from, m, now_ms); return 1;

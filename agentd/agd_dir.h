@@ -77,6 +77,18 @@ struct agd_dir_ops {
 			uint64_t epoch);
 };
 
+/* [call] What a directory does with CALLs (agd_dir_set_call_ops; the same
+ * ud as its agd_dir_ops). Without them, calls are refused. */
+struct agd_dir_call_ops {
+	/* Hands a CALL to agent `agent` living here (caller_host and corr say
+	 * where its REPLY goes). Same results as agd_dir_ops.deliver. */
+	int (*call)(void *ud, const char *agent, const char *caller_host, uint64_t corr,
+		    const char *method, const uint8_t *data, size_t len);
+	/* Caller side: how a CALL's delivery ended (AGD_DIR_HERE: it is queued
+	 * at `host`, the REPLY will follow; or < 0). May be NULL. */
+	void (*called)(void *ud, uint64_t corr, const char *agent, int code, const char *host);
+};
+
 struct agd_dir_cfg {
 	const char *host;        /* this host */
 	const char *directory;   /* the cluster's directory host, or NULL */
@@ -91,6 +103,9 @@ int agd_dir_new(const struct agd_dir_cfg *cfg, const struct agd_dir_ops *ops, vo
 		struct agd_dir **out);
 void agd_dir_destroy(struct agd_dir **d);
 
+/* [call] Sets (copies) the call operations. */
+void agd_dir_set_call_ops(struct agd_dir *d, const struct agd_dir_call_ops *ops);
+
 /* What the store says of `agent` here (host/epoch set for FORWARD). */
 enum agd_dir_where agd_dir_where(struct agd_dir *d, const char *agent, char *host, size_t host_len,
 				 uint64_t *epoch);
@@ -104,6 +119,16 @@ enum agd_dir_where agd_dir_where(struct agd_dir *d, const char *agent, char *hos
  */
 int agd_dir_send(struct agd_dir *d, const char *agent, const uint8_t *data, size_t len,
 		 const char *hint, uint64_t now_ms, uint64_t *msgid);
+
+/* [call] Sends a CALL of `method` with args (copied) to agent, routed,
+ * held and deduplicated exactly like agd_dir_send's DELIVER (the callee's
+ * seen ids cover both); corr is the caller's call id, carried for the
+ * REPLY. Gives up after timeout_ms (0: the directory's timeout). The
+ * outcome of the delivery comes through ops->called. Returns 0 with
+ * *msgid set, or as agd_dir_send. */
+int agd_dir_call(struct agd_dir *d, const char *agent, const char *method, uint64_t corr,
+		 const uint8_t *data, size_t len, const char *hint, uint64_t now_ms,
+		 uint64_t timeout_ms, uint64_t *msgid);
 
 /* Starts a LOCATE as agd_dir_send would route; answers via ops->located.
  * Returns 0 with *corr set, or AGD_DIR_NOTFOUND. */

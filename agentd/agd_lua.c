@@ -31,6 +31,7 @@
 #include "agd_mobility.h" /* [mig2] agd_mobility_send */
 #include "agd_moblua.h" /* [mig2] agent.migrate/clone */
 #include "agd_park.h"
+#include "agd_call.h"
 #include "mig_lua.h"
 #include "mig_segment.h"
 #include "mig_state.h"
@@ -367,16 +368,6 @@ static int l_send(lua_State *L)
 	return 1;
 }
 
-/* Seams for the migration and resources engineers: until their code is
- * wired in, these answer honestly that the feature is not there. */
-static int unavailable(lua_State *L, const char *what)
-{
-	checkvm(L);
-	lua_pushnil(L);
-	lua_pushfstring(L, "%s not available", what);
-	lua_pushstring(L, "unavailable");
-	return 3;
-}
 
 /* [mig2] agent.migrate/clone: the request goes in the root table, the
  * slice ends with AGD_VM_MIGRATE (agd_moblua.c). */
@@ -521,6 +512,15 @@ static int l_resource(lua_State *L)
 		lua_pushstring(L, "notfound");
 		return 3;
 	}
+	if (agd_rt_is_child(vm->rt)) {
+		/* [resint] The registry and the peer channel live in the
+		 * daemon; an agent process gets no handles (docs/resources.md). */
+		lua_pushnil(L);
+		lua_pushstring(L, "agent.resource is not available under isolation = process "
+				  "(the resources live in the daemon)");
+		lua_pushstring(L, "unavailable");
+		return 3;
+	}
 	if (reg == NULL) {
 		lua_pushnil(L);
 		lua_pushstring(L, "this host has no resources");
@@ -549,16 +549,263 @@ static int l_resource(lua_State *L)
 	return 1;
 }
 
+/* ------------------------------------------- exported methods and proxies
+ * (docs/agent-api.md, "Methods and proxies"; the call layer is agd_call.c).
+ * Exports live in the root table (field "exports": name -> function), so
+ * they persist and move with the agent. A proxy is a table {id, timeout,
+ * hint} whose metatable (a permanent) makes every string key a method: a
+ * C closure over (proxy, name) that sends the call and parks. */
+
+#define CALL_TIMEOUT_DEFAULT 10.0  /* seconds a proxy call waits by default */
+#define CALL_TIMEOUT_MAX 3600.0    /* and at most */
+#define CALL_NAME_MAX 64           /* bytes of a method name (AGD_WIRE_NAME_MAX) */
+#define CALL_VALUES_MAX 200        /* arguments or results of one call */
+
 static int l_export(lua_State *L)
 {
+	struct agd_vm *vm = checkvm(L);
+
 	luaL_checktype(L, 1, LUA_TTABLE);
-	return unavailable(L, "export");
+	/* All checked before any is added: misuse changes nothing. */
+	lua_pushnil(L);
+	while (lua_next(L, 1) != 0) {
+		size_t len = 0;
+
+		if (lua_type(L, -2) != LUA_TSTRING || (lua_tolstring(L, -2, &len), len == 0) ||
+		    len > CALL_NAME_MAX)
+			return luaL_error(L, "agent.export: method names must be strings of 1 to %d "
+					  "bytes", CALL_NAME_MAX);
+		if (!lua_isfunction(L, -1))
+			return luaL_error(L, "agent.export: method '%s' is not a function",
+					  lua_tostring(L, -2));
+		lua_pop(L, 1);
+	}
+	if (agd_rt_is_child(vm->rt)) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "calls are not available in process isolation");
+		lua_pushliteral(L, "unavailable");
+		return 3;
+	}
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->root_ref);
+	if (lua_getfield(L, -1, "exports") != LUA_TTABLE) {
+		lua_pop(L, 1);
+		lua_newtable(L);
+		lua_pushvalue(L, -1);
+		lua_setfield(L, -3, "exports");
+	}
+	lua_pushnil(L);
+	while (lua_next(L, 1) != 0) {
+		lua_pushvalue(L, -2);
+		lua_insert(L, -2);
+		lua_rawset(L, -4);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
 }
 
+static int proxy_k(lua_State *L, int status, lua_KContext ctx)
+{
+	int top = lua_gettop(L), code, n;
+	size_t len = 0;
+	const char *data;
+
+	(void)status;
+	(void)ctx;
+	code = (int)lua_tointeger(L, top - 1);
+	if (code != 0) {
+		const char *text = lua_tostring(L, top);
+
+		lua_pushnil(L);
+		lua_pushstring(L, text != NULL && text[0] ? text : agd_strerror(code));
+		lua_pushstring(L, agd_errname(code));
+		return 3;
+	}
+	data = lua_tolstring(L, top - 2, &len);
+	if (data == NULL) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "the answer carried no results");
+		lua_pushliteral(L, "remote");
+		return 3;
+	}
+#if AGD_HAVE_ENGINE
+	{
+		struct mig_error e;
+
+		if (mig_data_decode(L, data, len, &e) != 0 || !lua_istable(L, -1)) {
+			lua_pushnil(L);
+			lua_pushliteral(L, "the answer's results are undecodable");
+			lua_pushliteral(L, "remote");
+			return 3;
+		}
+	}
+#else
+	lua_pushnil(L);
+	lua_pushliteral(L, "calls need the state engine");
+	lua_pushliteral(L, "unavailable");
+	return 3;
+#endif
+	lua_getfield(L, -1, "n");
+	n = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (int)lua_rawlen(L, -2);
+	lua_pop(L, 1);
+	if (n < 0 || n > CALL_VALUES_MAX)
+		n = 0;
+	luaL_checkstack(L, n + 1, "call results");
+	for (int i = 1; i <= n; i++)
+		lua_rawgeti(L, top + 1, i);
+	return n;
+}
+
+/* p:method(...) or p.method(...): the call, answered by the agent wherever
+ * it is; parks the caller until the answer or the proxy's timeout. */
+static int proxy_call(lua_State *L)
+{
+	struct agd_vm *vm = checkvm(L);
+	int first = lua_gettop(L) >= 1 && lua_rawequal(L, 1, lua_upvalueindex(1)) ? 2 : 1;
+	int n = lua_gettop(L) - first + 1, rc;
+	const char *method = lua_tostring(L, lua_upvalueindex(2));
+	const char *id, *hint;
+	double timeout;
+	uint64_t token;
+
+	if (n > CALL_VALUES_MAX)
+		return luaL_error(L, "%s: at most %d arguments", method, CALL_VALUES_MAX);
+	/* The same conditions agd_park_yield raises on, checked before the
+	 * call is sent, so that no call leaves for a caller that cannot wait. */
+	if (vm->in_call)
+		return luaL_error(L, "%s: an exported method cannot call through a proxy (it "
+				  "runs to completion between the agent's own slices)", method);
+	if (L != vm->co || !lua_isyieldable(L))
+		return luaL_error(L, "%s: a proxy call blocks: not inside a nested coroutine or a "
+				  "C call", method);
+	lua_rawgeti(L, lua_upvalueindex(1), 1);
+	lua_rawgeti(L, lua_upvalueindex(1), 2);
+	lua_rawgeti(L, lua_upvalueindex(1), 3);
+	id = lua_tostring(L, -3);
+	timeout = lua_tonumber(L, -2);
+	hint = lua_tostring(L, -1);
+	if (id == NULL)
+		return luaL_error(L, "%s: not a proxy", method);
+	if (!(timeout > 0) || timeout > CALL_TIMEOUT_MAX)
+		timeout = CALL_TIMEOUT_DEFAULT;
+	lua_createtable(L, n, 1);
+	for (int i = 0; i < n; i++) {
+		lua_pushvalue(L, first + i);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_pushinteger(L, n);
+	lua_setfield(L, -2, "n");
+#if AGD_HAVE_ENGINE
+	{
+		struct mig_buf buf = { 0 };
+		struct mig_error e;
+
+		rc = mig_data_encode(L, -1, &buf, &e);
+		if (rc != 0) {
+			char msg[200];
+
+			snprintf(msg, sizeof msg, "%.199s", e.msg);
+			agd_buf_free(&buf);
+			lua_pushnil(L);
+			lua_pushfstring(L, "arguments are not plain data: %s", msg);
+			lua_pushliteral(L, "arg");
+			return 3;
+		}
+		token = agd_park_token(L);
+		/* agd_call_start copies the bytes: nothing malloc'd is held
+		 * across a call that can raise. */
+		rc = agd_call_start(vm->rt, agd_agent_id(vm->a), token, id, method, buf.data, buf.len,
+				    timeout, hint);
+		agd_buf_free(&buf);
+	}
+#else
+	(void)hint;
+	token = 0;
+	rc = AGD_ERR_UNAVAILABLE;
+#endif
+	if (rc != 0) {
+		lua_pushnil(L);
+		lua_pushstring(L, rc == AGD_ERR_UNAVAILABLE ? "calls not available (no peer channel)"
+							    : agd_strerror(rc));
+		lua_pushstring(L, agd_errname(rc));
+		return 3;
+	}
+	lua_settop(L, 0);
+	return agd_park_yield(L, token, timeout + 0.5, 0, proxy_k);
+}
+
+static int proxy_index(lua_State *L)
+{
+	if (lua_type(L, 2) != LUA_TSTRING)
+		return 0;
+	lua_settop(L, 2);
+	lua_pushcclosure(L, proxy_call, 2);
+	return 1;
+}
+
+/* agent.proxy(id [, {timeout = s, host = hint}]) */
 static int l_proxy(lua_State *L)
 {
-	luaL_checkstring(L, 1);
-	return unavailable(L, "proxy");
+	struct agd_vm *vm = checkvm(L);
+	size_t len;
+	double timeout = CALL_TIMEOUT_DEFAULT;
+
+	luaL_checklstring(L, 1, &len);
+	luaL_argcheck(L, len > 0 && len <= CALL_NAME_MAX, 1, "expected an agent id");
+	if (!lua_isnoneornil(L, 2)) {
+		luaL_checktype(L, 2, LUA_TTABLE);
+		if (lua_getfield(L, 2, "timeout") != LUA_TNIL) {
+			timeout = luaL_checknumber(L, -1);
+			luaL_argcheck(L, timeout > 0 && timeout <= CALL_TIMEOUT_MAX, 2,
+				      "timeout must be in (0, 3600] seconds");
+		}
+		lua_pop(L, 1);
+		if (lua_getfield(L, 2, "host") != LUA_TNIL)
+			luaL_checkstring(L, -1);
+		lua_pop(L, 1);
+	}
+	if (agd_rt_is_child(vm->rt)) {
+		lua_pushnil(L);
+		lua_pushliteral(L, "calls are not available in process isolation");
+		lua_pushliteral(L, "unavailable");
+		return 3;
+	}
+	lua_createtable(L, 3, 0);
+	lua_pushvalue(L, 1);
+	lua_rawseti(L, -2, 1);
+	lua_pushnumber(L, timeout);
+	lua_rawseti(L, -2, 2);
+	if (lua_istable(L, 2) && lua_getfield(L, 2, "host") == LUA_TSTRING)
+		lua_rawseti(L, -2, 3);
+	else if (lua_istable(L, 2))
+		lua_pop(L, 1);
+	luaL_setmetatable(L, "agentd.proxy");
+	return 1;
+}
+
+/* The proxy's metatable and the names the engine needs to move proxies,
+ * their method closures and a parked call (same on every host). */
+static int proxy_open(lua_State *L)
+{
+	int rc = 0;
+
+	luaL_newmetatable(L, "agentd.proxy");
+	lua_pushcfunction(L, proxy_index);
+#if AGD_HAVE_ENGINE
+	rc = mig_perm_add(L, "agent.proxy.__index", -1);
+#endif
+	lua_setfield(L, -2, "__index");
+	lua_pushliteral(L, "agentd.proxy");
+	lua_setfield(L, -2, "__metatable");
+#if AGD_HAVE_ENGINE
+	if (rc == 0)
+		rc = mig_perm_add(L, "agent.proxy.mt", -1);
+	if (rc == 0)
+		rc = mig_cfunc_add(L, "agent.proxy.call", proxy_call);
+	if (rc == 0)
+		rc = mig_cont_add(L, "agent.proxy.k", proxy_k);
+#endif
+	lua_pop(L, 1);
+	return rc;
 }
 
 static const luaL_Reg agent_api[] = {
@@ -718,6 +965,9 @@ static int open_sandbox(lua_State *L)
 #endif
 	lua_setfield(L, -2, "agent");
 	lua_pop(L, 1);
+	rc = proxy_open(L); /* [call] agent.proxy's metatable and names */
+	if (rc != 0)
+		return rc;
 	/* Resource handles only for agents whose manifest binds resources
 	 * (no other can make one): the same decision on every host, since it
 	 * depends on the code alone, and idle agents without bindings carry
@@ -1215,6 +1465,198 @@ again:
 	error_text(vm, nres, res->reason, sizeof res->reason);
 }
 
+/* ------------------------------------------------ serving exported methods */
+
+/* The hook of a method's coroutine (and of coroutines it makes, which
+ * inherit it): counts instructions, enforces the quotas and kills, and the
+ * call's own budget. It never yields (nothing a method runs may yield to
+ * the scheduler); it raises, and keeps raising at every instruction, so
+ * that a pcall in the method cannot hold on. */
+#define CALL_BUDGET_SLICES 100 /* a method may run this many slices' worth */
+
+static void call_hook(lua_State *L, lua_Debug *ar)
+{
+	struct agd_vm *vm = vm_of(L);
+
+	(void)ar;
+	vm->instr += vm->slice;
+	if (vm->instr_limit != 0 && vm->instr > vm->instr_limit && !atomic_load(&vm->kill)) {
+		snprintf(vm->kill_reason, sizeof vm->kill_reason,
+			 "instruction quota exceeded (%llu instructions)",
+			 (unsigned long long)vm->instr_limit);
+		atomic_store(&vm->kill, 1);
+	}
+	if (atomic_load(&vm->kill)) {
+		lua_sethook(L, call_hook, LUA_MASKCOUNT, 1);
+		luaL_error(L, "agent killed: %s", vm->kill_reason);
+		return;
+	}
+	if (vm->in_call > CALL_BUDGET_SLICES) {
+		lua_sethook(L, call_hook, LUA_MASKCOUNT, 1);
+		luaL_error(L, "the method ran past its budget of %d slices", CALL_BUDGET_SLICES);
+		return;
+	}
+	vm->in_call++;
+}
+
+struct call_args {
+	struct agd_vm *vm;                  /* the agent */
+	const char *method;                 /* borrowed */
+	const void *args;                   /* encoded {n=, ...} */
+	size_t len;
+	struct agd_vm_call_result *res;     /* filled */
+};
+
+static void call_fail(struct agd_vm_call_result *res, int code, const char *fmt, const char *s)
+{
+	res->code = code;
+	snprintf(res->text, sizeof res->text, fmt, s);
+}
+
+/* Under lua_pcall on the main thread: finds the method, runs it in a fresh
+ * coroutine, encodes its results. */
+static int call_run(lua_State *L)
+{
+	struct call_args *c = lua_touserdata(L, 1);
+	struct agd_vm *vm = c->vm;
+	lua_State *cc;
+	int n = 0, nres = 0, st, base;
+
+	lua_settop(L, 0);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->root_ref);
+	if (lua_getfield(L, -1, "exports") != LUA_TTABLE ||
+	    lua_getfield(L, -1, c->method) != LUA_TFUNCTION) {
+		call_fail(c->res, AGD_ERR_NOTFOUND, "no method '%s' exported by this agent", c->method);
+		return 0;
+	}
+	cc = lua_newthread(L);   /* anchored on L's stack for the call */
+	lua_insert(L, -2);
+	lua_xmove(L, cc, 1);     /* the method */
+#if AGD_HAVE_ENGINE
+	{
+		struct mig_error e;
+
+		if (c->len > 0 && (mig_data_decode(L, c->args, c->len, &e) != 0 || !lua_istable(L, -1))) {
+			call_fail(c->res, AGD_ERR_ARG, "%s", "undecodable arguments");
+			return 0;
+		}
+	}
+#endif
+	if (c->len > 0) {
+		lua_getfield(L, -1, "n");
+		n = lua_isinteger(L, -1) ? (int)lua_tointeger(L, -1) : (int)lua_rawlen(L, -2);
+		lua_pop(L, 1);
+		if (n < 0 || n > CALL_VALUES_MAX) {
+			call_fail(c->res, AGD_ERR_ARG, "%s", "bad argument count");
+			return 0;
+		}
+		luaL_checkstack(L, n + 4, "call arguments");
+		if (!lua_checkstack(cc, n + 4)) {
+			call_fail(c->res, AGD_ERR_NOMEM, "%s", "no stack for the arguments");
+			return 0;
+		}
+		for (int i = 1; i <= n; i++) {
+			lua_rawgeti(L, -1, i);
+			lua_xmove(L, cc, 1);
+		}
+	}
+	lua_sethook(cc, call_hook, LUA_MASKCOUNT, (int)vm->slice);
+	vm->in_call = 1;
+	st = lua_resume(cc, L, n, &nres);
+	vm->in_call = 0;
+	if (st == LUA_YIELD) {
+		call_fail(c->res, AGD_ERR_REMOTE, "method '%s' yielded: an exported method runs to "
+			  "completion and cannot block or yield", c->method);
+		return 0;
+	}
+	if (st != LUA_OK) {
+		const char *msg = lua_tostring(cc, -1);
+
+		c->res->code = AGD_ERR_REMOTE;
+		snprintf(c->res->text, sizeof c->res->text, "%s",
+			 msg ? msg : "(error object is not a string)");
+		return 0;
+	}
+	if (nres > CALL_VALUES_MAX) {
+		call_fail(c->res, AGD_ERR_TOOBIG, "method '%s' returned too many values", c->method);
+		return 0;
+	}
+	luaL_checkstack(L, nres + 4, "call results");
+	base = lua_gettop(L);
+	lua_xmove(cc, L, nres);
+	lua_createtable(L, nres, 1);
+	for (int i = 1; i <= nres; i++) {
+		lua_pushvalue(L, base + i);
+		lua_rawseti(L, -2, i);
+	}
+	lua_pushinteger(L, nres);
+	lua_setfield(L, -2, "n");
+#if AGD_HAVE_ENGINE
+	{
+		struct mig_error e;
+
+		if (mig_data_encode(L, -1, c->res->out, &e) != 0) {
+			c->res->code = AGD_ERR_ARG;
+			snprintf(c->res->text, sizeof c->res->text,
+				 "method '%.64s' returned what is not plain data: %.300s", c->method,
+				 e.msg);
+			return 0;
+		}
+	}
+#endif
+	c->res->code = 0;
+	return 0;
+}
+
+void agd_vm_call(struct agd_vm *vm, const char *method, const void *args, size_t len,
+		 struct agd_vm_call_result *res)
+{
+	struct call_args c = { vm, method, args, len, res };
+	int st;
+
+	res->code = AGD_ERR_LUA;
+	res->text[0] = '\0';
+	if (vm->proc != NULL) {
+		call_fail(res, AGD_ERR_UNAVAILABLE, "%s", "calls are not available in process isolation");
+		return;
+	}
+	if (atomic_load(&vm->kill)) {
+		call_fail(res, AGD_ERR_STATE, "%s", "the agent is being ended");
+		return;
+	}
+	if (vm->uses_res && !vm->res_locked) {
+		agd_rt_res_lock(vm->rt);
+		vm->res_locked = 1;
+	}
+	lua_pushcfunction(vm->L, call_run);
+	lua_pushlightuserdata(vm->L, &c);
+	st = lua_pcall(vm->L, 1, 0, 0);
+	vm->in_call = 0;
+	if (vm->res_locked) {
+		vm->res_locked = 0;
+		agd_rt_res_unlock(vm->rt);
+	}
+	if (st != LUA_OK) {
+		const char *msg = lua_tostring(vm->L, -1);
+
+		res->code = st == LUA_ERRMEM ? AGD_ERR_NOMEM : AGD_ERR_LUA;
+		snprintf(res->text, sizeof res->text, "%s", msg ? msg : "error serving the call");
+		lua_pop(vm->L, 1);
+	}
+	if (atomic_load(&vm->kill) && res->code == 0) {
+		res->code = AGD_ERR_STATE;
+		snprintf(res->text, sizeof res->text, "the agent was ended: %s", vm->kill_reason);
+	}
+}
+
+int agd_vm_killed(const struct agd_vm *vm, char *reason, size_t len)
+{
+	if (vm->proc != NULL || !atomic_load(&vm->kill))
+		return 0;
+	snprintf(reason, len, "%s", vm->kill_reason);
+	return 1;
+}
+
 void agd_vm_kill_async(struct agd_vm *vm)
 {
 	/* Signal-safe: an atomic store and lua_sethook only; the reason is
@@ -1298,6 +1740,7 @@ struct json_args {
 	int rc;                        /* result */
 	char *err;                     /* message */
 	size_t err_len;
+	int with_n;                    /* [call] an array gets `n`, its length (call arguments) */
 };
 
 /* Builds the Lua value of a JSON value without recursion: the parser caps
@@ -1359,6 +1802,10 @@ static int json_build(lua_State *L)
 			break;
 		v = cur[sp - 1];
 	}
+	if (j->with_n && j->v->type == AGD_JSON_ARR) {
+		lua_pushinteger(L, (lua_Integer)j->v->count);
+		lua_setfield(L, -2, "n");
+	}
 	{
 		struct mig_error e;
 
@@ -1375,7 +1822,7 @@ int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
 {
 #if AGD_HAVE_ENGINE
 	struct agd_vm scratch;
-	struct json_args j = { doc, v, out, 0, err, err_len };
+	struct json_args j = { doc, v, out, 0, err, err_len, 0 };
 	lua_State *L;
 	int rc;
 
@@ -1410,5 +1857,225 @@ int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
 	out->len = out->cap = v->str_len;
 	(void)doc;
 	return 0;
+#endif
+}
+
+/* ----------------------------------------- call arguments and results as JSON */
+
+int agd_call_args_from_json(const struct agd_json *doc, const struct agd_json_val *v,
+			    struct mig_buf *out, char *err, size_t err_len)
+{
+#if AGD_HAVE_ENGINE
+	struct agd_vm scratch;
+	struct json_args j = { doc, v, out, 0, err, err_len, 1 };
+	lua_State *L;
+	int rc;
+
+	if (v->type != AGD_JSON_ARR) {
+		snprintf(err, err_len, "\"args\" must be an array");
+		return AGD_ERR_ARG;
+	}
+	if (v->count > CALL_VALUES_MAX) {
+		snprintf(err, err_len, "at most %d arguments", CALL_VALUES_MAX);
+		return AGD_ERR_ARG;
+	}
+	memset(&scratch, 0, sizeof scratch);
+	scratch.mem_limit = 256u << 20;
+	L = mig_lua_newstate_random(vm_alloc, &scratch);
+	if (L == NULL)
+		return AGD_ERR_NOMEM;
+	lua_pushcfunction(L, json_build);
+	lua_pushlightuserdata(L, &j);
+	rc = lua_pcall(L, 1, 0, 0);
+	if (rc != LUA_OK) {
+		snprintf(err, err_len, "%s", lua_tostring(L, -1));
+		lua_close(L);
+		return AGD_ERR_NOMEM;
+	}
+	lua_close(L);
+	return j.rc != 0 ? AGD_ERR_ARG : 0;
+#else
+	(void)doc;
+	(void)v;
+	(void)out;
+	snprintf(err, err_len, "calls need the state engine");
+	return AGD_ERR_UNAVAILABLE;
+#endif
+}
+
+#if AGD_HAVE_ENGINE
+#define JSON_OUT_DEPTH 32     /* deeper tables are written as null */
+#define JSON_OUT_KEYS 4096    /* keys of one object written, at most */
+
+struct results_args {
+	const void *data;     /* encoded {n=, ...} */
+	size_t len;
+	struct agd_jw *w;     /* where the JSON goes */
+	int rc;               /* 0 or agd_err */
+};
+
+static int key_cmp(const void *x, const void *y)
+{
+	return strcmp(*(const char *const *)x, *(const char *const *)y);
+}
+
+/* Writes the value at idx. Tables whose keys are exactly 1..n become
+ * arrays; others objects with their string and number keys, sorted (so
+ * equal tables give equal text: agentctl's majority compares it); cycles
+ * and depth past JSON_OUT_DEPTH become null. */
+static void value_json(lua_State *L, int idx, struct agd_jw *w, int depth)
+{
+	idx = lua_absindex(L, idx);
+	switch (lua_type(L, idx)) {
+	case LUA_TBOOLEAN: agd_jw_bool(w, lua_toboolean(L, idx)); return;
+	case LUA_TNUMBER:
+		if (lua_isinteger(L, idx))
+			agd_jw_int(w, (long long)lua_tointeger(L, idx));
+		else
+			agd_jw_num(w, lua_tonumber(L, idx));
+		return;
+	case LUA_TSTRING: {
+		size_t len;
+		const char *s = lua_tolstring(L, idx, &len);
+
+		agd_jw_strn(w, s, len);
+		return;
+	}
+	case LUA_TTABLE: break;
+	default: agd_jw_null(w); return;
+	}
+	if (depth >= JSON_OUT_DEPTH) {
+		agd_jw_null(w);
+		return;
+	}
+	luaL_checkstack(L, 8, "json");
+	{
+		lua_Integer n = (lua_Integer)lua_rawlen(L, idx), count = 0;
+		int seq = 1;
+
+		lua_pushnil(L);
+		while (lua_next(L, idx) != 0) {
+			count++;
+			if (!lua_isinteger(L, -2) || lua_tointeger(L, -2) < 1 ||
+			    lua_tointeger(L, -2) > n)
+				seq = 0;
+			lua_pop(L, 1);
+		}
+		if (seq && count == n && n > 0) {
+			agd_jw_arr_begin(w);
+			for (lua_Integer i = 1; i <= n; i++) {
+				lua_rawgeti(L, idx, i);
+				value_json(L, -1, w, depth + 1);
+				lua_pop(L, 1);
+			}
+			agd_jw_arr_end(w);
+			return;
+		}
+	}
+	{
+		/* Keys as strings in a table on the stack (anchors them), then
+		 * sorted through an array of pointers into it. */
+		size_t nk = 0;
+		const char **keys;
+		int kt;
+
+		lua_newtable(L);
+		kt = lua_gettop(L);
+		lua_pushnil(L);
+		while (lua_next(L, idx) != 0 && nk < JSON_OUT_KEYS) {
+			lua_pop(L, 1);
+			if (lua_type(L, -1) == LUA_TSTRING || lua_type(L, -1) == LUA_TNUMBER) {
+				lua_pushvalue(L, -1);
+				lua_pushvalue(L, -1);
+				lua_tolstring(L, -1, NULL); /* a copy: converting the key itself would break next */
+				lua_rawseti(L, kt, (lua_Integer)++nk);
+				lua_pop(L, 1);
+			}
+		}
+		lua_settop(L, kt);
+		keys = lua_newuserdatauv(L, (nk ? nk : 1) * sizeof *keys, 0);
+		for (size_t i = 0; i < nk; i++) {
+			lua_rawgeti(L, kt, (lua_Integer)i + 1);
+			keys[i] = lua_tostring(L, -1);
+			lua_pop(L, 1);
+		}
+		qsort(keys, nk, sizeof *keys, key_cmp);
+		agd_jw_obj_begin(w);
+		for (size_t i = 0; i < nk; i++) {
+			agd_jw_key(w, keys[i]);
+			/* The value: by the string key, or by the number it
+			 * came from. */
+			lua_pushstring(L, keys[i]);
+			if (lua_rawget(L, idx) == LUA_TNIL) {
+				lua_pop(L, 1);
+				lua_pushstring(L, keys[i]);
+				if (lua_stringtonumber(L, keys[i]) != 0) {
+					lua_remove(L, -2);
+					lua_rawget(L, idx);
+				}
+			}
+			value_json(L, -1, w, depth + 1);
+			lua_pop(L, 1);
+		}
+		agd_jw_obj_end(w);
+		lua_settop(L, kt - 1);
+	}
+}
+
+static int results_build(lua_State *L)
+{
+	struct results_args *r = lua_touserdata(L, 1);
+	struct mig_error e;
+	lua_Integer n;
+
+	if (mig_data_decode(L, r->data, r->len, &e) != 0 || !lua_istable(L, -1)) {
+		r->rc = AGD_ERR_ARG;
+		return 0;
+	}
+	lua_getfield(L, -1, "n");
+	n = lua_isinteger(L, -1) ? lua_tointeger(L, -1) : (lua_Integer)lua_rawlen(L, -2);
+	lua_pop(L, 1);
+	if (n < 0 || n > CALL_VALUES_MAX)
+		n = 0;
+	agd_jw_key(r->w, "result");
+	lua_rawgeti(L, -1, 1);
+	value_json(L, -1, r->w, 0);
+	lua_pop(L, 1);
+	agd_jw_key(r->w, "results");
+	agd_jw_arr_begin(r->w);
+	for (lua_Integer i = 1; i <= n; i++) {
+		lua_rawgeti(L, -1, i);
+		value_json(L, -1, r->w, 0);
+		lua_pop(L, 1);
+	}
+	agd_jw_arr_end(r->w);
+	r->rc = 0;
+	return 0;
+}
+#endif
+
+int agd_call_results_json(const void *data, size_t len, struct agd_jw *w)
+{
+#if AGD_HAVE_ENGINE
+	struct agd_vm scratch;
+	struct results_args r = { data, len, w, AGD_ERR_LUA };
+	lua_State *L;
+	int rc;
+
+	memset(&scratch, 0, sizeof scratch);
+	scratch.mem_limit = 256u << 20;
+	L = mig_lua_newstate_random(vm_alloc, &scratch);
+	if (L == NULL)
+		return AGD_ERR_NOMEM;
+	lua_pushcfunction(L, results_build);
+	lua_pushlightuserdata(L, &r);
+	rc = lua_pcall(L, 1, 0, 0);
+	lua_close(L);
+	return rc != LUA_OK ? AGD_ERR_NOMEM : r.rc;
+#else
+	(void)data;
+	(void)len;
+	(void)w;
+	return AGD_ERR_UNAVAILABLE;
 #endif
 }

@@ -11,6 +11,7 @@
 #include "agd_mobility.h"
 
 #include "agd_balance.h" /* [bal] */
+#include "agd_call.h" /* [call] CALL/REPLY, control `call` */
 #include "agd_ctl.h"
 #include "agd_dir.h"
 #include "agd_err.h"
@@ -131,6 +132,7 @@ struct agd_mobility {
 	struct agd_xfer *xfer;
 	struct agd_dir *dir;
 	struct agd_res *res;            /* [resint] resource glue, or NULL */
+	struct agd_call *call;          /* [call] method calls, or NULL */
 	struct agd_balance *bal;       /* [bal] load policy */
 	struct agd_hosts *reg;         /* [bal] host registry (directory) */
 	size_t ndialled;               /* [bal] DEALERs opened (capped by [peer] max_peers) */
@@ -541,6 +543,8 @@ static void on_peer_msg(void *ud, const char *from, const struct agd_wire_msg *m
 			agd_res_stage_settle(m->res, msg->agent, msg->epoch);
 		return;
 	}
+	if (agd_call_input(m->call, from, msg)) /* [call] REPLY (CALL is routed by agd_dir) */
+		return;
 	if (agd_dir_input(m->dir, from, msg, now))
 		return;
 	if (msg->type == AGD_MSG_ERROR)
@@ -1183,6 +1187,28 @@ static void d_sent(void *ud, uint64_t msgid, const char *agent, int code, const 
 	answer_sent(m, &tok, agent, code, host);
 }
 
+/* [call] a CALL for an agent here: held like a DELIVER while it moves. */
+static int d_call(void *ud, const char *agent, const char *caller_host, uint64_t corr,
+		  const char *method, const uint8_t *data, size_t len)
+{
+	struct agd_mobility *m = ud;
+
+	if (m->call == NULL)
+		return AGD_DIR_REFUSED;
+	if (req_find(m, agent) != NULL)
+		return AGD_DIR_INFLIGHT;
+	return agd_call_deliver(m->call, agent, caller_host, corr, method, data, len);
+}
+
+/* [call] how a CALL this host sent was delivered */
+static void d_called(void *ud, uint64_t corr, const char *agent, int code, const char *host)
+{
+	struct agd_mobility *m = ud;
+
+	if (m->call != NULL)
+		agd_call_sent(m->call, corr, agent, code, host);
+}
+
 static void d_located(void *ud, uint64_t corr, const char *agent, int code, const char *host,
 		      uint64_t epoch)
 {
@@ -1259,8 +1285,14 @@ static int move_cmd(struct agd_mobility *m, struct agd_ctl_req *req, int kind)
 	}
 	if (agd_json_get_str(req->doc, req->args, "to_endpoint", &ep) == 0)
 		learn_endpoint(m, to, ep);
-	if (ensure_route(m, to, 0) != 0 && !agd_peer_known(m->peer, to)) {
-		snprintf(req->err, sizeof req->err, "no route to host %s (endpoint unknown or host not trusted)", to);
+	if ((rc = ensure_route(m, to, 0)) != 0 && !agd_peer_known(m->peer, to)) {
+		if (rc == AGD_PEER_ERR_FULL) /* [bal] */
+			snprintf(req->err, sizeof req->err,
+				 "no route to host %s: this host dials at most %u peers ([peer] max_peers)", to,
+				 m->cfg->max_peers);
+		else
+			snprintf(req->err, sizeof req->err,
+				 "no route to host %s (endpoint unknown or host not trusted)", to);
 		return AGD_ERR_UNAVAILABLE;
 	}
 	tok = agd_ctl_defer(req);
@@ -1417,6 +1449,8 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 
 	agd_xfer_tick(m->xfer, now);
 	agd_dir_tick(m->dir, now);
+	if (m->call != NULL)
+		agd_call_tick(m->call, now); /* [call] */
 	agd_hosts_tick(m->reg, now);  /* [bal] */
 	agd_balance_tick(m->bal, now); /* [bal] */
 	if (m->overflow)
@@ -1554,6 +1588,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	struct agd_dir_cfg dc = { 0 };
 	static const struct agd_xfer_ops xops = { send_to, x_segment_in, x_activate, x_done, x_pull };
 	static const struct agd_dir_ops dops = { send_to, d_deliver, d_sent, d_located };
+	static const struct agd_dir_call_ops cops = { d_call, d_called }; /* [call] */
 	uint8_t pub[32], *sec = NULL;
 	char path[AGD_CONFIG_STR_MAX + 32];
 	void *socks[AGD_PEER_MAX + 1];
@@ -1677,6 +1712,10 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
 	agd_ctl_register(m->ctl, "send", cmd_send, m);
+	if (agd_call_new(m->rt, m->loop, m->ctl, cfg->host, m->dir, send_to, m, &m->call) != 0) /* [call] */
+		agd_log(AGD_LOG_WARN, "call.unavailable", "host=%s", cfg->host);
+	else
+		agd_dir_set_call_ops(m->dir, &cops);
 	agd_ctl_register(m->ctl, "hosts", cmd_hosts, m); /* [bal] */
 	if (agd_res_new(m->rt, m->loop, m->ctl, cfg, send_to, m, &m->res) != 0) /* [resint] */
 		agd_log(AGD_LOG_WARN, "res.glue_failed", "host=%s", cfg->host);
@@ -1758,6 +1797,7 @@ void agd_mobility_detach(struct agd_mobility **mp)
 	}
 	agd_balance_destroy(&m->bal); /* [bal] */
 	agd_hosts_destroy(&m->reg);   /* [bal] */
+	agd_call_destroy(&m->call); /* [call] before the directory it uses */
 	agd_dir_destroy(&m->dir);
 	agd_xfer_destroy(&m->xfer);
 	agd_peer_destroy(&m->peer);

@@ -97,6 +97,10 @@ struct agd_agent {
 	uint64_t park_token;          /* the park it expects an answer for (agd_park.h), 0 none */
 	struct park_ans *park_ans;    /* that answer, once come; owned */
 	uint8_t park_lost;            /* parked when persisted: resume it with an error */
+	uint8_t leaving;              /* a transfer is persisting it: calls are held elsewhere */
+	struct agd_call_in *calls_head; /* calls waiting to be run (agd_call) */
+	struct agd_call_in *calls_tail;
+	uint32_t ncalls;              /* their number */
 };
 
 struct agd_rt {
@@ -135,6 +139,8 @@ struct agd_rt {
 	char **hosts;                 /* known host names, this one first */
 	size_t nhosts;
 	struct agd_rt_remote remote;  /* worker process: host services via the daemon */
+	agd_rt_reply_fn reply_fn;     /* where calls' outcomes go, or NULL */
+	void *reply_ud;
 };
 
 static const char *const state_names[] = { "created", "running", "waiting", "migrating",
@@ -514,6 +520,21 @@ static void park_clear(struct agd_agent *a)
 	a->park_token = 0;
 }
 
+/* Answers every call queued for a with an error (lock held). */
+static void calls_fail(struct agd_rt *rt, struct agd_agent *a, int code, const char *text)
+{
+	while (a->calls_head != NULL) {
+		struct agd_call_in *c = a->calls_head;
+
+		a->calls_head = c->next;
+		if (rt->reply_fn != NULL)
+			rt->reply_fn(rt->reply_ud, c, code, text, NULL, 0);
+		free(c);
+	}
+	a->calls_tail = NULL;
+	a->ncalls = 0;
+}
+
 /* Ends an agent (lock held). Its vm is handed to *dead for the caller to
  * close outside the lock. */
 static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason,
@@ -523,6 +544,7 @@ static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, con
 	lru_remove(rt, a);
 	mbox_clear(a);
 	park_clear(a);
+	calls_fail(rt, a, AGD_ERR_STATE, "the agent ended before it answered");
 	a->wait = W_NONE;
 	if (a->vm != NULL) {
 		*dead = a->vm;
@@ -668,6 +690,74 @@ static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *
 
 /* -------------------------------------------------------------- workers */
 
+/* Runs the calls queued for a, between its slices, with the agent off CPU
+ * (lock held on entry and on return). A passivated waiting agent is
+ * activated for them and goes back to the idle list. Calls that come while
+ * a method runs are run too; a quota a method broke ends the agent. */
+static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **dead)
+{
+	struct agd_vm_wait w;
+	char err[256];
+	int rc;
+
+	if (a->calls_head == NULL || a->kill_req || a->leaving || a->state == AGD_MIGRATING ||
+	    ended(a->state))
+		return;
+	if (a->vm == NULL) {
+		if (a->state != AGD_WAITING)
+			return; /* runnable: the run path activates it, the next turn serves */
+		a->on_cpu = 1;
+		rt->busy++;
+		pthread_mutex_unlock(&rt->mu);
+		rc = activate(rt, a, &w, err, sizeof err);
+		pthread_mutex_lock(&rt->mu);
+		a->on_cpu = 0;
+		rt->busy--;
+		if (rc != 0) {
+			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
+				err);
+			finish(rt, a, AGD_FAILED, err, dead);
+			return;
+		}
+		rt->resident++;
+		if (a->on_demand && a->state == AGD_WAITING && a->wait != W_PARK &&
+		    rt->cfg->passivate_after >= 0)
+			lru_append(rt, a);
+	}
+	while (a->calls_head != NULL && a->vm != NULL && !a->kill_req && !ended(a->state)) {
+		struct agd_call_in *c = a->calls_head;
+		struct mig_buf out = { 0 };
+		struct agd_vm_call_result r;
+		char why[128];
+
+		a->calls_head = c->next;
+		if (a->calls_head == NULL)
+			a->calls_tail = NULL;
+		a->ncalls--;
+		a->on_cpu = 1;
+		rt->busy++;
+		pthread_mutex_unlock(&rt->mu);
+		memset(&r, 0, sizeof r);
+		r.out = &out;
+		agd_vm_call(a->vm, c->method, c->args, c->len, &r);
+		if (rt->reply_fn != NULL)
+			rt->reply_fn(rt->reply_ud, c, r.code, r.text, r.code == 0 ? out.data : NULL,
+				     r.code == 0 ? out.len : 0);
+		agd_buf_free(&out);
+		free(c);
+		rc = agd_vm_killed(a->vm, why, sizeof why);
+		pthread_mutex_lock(&rt->mu);
+		a->on_cpu = 0;
+		rt->busy--;
+		a->memory = agd_vm_memory(a->vm);
+		a->instructions = agd_vm_instructions(a->vm);
+		if (rc && !a->kill_req) {
+			a->kill_req = 1;
+			snprintf(a->reason, sizeof a->reason, "%s", why);
+		}
+	}
+}
+
 /* Runs one piece of work for a (lock held on entry and on return). */
 static void work(struct agd_rt *rt, struct agd_agent *a)
 {
@@ -681,6 +771,9 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 
 	if (ended(a->state))
 		return;
+	serve_calls(rt, a, &dead); /* [call] before anything may move or close it */
+	if (ended(a->state))
+		goto out;
 	if (a->kill_req) {
 		finish(rt, a, AGD_KILLED, a->reason[0] ? a->reason : "killed", &dead);
 		goto out;
@@ -698,8 +791,10 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 				rt->stopping;
 		int checkpoint = a->checkpoint_req;
 
-		if (fn != NULL)
+		if (fn != NULL) {
 			a->suspend_fn = NULL;
+			a->leaving = 1; /* [call] calls from now on wait for the transfer's end */
+		}
 		a->passivate_req = 0;
 		a->checkpoint_req = 0;
 		if (a->vm == NULL) {
@@ -740,6 +835,8 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			a->on_cpu = 0;
 			if (rc != 0 && a->state == AGD_MIGRATING) /* [mig2] not handed out */
 				set_state(rt, a, AGD_RUNNING, "transfer failed");
+			if (a->state != AGD_MIGRATING)
+				a->leaving = 0;
 		} else if (rt->stopping || (rc == 0 && (passivate || !checkpoint))) {
 			dead = a->vm;
 			a->vm = NULL;
@@ -770,6 +867,8 @@ suspend_passive:
 		}
 		pthread_mutex_lock(&rt->mu);
 		a->on_cpu = 0; /* [mig2] */
+		if (a->state != AGD_MIGRATING)
+			a->leaving = 0;
 		if (a->state == AGD_RUNNING && !rt->stopping) /* [mig2] released meanwhile */
 			enqueue(rt, a);
 		return;
@@ -957,6 +1056,8 @@ suspend_passive:
 	}
 out:
 	if (a->suspend_fn != NULL && !ended(a->state)) /* [mig2] asked while it was on CPU */
+		enqueue(rt, a);
+	if (a->calls_head != NULL && !ended(a->state) && !a->leaving) /* [call] came while on CPU */
 		enqueue(rt, a);
 	pthread_cond_broadcast(&rt->idle_cv);
 	if (dead != NULL) {
@@ -1278,6 +1379,12 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 			agd_vm_destroy(&a->vm, 0);
 			mbox_clear(a);
 			park_clear(a);
+			while (a->calls_head != NULL) {
+				struct agd_call_in *c = a->calls_head;
+
+				a->calls_head = c->next;
+				free(c);
+			}
 			agd_buf_free(&a->saved);
 			if (a->log) {
 				for (unsigned k = 0; k < a->log->n; k++)
@@ -1849,6 +1956,8 @@ int agd_rt_release(struct agd_rt *rt, const char *id)
 
 	pthread_mutex_lock(&rt->mu);
 	a = find(rt, id);
+	if (a != NULL && a->state == AGD_MIGRATING)
+		a->leaving = 0; /* [call] it stays: calls are taken again */
 	if (a == NULL)
 		rc = AGD_ERR_NOTFOUND;
 	else if (a->state != AGD_MIGRATING)
@@ -1907,6 +2016,9 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 	}
 	mbox_clear(a);
 	park_clear(a);
+	/* None should be here (calls are held while it leaves); any that are
+	 * get an answer rather than silence. */
+	calls_fail(rt, a, AGD_ERR_STATE, "the agent moved before it answered; call again");
 	agd_buf_free(&a->saved);
 	agd_log(AGD_LOG_INFO, "agent.gone", "agent=%s to=%s", a->id, where ? where : "?");
 	unlink_agent(rt, a);
@@ -1955,6 +2067,48 @@ void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, siz
 	pthread_mutex_lock(&rt->mu);
 	ring_add(a, text, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
 	pthread_mutex_unlock(&rt->mu);
+}
+
+void agd_rt_set_reply(struct agd_rt *rt, agd_rt_reply_fn fn, void *ud)
+{
+	pthread_mutex_lock(&rt->mu);
+	rt->reply_fn = fn;
+	rt->reply_ud = ud;
+	pthread_mutex_unlock(&rt->mu);
+}
+
+int agd_rt_call_in(struct agd_rt *rt, const char *agent, struct agd_call_in **call)
+{
+	struct agd_agent *a;
+	int rc = 0;
+
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, agent);
+	if (a == NULL)
+		rc = AGD_ERR_NOTFOUND;
+	else if (ended(a->state))
+		rc = AGD_ERR_STATE;
+	else if (a->state == AGD_MIGRATING || a->leaving)
+		rc = 1;
+	else if (a->ncalls >= rt->cfg->mailbox_max)
+		rc = AGD_ERR_FULL;
+	else {
+		struct agd_call_in *c = *call;
+
+		*call = NULL;
+		c->next = NULL;
+		if (a->calls_tail)
+			a->calls_tail->next = c;
+		else
+			a->calls_head = c;
+		a->calls_tail = c;
+		a->ncalls++;
+		/* Served at its next turn on a worker, whatever it waits for
+		 * (it stays waiting); on CPU now: when it is put down. */
+		enqueue(rt, a);
+	}
+	pthread_mutex_unlock(&rt->mu);
+	return rc;
 }
 
 void agd_rt_park_expect(struct agd_rt *rt, struct agd_agent *a, uint64_t token)

@@ -211,6 +211,31 @@ int agd_rt_child_agent(struct agd_rt *rt, struct agd_code *code, const char *id,
 int agd_rt_code_local(struct agd_rt *rt, const void *bytes, size_t len, struct agd_code **out,
 		      char *err, size_t err_len);
 
+/* ---- exported methods (agd_call.c; docs/agent-api.md) ----
+ * A call for an agent living here waits in its call queue until a worker
+ * runs it between the agent's slices (agd_vm_call), activating a
+ * passivated agent for it; the outcome goes to the reply function. */
+struct agd_call_in {
+	struct agd_call_in *next;            /* queue order */
+	uint64_t corr;                       /* the caller's call id */
+	char caller_host[AGD_NAME_MAX + 1];  /* where the REPLY goes */
+	char method[AGD_NAME_MAX + 1];       /* the method */
+	size_t len;                          /* bytes of args */
+	uint8_t args[];                      /* encoded table {n=, ...} */
+};
+/* Receives each call's outcome: code 0 with the encoded results, or an
+ * agd_err with text. Called on a worker without the runtime's lock, or
+ * with it held for calls the agent will never answer (it ended); it must
+ * only copy and queue. data is NULL when code != 0. */
+typedef void (*agd_rt_reply_fn)(void *ud, const struct agd_call_in *call, int code,
+				const char *text, const void *data, size_t len);
+void agd_rt_set_reply(struct agd_rt *rt, agd_rt_reply_fn fn, void *ud);
+/* Queues *call (malloc'd) for agent `agent`. 0: taken (*call set to NULL);
+ * 1: the agent is being moved away: not taken, hold it until the transfer
+ * settles; AGD_ERR_NOTFOUND, AGD_ERR_STATE (ended), AGD_ERR_FULL (more
+ * than mailbox_max calls queued): not taken. Any thread. */
+int agd_rt_call_in(struct agd_rt *rt, const char *agent, struct agd_call_in **call);
+
 /* ---- used by the Lua bindings (agd_lua.c) ---- */
 const struct agd_config *agd_rt_config(const struct agd_rt *rt);
 const char *agd_agent_id(const struct agd_agent *a);

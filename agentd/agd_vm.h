@@ -110,6 +110,10 @@ struct agd_vm_call_result {
 void agd_vm_call(struct agd_vm *vm, const char *method, const void *args, size_t len,
 		 struct agd_vm_call_result *res);
 
+/* Whether a quota or a kill has ended the agent (it must be resumed, or
+ * ended, to record it). */
+int agd_vm_killed(const struct agd_vm *vm, char *reason, size_t len);
+
 /* Ends the agent at its next instruction (thread-safe). reason is copied. */
 void agd_vm_kill(struct agd_vm *vm, const char *reason);
 
@@ -129,6 +133,18 @@ uint64_t agd_vm_instructions(const struct agd_vm *vm);
  * 0 or agd_err with err filled. Thread-safe (uses a scratch state). */
 int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
 		      struct mig_buf *out, char *err, size_t err_len);
+
+/* [call] Encodes JSON array v as a call's arguments (a table of its items
+ * with `n`, their count). 0, AGD_ERR_ARG (not an array, not plain data) or
+ * AGD_ERR_NOMEM, with err filled. Thread-safe. */
+int agd_call_args_from_json(const struct agd_json *doc, const struct agd_json_val *v,
+			    struct mig_buf *out, char *err, size_t err_len);
+/* [call] Writes a call's encoded results (a table with `n`) into the open
+ * JSON object w as "result": the first, and "results": all of them.
+ * Tables become arrays (keys exactly 1..n) or objects (sorted keys); what
+ * JSON cannot carry becomes null. 0, AGD_ERR_ARG (undecodable) or
+ * AGD_ERR_NOMEM. Thread-safe. */
+int agd_call_results_json(const void *data, size_t len, struct agd_jw *w);
 
 /* Closes the state. `moved` drops pending finalizers first (the agent lives
  * on elsewhere). NULL-safe. */

@@ -63,7 +63,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 						 B(F_HOPS) | B(F_CODE), 0 },
 	[AGD_MSG_DELIVER] = { "DELIVER", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MSGID), 1 },
 	[AGD_MSG_DELIVERED] = { "DELIVERED", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MSGID) | B(F_CODE), 0 },
-	[AGD_MSG_CALL] = { "CALL", B(F_CORR) | B(F_AGENT) | B(F_NAME) | B(F_MSGID), 1 },
+	[AGD_MSG_CALL] = { "CALL", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_NAME) | B(F_MSGID), 1 },
 	[AGD_MSG_REPLY] = { "REPLY", B(F_CORR) | B(F_AGENT) | B(F_MSGID) | B(F_CODE) | B(F_TEXT), 1 },
 	[AGD_MSG_RES_OP] = { "RES_OP", B(F_CORR) | B(F_NAME) | B(F_MSGID) | B(F_OP), 1 },
 	[AGD_MSG_RES_REPLY] = { "RES_REPLY", B(F_CORR) | B(F_MSGID) | B(F_CODE) | B(F_TEXT), 1 },

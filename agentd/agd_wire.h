@@ -77,8 +77,8 @@ enum agd_wire_type {
 	AGD_MSG_LOCATED = 16,      /* corr, agent, epoch, host, hops, code (0 found, <0 not) */
 	AGD_MSG_DELIVER = 17,      /* corr, agent, msgid, host (sender); blob0 payload */
 	AGD_MSG_DELIVERED = 18,    /* corr, host (where to try, code 1), agent, msgid, code */
-	AGD_MSG_CALL = 19,         /* corr, agent, msgid, name (method); blob0 arguments */
-	AGD_MSG_REPLY = 20,        /* corr, agent, msgid, code, text; blob0 results */
+	AGD_MSG_CALL = 19,         /* corr (the caller's call id), host (the caller's), agent, msgid, name (method); blob0 arguments */
+	AGD_MSG_REPLY = 20,        /* corr (the call id), agent, msgid, code, text; blob0 results */
 	AGD_MSG_RES_OP = 21,       /* corr, name (resource), op, msgid; blob0 arguments */
 	AGD_MSG_RES_REPLY = 22,    /* corr, msgid, code, text; blob0 results */
 	AGD_MSG_MOVED = 23,        /* corr, agent, epoch, host: forwarding update to the home */

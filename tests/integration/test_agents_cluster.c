@@ -68,10 +68,9 @@ Test(agents_cluster, counter_counts_on_across_every_host_and_comes_home)
 	cr_assert(strstr(clu_out, "\"epoch\":6") != NULL, "six moves, six epochs: %s", clu_out);
 }
 
-/* Disabled until agentd answers `call` (agent.export and the control
- * command `call` are not implemented yet: issue 8, "Access transparency").
- * It stays here, complete, so that it runs as soon as they land. */
-Test(agents_cluster, counter_answers_its_count_through_call, .disabled = true)
+/* Its exported count, through agentctl call (issue 8, "Access
+ * transparency"). */
+Test(agents_cluster, counter_answers_its_count_through_call)
 {
 	const char *id = clu_run(clu_sign("counter"), "h1", "{\"rounds\":2,\"linger\":10}");
 	char saved[64];
@@ -137,8 +136,8 @@ Test(agents_cluster, replicas_clone_themselves_onto_three_hosts)
 	replicas_start(members, sizeof members);
 }
 
-/* Disabled until agentd answers `call` (see above). */
-Test(agents_cluster, replicas_on_three_hosts_answer_one_combined_call, .disabled = true)
+/* One call sent to every replica, the answers combined (issue 9). */
+Test(agents_cluster, replicas_on_three_hosts_answer_one_combined_call)
 {
 	char members[256];
 
