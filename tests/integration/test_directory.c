@@ -307,3 +307,20 @@ Test(directory, a_resend_after_the_receiver_was_killed_is_not_delivered_twice)
 		     "the resend was delivered again after the restart");
 	cr_assert_eq(count_from(hosts[0].log, 0, "dir.undelivered", id), 0);
 }
+
+Test(directory, a_host_past_its_max_peers_is_refused_with_the_reason)
+{
+	char a[17], b[17], out[2048];
+
+	append_conf(&hosts[0], "\n[peer]\nmax_peers = 1\n");
+	for (int i = 0; i < 3; i++)
+		start_host(&hosts[i], NULL, NULL);
+	run_seg(&hosts[0], seg, a);
+	run_seg(&hosts[0], seg, b);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 20000, "push", a, "--to", "h2", NULL), 0, "push: %s", out);
+	/* A second peer is one too many: refused, and told why. */
+	cr_assert_neq(ctl(&hosts[0], out, sizeof out, 20000, "--json", "push", b, "--to", "h3"), 0);
+	cr_assert(strstr(out, "max_peers") != NULL, "no reason given: %s", out);
+	cr_assert_eq(lists(&hosts[0], b), 1, "the refused agent must stay on h1");
+	cr_assert_eq(count_from(hosts[0].log, 0, "peer.too_many_peers", "host=h3"), 1);
+}
