@@ -13,6 +13,11 @@
  *   r->calls; the dispatcher sends it (borrowing its arguments) only under
  *   mu, and the worker unlinks it under mu before returning, so nothing
  *   outlives it.
+ * - A parked agent's op (struct acall) is owned by r->acalls from
+ *   park_start until one of: its RES_REPLY (the dispatcher unparks the
+ *   agent), a failed send (unparked at once with AGD_ERR_TIMEOUT), or the
+ *   park's end without an answer (park_done, from the continuation).
+ *   agd_rt_unpark is never called under mu.
  * - A move is committed at the source only after the transfer committed
  *   (agd_res_left with rc 0); until then the source is unchanged.
  *
@@ -31,6 +36,7 @@
 #include "agd_err.h"
 #include "agd_json.h"
 #include "agd_log.h"
+#include "agd_park.h"
 #include "agd_loop.h"
 #include "agd_store.h"
 #include "agd_xfer.h"
@@ -93,6 +99,21 @@ struct ent {
 
 struct stage;
 
+/* A parked agent's op on its way to the home (agd_park.h): sent by the
+ * dispatcher, answered through agd_rt_unpark. Owned by r->acalls. */
+struct acall {
+	uint64_t msgid;
+	char agent[AGD_WIRE_NAME_MAX + 1];
+	uint64_t token;               /* the agent's park */
+	char host[AGD_WIRE_NAME_MAX + 1];
+	char id[RES_ID_MAX];
+	uint32_t op;
+	void *args;                   /* malloc'd copy */
+	size_t args_len;
+	int sent;
+	struct acall *next;
+};
+
 /* A worker waiting for a RES_REPLY (lives on the worker's stack). */
 struct call {
 	uint64_t msgid;
@@ -117,6 +138,7 @@ struct agd_res {
 	pthread_mutex_t mu;           /* guards what follows */
 	pthread_cond_t cv;            /* a call completed */
 	struct call *calls;
+	struct acall *acalls;         /* parked agents' ops */
 	uint64_t next_msgid;
 	int closing;
 	struct ent *ents;
@@ -270,6 +292,24 @@ static void down_note(struct agd_res *r, const char *host, int answered)
 	r->down[slot].until.tv_sec += AGD_RES_DOWN_MS / 1000;
 }
 
+/* How long a call to host may wait (mu held): a host that did not answer
+ * lately gets a short wait, so an agent whose home is down learns it
+ * quickly; a host that answers is out of the list at once. */
+static unsigned wait_ms(struct agd_res *r, const char *host, unsigned timeout_ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	for (size_t i = 0; i < sizeof r->down / sizeof r->down[0]; i++)
+		if (strcmp(r->down[i].host, host) == 0 &&
+		    (r->down[i].until.tv_sec > now.tv_sec ||
+		     (r->down[i].until.tv_sec == now.tv_sec &&
+		      r->down[i].until.tv_nsec > now.tv_nsec)) &&
+		    timeout_ms > AGD_RES_DOWN_TIMEOUT_MS)
+			timeout_ms = AGD_RES_DOWN_TIMEOUT_MS;
+	return timeout_ms;
+}
+
 /*
  * Worker: sends (id, op, args) to host through the dispatcher and waits up
  * to timeout_ms for the reply bytes (*reply malloc'd). Returns 0,
@@ -291,18 +331,10 @@ static int call_wait(struct agd_res *r, const char *host, const char *id, uint32
 	c.op = op;
 	c.args = args;
 	c.args_len = args_len;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	/* A host that did not answer lately gets a short wait: an agent whose
-	 * home is down learns it quickly, and its worker is not held long
-	 * again and again; a host that answers is out of the list at once. */
 	pthread_mutex_lock(&r->mu);
-	for (size_t i = 0; i < sizeof r->down / sizeof r->down[0]; i++)
-		if (strcmp(r->down[i].host, host) == 0 &&
-		    (r->down[i].until.tv_sec > ts.tv_sec ||
-		     (r->down[i].until.tv_sec == ts.tv_sec && r->down[i].until.tv_nsec > ts.tv_nsec)) &&
-		    timeout_ms > AGD_RES_DOWN_TIMEOUT_MS)
-			timeout_ms = AGD_RES_DOWN_TIMEOUT_MS;
+	timeout_ms = wait_ms(r, host, timeout_ms);
 	pthread_mutex_unlock(&r->mu);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
 	ts.tv_sec += timeout_ms / 1000;
 	ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
 	if (ts.tv_nsec >= 1000000000L) {
@@ -344,9 +376,10 @@ static int call_wait(struct agd_res *r, const char *host, const char *id, uint32
 }
 
 /* The res_transport of every agent state here: a handle's op on a resource
- * whose home is another host. Runs on the agent's worker inside its slice,
- * which holds the resource lock when this host has a registry: released
- * for the wait (see the invariants). The wait is synchronous and bounded
+ * whose home is another host, where the agent cannot park (a C call
+ * boundary). Runs on the agent's worker inside its slice, which holds the
+ * resource lock when this host has a registry: released for the wait (see
+ * the invariants). The wait is synchronous and bounded
  * (AGD_RES_CALL_TIMEOUT_MS): the agent's worker is busy meanwhile. */
 static int tp_call(void *ud, const char *home, const char *id, const char *op, const void *args,
 		   size_t args_len, void **reply, size_t *reply_len)
@@ -370,10 +403,94 @@ static int tp_call(void *ud, const char *home, const char *id, const char *op, c
 	return rc;
 }
 
+/* res_lua_park.start: queues the op for the dispatcher to send, tagged
+ * with the agent's park token; the agent then parks (res_lua). Worker. */
+static int park_start(void *ud, const char *agent, const char *home, const char *id,
+		      const char *op, const void *args, size_t args_len, uint64_t token,
+		      double *timeout_s)
+{
+	struct agd_res *r = ud;
+	uint32_t code = op_code(op);
+	struct acall *c;
+
+	if (code == 0 || strlen(agent) >= sizeof c->agent || strlen(home) >= sizeof c->host ||
+	    strlen(id) >= sizeof c->id)
+		return RES_ERR_TRANSPORT;
+	c = calloc(1, sizeof *c);
+	if (c == NULL || (args_len > 0 && (c->args = malloc(args_len)) == NULL)) {
+		free(c);
+		return RES_ERR_NOMEM;
+	}
+	if (args_len > 0)
+		memcpy(c->args, args, args_len);
+	c->args_len = args_len;
+	snprintf(c->agent, sizeof c->agent, "%s", agent);
+	snprintf(c->host, sizeof c->host, "%s", home);
+	snprintf(c->id, sizeof c->id, "%s", id);
+	c->op = code;
+	c->token = token;
+	pthread_mutex_lock(&r->mu);
+	if (r->closing) {
+		pthread_mutex_unlock(&r->mu);
+		free(c->args);
+		free(c);
+		return RES_ERR_UNREACHABLE;
+	}
+	*timeout_s = wait_ms(r, home, AGD_RES_CALL_TIMEOUT_MS) / 1000.0;
+	c->msgid = ++r->next_msgid;
+	c->next = r->acalls;
+	r->acalls = c;
+	pthread_mutex_unlock(&r->mu);
+	wake(r);
+	return 0;
+}
+
+/* Unlinks the acall matching (agent, token) or msgid (mu held). */
+static struct acall *acall_take(struct agd_res *r, const char *agent, uint64_t token,
+				uint64_t msgid)
+{
+	for (struct acall **pp = &r->acalls; *pp; pp = &(*pp)->next) {
+		struct acall *c = *pp;
+
+		if (agent != NULL ? (c->token == token && strcmp(c->agent, agent) == 0)
+				  : c->msgid == msgid) {
+			*pp = c->next;
+			return c;
+		}
+	}
+	return NULL;
+}
+
+static void acall_free(struct acall *c)
+{
+	if (c != NULL)
+		free(c->args);
+	free(c);
+}
+
+/* res_lua_park.done: the agent's park ended (worker). An op still listed
+ * got no answer in time: its home counts as down for a while. */
+static void park_done(void *ud, const char *agent, uint64_t token, int code)
+{
+	struct agd_res *r = ud;
+	struct acall *c;
+
+	pthread_mutex_lock(&r->mu);
+	c = acall_take(r, agent, token, 0);
+	if (c != NULL && code != 0)
+		down_note(r, c->host, 0);
+	pthread_mutex_unlock(&r->mu);
+	if (c != NULL && code != 0)
+		agd_log(AGD_LOG_WARN, "res.unreachable", "agent=%s home=%s resource=%s op=%s",
+			agent, c->host, c->id, op_names[c->op]);
+	acall_free(c);
+}
+
 /* Dispatcher: sends the calls that wait to be sent. */
 static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 {
 	struct agd_res *r = ud;
+	struct acall *failed = NULL;
 	uint64_t n;
 	int any = 0;
 
@@ -404,7 +521,42 @@ static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 	}
 	if (any)
 		pthread_cond_broadcast(&r->cv);
+	for (struct acall **pp = &r->acalls; *pp;) {
+		struct acall *c = *pp;
+		struct agd_wire_msg m;
+
+		if (c->sent) {
+			pp = &c->next;
+			continue;
+		}
+		c->sent = 1;
+		memset(&m, 0, sizeof m);
+		m.type = AGD_MSG_RES_OP;
+		m.corr = c->msgid;
+		m.msgid = c->msgid;
+		m.op = c->op;
+		snprintf(m.name, sizeof m.name, "%s", c->id);
+		m.blob[0].data = c->args_len ? c->args : NULL;
+		m.blob[0].len = c->args_len;
+		if (r->send(r->send_ud, c->host, &m) == 0) {
+			pp = &c->next;
+			continue;
+		}
+		/* Not sent: the agent learns it now rather than at its
+		 * timeout. Answered after mu is released (lock order). */
+		*pp = c->next;
+		c->next = failed;
+		failed = c;
+	}
 	pthread_mutex_unlock(&r->mu);
+	while (failed != NULL) {
+		struct acall *c = failed;
+
+		failed = c->next;
+		agd_rt_unpark(r->rt, c->agent, c->token, AGD_ERR_TIMEOUT, "home unreachable", NULL,
+			      0);
+		acall_free(c);
+	}
 }
 
 /* Dispatcher: this host's facts as an ok reply: kinds mask, identifiers of
@@ -496,6 +648,29 @@ int agd_res_input(struct agd_res *r, const char *from, const struct agd_wire_msg
 	if (m->type != AGD_MSG_RES_REPLY)
 		return 0;
 	pthread_mutex_lock(&r->mu);
+	{
+		struct acall *ac = acall_take(r, NULL, 0, m->msgid);
+
+		if (ac != NULL && strcmp(ac->host, from) != 0) {
+			/* Not from the host asked: not its answer. */
+			ac->next = r->acalls;
+			r->acalls = ac;
+			ac = NULL;
+		}
+		if (ac != NULL) {
+			int ok = m->code == 0 && m->blob[0].len > 0;
+
+			down_note(r, from, 1);
+			pthread_mutex_unlock(&r->mu);
+			/* The agent is resumed with the reply bytes; a daemon's
+			 * error is a transport failure to the handle. */
+			agd_rt_unpark(r->rt, ac->agent, ac->token, ok ? 0 : AGD_ERR_REMOTE,
+				      ok ? "" : m->text, ok ? m->blob[0].data : NULL,
+				      ok ? m->blob[0].len : 0);
+			acall_free(ac);
+			return 1;
+		}
+	}
 	for (struct call *c = r->calls; c; c = c->next) {
 		if (c->msgid != m->msgid || c->done || strcmp(c->host, from) != 0)
 			continue;
@@ -1765,6 +1940,15 @@ void agd_res_vm_env(struct agd_rt *rt, struct agd_agent *a, struct res_lua_env *
 		return;
 	env->transport.call = tp_call;
 	env->transport.ud = r;
+	/* Remote ops park the agent (the transport stays for where it
+	 * cannot yield). */
+	env->agent = agd_agent_id(a);
+	env->park.token = agd_park_token;
+	env->park.start = park_start;
+	env->park.yield = agd_park_yield;
+	env->park.done = park_done;
+	env->park.timeout_code = AGD_ERR_TIMEOUT;
+	env->park.ud = r;
 	if (restoring && env->reg != NULL)
 		*uses_res = 1;
 	pthread_mutex_lock(&r->mu);
@@ -2061,6 +2245,12 @@ void agd_res_destroy(struct agd_res **rp)
 
 		r->ents = e->next;
 		ent_free(e);
+	}
+	while (r->acalls) {
+		struct acall *c = r->acalls;
+
+		r->acalls = c->next;
+		acall_free(c);
 	}
 	while (r->stages) {
 		struct stage *s = r->stages;

@@ -14,8 +14,11 @@
  * resource operations with res_exec_op.
  *
  * Threads: an agd_res is made and fed peer messages on the dispatcher;
- * agd_res_prepare and the GR transport run on worker threads and wait
- * (bounded) for the dispatcher to send and receive for them. The host's
+ * agd_res_prepare and the blocking GR transport run on worker threads and
+ * wait (bounded) for the dispatcher to send and receive for them. A GR op
+ * of an agent that can yield does not wait: it parks the agent
+ * (agd_park.h), the dispatcher sends the op and hands the RES_REPLY to
+ * agd_rt_unpark. The host's
  * registry is used only under the runtime's resource lock
  * (agd_rt_res_lock); that lock is never held while waiting for a peer,
  * so the dispatcher may always take it. Internal state is guarded by one
@@ -39,9 +42,10 @@ struct agd_res;
 struct agd_ctl;
 struct agd_loop;
 
-/* How long a worker waits for a peer's RES_REPLY before it reports the
- * home unreachable (GR ops), and for a target's or home's facts while an
- * agent is being prepared to leave. */
+/* How long a GR op waits (parked, or on its worker where it cannot park)
+ * for a peer's RES_REPLY before it reports the home unreachable, and how
+ * long a worker waits for a target's or home's facts while an agent is
+ * being prepared to leave. */
 #define AGD_RES_CALL_TIMEOUT_MS 2000
 #define AGD_RES_PROBE_TIMEOUT_MS 1000
 /* A host that did not answer is waited for at most AGD_RES_DOWN_TIMEOUT_MS
@@ -129,7 +133,8 @@ int agd_res_arrive(struct agd_res *r, const char *agent, const char *from, const
 /* ---- hooks for the Lua bindings (agd_lua.c) ---- */
 
 /* Worker, while making agent a's vm: sets env's transport (GR over the
- * peer channel) and, when restoring, its rebind context; writes the
+ * peer channel), its park (GR ops park the agent: agd_park.h) and, when
+ * restoring, its rebind context; writes the
  * decisions of the last hop to the agent's log; sets *uses_res when the
  * restored agent may hold handles (its slices must take the resource
  * lock). Does nothing when rt has no glue. */

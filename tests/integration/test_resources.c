@@ -240,8 +240,9 @@ static void start_all(void)
 }
 
 /* Signs the probe with manifest binding line `binding` ("r by-identifier
- * notes") and runs it on h; writes its id. Waits until it bound. */
-static void run_probe(struct host *h, const char *binding, char id[17])
+ * notes") and runs it on h; writes its id. Waits until it tried to bind,
+ * and leaves its log in logs. */
+static void start_probe(struct host *h, const char *binding, char id[17], char *logs, size_t len)
 {
 	char dir[400], path[500], seg[400], key[300], out[512];
 	char *lua, manifest[1024];
@@ -276,16 +277,23 @@ static void run_probe(struct host *h, const char *binding, char id[17])
 	id[16] = '\0';
 	{
 		long end = now_ms() + 10000;
-		char logs[8192];
 
 		while (now_ms() < end) {
-			ctl(h, logs, sizeof logs, "logs", id, "--lines", "50", NULL);
+			ctl(h, logs, len, "logs", id, "--lines", "50", NULL);
 			if (strstr(logs, "bound ") != NULL)
 				break;
 			usleep(30000);
 		}
-		cr_assert(strstr(logs, "bound true") != NULL, "probe did not bind: %s", logs);
 	}
+}
+
+/* start_probe, and the probe got its handle. */
+static void run_probe(struct host *h, const char *binding, char id[17])
+{
+	char logs[8192];
+
+	start_probe(h, binding, id, logs, sizeof logs);
+	cr_assert(strstr(logs, "bound true") != NULL, "probe did not bind: %s", logs);
 }
 
 /* Sends {"op":op,"a":a,"b":b,"tag":N} to the agent on h and returns (in
@@ -850,4 +858,88 @@ Test(resources_int, by_type_sensor_binds_the_hosts_sensor_and_reads_it_from_else
 	cr_assert(strstr(logs, "r: action=GR origin=default tried=RB:no-kind,GR:ok") != NULL, "%s",
 		  logs);
 	op_eq(h2, id, "read", NULL, NULL, "21.5 nil nil");
+}
+
+/* Rewrites h's config with its one worker thread. */
+static void one_worker(struct host *h)
+{
+	char *conf = slurp(h->conf), *w;
+
+	cr_assert_not_null(conf);
+	w = strstr(conf, "workers = 2");
+	cr_assert_not_null(w);
+	w[10] = '1';
+	write_file(h->conf, conf);
+	free(conf);
+}
+
+/* The tail of agent id's log on h after its answer line "R<tag> ", or NULL
+ * (static buffer) when it has not answered yet. */
+static const char *answered(struct host *h, const char *id, int tag)
+{
+	static char logs[32768];
+	char needle[32];
+
+	snprintf(needle, sizeof needle, "R%d ", tag);
+	ctl(h, logs, sizeof logs, "logs", id, "--lines", "200", NULL);
+	return strstr(logs, needle);
+}
+
+Test(resources_int, a_gr_op_waiting_on_a_stopped_home_holds_no_worker)
+{
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	char a[17], b[17], logs[32768], msg[128];
+	const char *got;
+	int tag;
+	long end;
+
+	one_worker(h2);
+	start_all();
+	run_probe(h1, "r by-identifier ledger", a);
+	push(h1, a, h2, logs, sizeof logs); /* fastened: GR */
+	cr_assert(strstr(logs, "r: action=GR") != NULL, "%s", logs);
+	op_eq(h2, a, "put", "k", "v", "true nil nil");
+	run_probe(h2, "r by-identifier scratch2", b);
+	/* The home stops answering; a's get waits for it (AGD_RES_CALL_TIMEOUT_MS). */
+	kill(h1->pid, SIGSTOP);
+	tag = ++tagseq;
+	snprintf(msg, sizeof msg, "{\"op\":\"get\",\"a\":\"k\",\"tag\":%d}", tag);
+	cr_assert_eq(ctl(h2, logs, sizeof logs, "send", a, msg, NULL, NULL), 0, "%s", logs);
+	/* Meanwhile the other agent on h2's only worker runs, reads and
+	 * writes: its answers come while a still waits. */
+	op_eq(h2, b, "write", "while a waits", NULL, "true nil nil");
+	op_eq(h2, b, "read", NULL, NULL, "while a waits nil nil");
+	cr_assert_null(answered(h2, a, tag), "a answered before the other agent ran");
+	/* a gets its answer when the wait ends: nil, unreachable; alive. */
+	end = now_ms() + 20000;
+	while ((got = answered(h2, a, tag)) == NULL && now_ms() < end)
+		usleep(30000);
+	cr_assert_not_null(got, "a never answered");
+	cr_assert(strstr(got, "unreachable") != NULL, "%s", got);
+	kill(h1->pid, SIGCONT);
+	op_eq(h2, a, "get", "k", NULL, "v nil nil");
+}
+
+Test(resources_int, an_agent_in_process_isolation_is_told_resources_are_unavailable)
+{
+	struct host *h3 = &hosts[2];
+	char id[17], logs[8192], *conf, *w, *more;
+
+	/* h3 runs each agent in its own process. */
+	conf = slurp(h3->conf);
+	cr_assert_not_null(conf);
+	w = strstr(conf, "workers = 2\n");
+	cr_assert_not_null(w);
+	more = calloc(1, strlen(conf) + 64);
+	cr_assert_not_null(more);
+	memcpy(more, conf, (size_t)(w - conf));
+	strcat(more, "workers = 2\nisolation = process\n");
+	strcat(more, w + strlen("workers = 2\n"));
+	write_file(h3->conf, more);
+	free(more);
+	free(conf);
+	start_host(h3);
+	start_probe(h3, "r by-type printer", id, logs, sizeof logs);
+	cr_assert(strstr(logs, "bound false") != NULL, "%s", logs);
+	cr_assert(strstr(logs, "not available under isolation = process") != NULL, "%s", logs);
 }
