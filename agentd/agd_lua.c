@@ -877,9 +877,19 @@ static int open_sandbox(lua_State *L)
 	static const char *const drop[] = { "dofile", "loadfile", "load", "print", NULL };
 	int rc = 0;
 
+	/* This runs at every activation: the libraries are opened straight
+	 * into a globals table made big enough for them (no rehash as it
+	 * fills), and without luaL_requiref's package.loaded, which the
+	 * sandbox would only have to drop again. */
+	lua_createtable(L, 0, 32);
+	lua_rawseti(L, LUA_REGISTRYINDEX, LUA_RIDX_GLOBALS);
 	for (const luaL_Reg *l = libs; l->name != NULL; l++) {
-		luaL_requiref(L, l->name, l->func, 1);
-		lua_pop(L, 1);
+		lua_pushcfunction(L, l->func);
+		lua_call(L, 0, 1);
+		if (l->func == luaopen_base)
+			lua_pop(L, 1);
+		else
+			lua_setglobal(L, l->name);
 	}
 	/* The globals are copied into a fresh table without the dropped
 	 * names, rather than deleted in place: a deleted entry stays in the
@@ -930,10 +940,6 @@ static int open_sandbox(lua_State *L)
 		lua_pop(L, 1);
 	}
 	lua_pop(L, 2);
-	/* package.loaded holds the libraries under their names: drop it so
-	 * nothing reaches them by that road. */
-	lua_pushnil(L);
-	lua_setfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
 	/* print is agent.log. */
 	lua_pushcfunction(L, l_print);
 	lua_setfield(L, -2, "print");

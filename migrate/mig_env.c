@@ -213,18 +213,14 @@ static int is_lcf(lua_State *L, int idx)
 	return lua_iscfunction(L, idx) && lua_topointer(L, idx) == (const void *)lua_tocfunction(L, idx);
 }
 
-/* Whether the value at vidx is the permanent p. */
-static int perm_is(lua_State *L, int env, const struct mig_perm *p, int vidx)
+/* What identifies the value at idx among permanents: the function of a
+ * light C function, the address of an object (kept alive by its anchor,
+ * so no other object can have it while it is registered). */
+static uintptr_t perm_id(lua_State *L, int idx)
 {
-	int same;
-
-	if (p->f != NULL)
-		return is_lcf(L, vidx) && lua_tocfunction(L, vidx) == p->f;
-	lua_rawgeti(L, env, MIG_ENV_PERMANCH);
-	lua_rawgeti(L, -1, p->anchor);
-	same = lua_rawequal(L, -1, vidx);
-	lua_pop(L, 2);
-	return same;
+	if (is_lcf(L, idx))
+		return (uintptr_t)lua_tocfunction(L, idx);
+	return (uintptr_t)lua_topointer(L, idx);
 }
 
 /* Appends the value at vidx under name to the list. With strict, a name or
@@ -240,33 +236,38 @@ static int perm_record(lua_State *L, int env, struct mig_envc *c, int vidx, cons
 	if (len == 0 || len > PERM_NAME_MAX)
 		return strict ? MIG_ERR_ARG : 0;
 	if (strict) {
+		uintptr_t id = perm_id(L, vidx);
+		int lcf = is_lcf(L, vidx);
+
 		for (uint32_t i = 0; i < c->nperm; i++) {
 			const struct mig_perm *q = &c->perm[i];
 
-			if ((q->len == len && memcmp(c->names + q->off, name, len) == 0) ||
-			    perm_is(L, env, q, vidx))
+			if ((q->id == id && (q->anchor == 0) == lcf) ||
+			    (q->len == len && memcmp(c->names + q->off, name, len) == 0))
 				return MIG_ERR_ARG;
 		}
 	}
 	if (c->nperm == c->permcap) {
-		uint32_t ncap = c->permcap + 16 + c->permcap / 8;
+		/* The sandboxes agentd makes register about 120. */
+		uint32_t ncap = c->permcap ? c->permcap + 16 + c->permcap / 8 : 128;
 
 		c->perm = buf_resize(L, env, MIG_ENV_PERMBUF, c->perm, c->nperm * sizeof *c->perm,
 				     ncap * sizeof *c->perm);
 		c->permcap = ncap;
 	}
 	if (c->namescap - c->nameslen < len) {
-		uint32_t ncap = c->namescap + (uint32_t)len + 256 + c->namescap / 8;
+		uint32_t ncap = c->namescap ? c->namescap + (uint32_t)len + 256 + c->namescap / 8
+				: (uint32_t)len + 1536;
 
 		c->names = buf_resize(L, env, MIG_ENV_PERMNAMES, c->names, c->nameslen, ncap);
 		c->namescap = ncap;
 	}
 	p = &c->perm[c->nperm];
-	p->f = NULL;
 	p->anchor = 0;
 	if (is_lcf(L, vidx))
-		p->f = lua_tocfunction(L, vidx);
-	if (p->f == NULL) {
+		p->id = (uintptr_t)lua_tocfunction(L, vidx);
+	else {
+		p->id = (uintptr_t)lua_topointer(L, vidx);
 		if (c->nanch == UINT16_MAX)
 			return strict ? MIG_ERR_ARG : 0;
 		lua_rawgeti(L, env, MIG_ENV_PERMANCH);
@@ -280,12 +281,16 @@ static int perm_record(lua_State *L, int env, struct mig_envc *c, int vidx, cons
 	p->len = (uint16_t)len;
 	c->nameslen += (uint32_t)len;
 	c->nperm++;
-	/* Maps built earlier no longer tell the whole list: drop them. */
+	return 0;
+}
+
+/* Maps built earlier no longer tell the whole list: drops them. */
+static void perm_maps_drop(lua_State *L, int env)
+{
 	lua_pushnil(L);
 	lua_rawseti(L, env, MIG_ENV_PERMNAME);
 	lua_pushnil(L);
 	lua_rawseti(L, env, MIG_ENV_PERMVAL);
-	return 0;
 }
 
 /* Puts the value at vidx, named by the string at nameidx, in the maps
@@ -343,8 +348,8 @@ static void perm_maps_build(lua_State *L, int env)
 	for (uint32_t i = 0; i < c->nperm; i++) {
 		const struct mig_perm *p = &c->perm[i];
 
-		if (p->f != NULL)
-			lua_pushcfunction(L, p->f);
+		if (p->anchor == 0)
+			lua_pushcfunction(L, (lua_CFunction)p->id);
 		else
 			lua_rawgeti(L, anch, p->anchor);
 		lua_pushlstring(L, c->names + p->off, p->len);
@@ -361,7 +366,10 @@ static void perm_maps_build(lua_State *L, int env)
 	lua_pop(L, 2);
 	for (int i = 1; i <= MIG_ENV_NSLOTS; i++) {
 		if (lua_rawgeti(L, env, i) != LUA_TNIL) {
-			lua_pushfstring(L, "@mig.env.%d", i);
+			char nm[24];
+			int n = snprintf(nm, sizeof nm, "@mig.env.%d", i);
+
+			lua_pushlstring(L, nm, (size_t)n);
 			map_put(L, names, vals, -2, -1);
 			lua_pop(L, 1);
 		}
@@ -392,6 +400,8 @@ static int perm_add_p(lua_State *L)
 	}
 	env = lua_gettop(L);
 	a->rc = perm_record(L, env, mig_env_cdata(L, env), 1, a->name, strlen(a->name), 1);
+	if (a->rc == 0)
+		perm_maps_drop(L, env);
 	return 0;
 }
 

@@ -311,10 +311,10 @@ struct mig_gmatch {
  * The list keeps registration order, so that the maps built from it are
  * the ones registering straight into maps would have made. */
 struct mig_perm {
-	lua_CFunction f;  /* the light C function, or NULL */
+	uintptr_t id;     /* the light C function, or the anchored object's address */
 	uint32_t off;     /* name: offset in the names buffer */
 	uint16_t len;     /* name: length */
-	uint16_t anchor;  /* index in MIG_ENV_PERMANCH when f is NULL */
+	uint16_t anchor;  /* index in MIG_ENV_PERMANCH, 0 for a light C function */
 };
 
 /* C-side data of the environment. */
