@@ -299,7 +299,7 @@ static void passive_phase(int m, int activations)
 		do {
 			agd_rt_agent_state(rt, id, &s, &sw, &resident);
 			if (sw == sw0)
-				nap_us(5);
+				nap_us(20);
 		} while (sw == sw0);
 		lat[i] = agd_now_us() - start;
 	}
@@ -332,7 +332,7 @@ int main(int argc, char **argv)
 	int m = argc > 2 ? atoi(argv[2]) : 20000;
 	int acts = argc > 3 ? atoi(argv[3]) : 1000;
 
-	/* The polls for an activation's end sleep 5 us: with the default
+	/* The polls for an activation's end sleep 20 us: with the default
 	 * timer slack (50 us) each would add up to that much to a sample. */
 	prctl(PR_SET_TIMERSLACK, 1000UL, 0, 0, 0);
 	/* Life-cycle lines would cost more than what is measured. */
