@@ -164,6 +164,7 @@ static void on_rt_reply(void *ud, const struct agd_call_in *call, int code, cons
 		return; /* the caller times out */
 	j->corr = call->corr;
 	j->code = code;
+	snprintf(j->agent, sizeof j->agent, "%s", call->agent);
 	snprintf(j->host, sizeof j->host, "%s", call->caller_host);
 	snprintf(j->text, sizeof j->text, "%s", text ? text : "");
 	job_push(c, j);
@@ -399,6 +400,7 @@ int agd_call_deliver(struct agd_call *c, const char *agent, const char *caller_h
 	if (in == NULL)
 		return AGD_DIR_REFUSED;
 	in->corr = corr;
+	snprintf(in->agent, sizeof in->agent, "%s", agent);
 	snprintf(in->caller_host, sizeof in->caller_host, "%s", caller_host);
 	snprintf(in->method, sizeof in->method, "%s", method);
 	in->len = len;

@@ -218,6 +218,7 @@ int agd_rt_code_local(struct agd_rt *rt, const void *bytes, size_t len, struct a
 struct agd_call_in {
 	struct agd_call_in *next;            /* queue order */
 	uint64_t corr;                       /* the caller's call id */
+	char agent[AGD_NAME_MAX + 1];        /* the callee (for the REPLY) */
 	char caller_host[AGD_NAME_MAX + 1];  /* where the REPLY goes */
 	char method[AGD_NAME_MAX + 1];       /* the method */
 	size_t len;                          /* bytes of args */
