@@ -12,7 +12,9 @@
  * reaching a restarted host (kill -9 after the delivery, before its
  * answer) is recognised; the memory keeps at most SEEN_CACHED rings and
  * reloads the others from the store. The record goes when the agent
- * leaves (agd_dir_forget).
+ * leaves (agd_dir_forget); the store keeps at most about SEEN_STORED of
+ * them (the records first written longest ago go first: agents that ended
+ * here keep theirs until then).
  * A message to this host itself goes through the same handlers without
  * the network (route()), so local and remote delivery cannot differ.
  */
@@ -29,6 +31,8 @@
 #define HELD_MAX 65536 /* messages held for agents in flight */
 #define OUT_MAX 65536  /* messages under way from this host */
 #define SEEN_CACHED 1024 /* [bal] seen rings kept in memory (the rest in the store) */
+#define SEEN_STORED 4096 /* [bal] seen records kept in the store, newest first */
+#define SEEN_PRUNE 64    /* [bal] new records between two prunes of the store */
 
 struct out {
 	uint64_t id;                        /* msgid (DELIVER) or corr (LOCATE) */
@@ -78,6 +82,7 @@ struct agd_dir {
 	size_t nheld;
 	struct seen *seen;                  /* newest first */
 	size_t nseen;                       /* [bal] rings in memory */
+	unsigned fresh;                     /* [bal] records created since the last prune */
 	int depth;                          /* route() recursion guard */
 	int pending_call;                   /* [call] agd_dir_call is starting an out: */
 	uint64_t pending_corr;              /* its call id, */
@@ -289,6 +294,13 @@ static struct seen *seen_find(struct agd_dir *d, const char *agent, int create)
 	if (!stored && !create) {
 		free(v);
 		return NULL;
+	}
+	if (!stored && ++d->fresh >= SEEN_PRUNE) {
+		uint64_t gone = 0;
+
+		d->fresh = 0;
+		if (agd_store_kv_prune(d->st, "dir.seen.", SEEN_STORED, &gone) == 0 && gone > 0)
+			agd_log(AGD_LOG_DEBUG, "dir.seen_pruned", "records=%llu", (unsigned long long)gone);
 	}
 	s = calloc(1, sizeof *s);
 	if (s == NULL) {

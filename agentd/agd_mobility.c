@@ -1491,7 +1491,10 @@ static size_t b_peers(void *ud, char (*names)[AGD_WIRE_NAME_MAX + 1], size_t max
 		if (agd_trust_key(m->hosts, i, NULL, NULL, name) != 0 || name[0] == '\0' ||
 		    strlen(name) > AGD_WIRE_NAME_MAX || strcmp(name, m->cfg->host) == 0)
 			continue;
-		if (ensure_route(m, name, 0) == 0 || agd_peer_known(m->peer, name))
+		/* Past max_peers only hosts already dialled or heard from:
+		 * every round would otherwise log the cap again. */
+		if (agd_peer_known(m->peer, name) ||
+		    (m->ndialled < m->cfg->max_peers && ensure_route(m, name, 0) == 0))
 			snprintf(names[k++], AGD_WIRE_NAME_MAX + 1, "%s", name);
 	}
 	return k;

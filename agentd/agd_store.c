@@ -1073,6 +1073,46 @@ int agd_store_kv_get(struct agd_store *st, const char *key, void **value, size_t
 	return rc;
 }
 
+int agd_store_kv_prune(struct agd_store *st, const char *prefix, uint64_t keep, uint64_t *deleted)
+{
+	sqlite3_stmt *s = NULL;
+	char hi[AGD_STORE_KEY_MAX + 2];
+	size_t n;
+	int rc;
+
+	if (deleted != NULL)
+		*deleted = 0;
+	if (st == NULL || !text_ok(prefix, AGD_STORE_KEY_MAX, 0) || keep > INT64_MAX)
+		return AGD_STORE_ERR_ARG;
+	/* Keys in [prefix, prefix with its last byte + 1): a range the
+	 * primary key's index answers, with no LIKE escaping. */
+	n = strlen(prefix);
+	memcpy(hi, prefix, n + 1);
+	if ((unsigned char)hi[n - 1] == 0xff)
+		return AGD_STORE_ERR_ARG;
+	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
+	lock(st);
+	/* A key keeps its rowid when its value is replaced: rowid order is
+	 * the order keys were first written in. */
+	rc = map(sqlite3_prepare_v2(st->db,
+				    "DELETE FROM kv WHERE key >= ?1 AND key < ?2 AND rowid NOT IN "
+				    "(SELECT rowid FROM kv WHERE key >= ?1 AND key < ?2 ORDER BY rowid DESC LIMIT ?3)",
+				    -1, &s, NULL));
+	if (rc == 0 && tx_aborted(st))
+		rc = AGD_STORE_ERR_ABORTED;
+	if (rc == 0) {
+		sqlite3_bind_text(s, 1, prefix, -1, SQLITE_STATIC);
+		sqlite3_bind_text(s, 2, hi, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 3, (sqlite3_int64)keep);
+		rc = step_done(s);
+		if (rc == 0 && deleted != NULL)
+			*deleted = (uint64_t)sqlite3_changes(st->db);
+	}
+	sqlite3_finalize(s);
+	unlock(st);
+	return rc;
+}
+
 int agd_store_kv_delete(struct agd_store *st, const char *key)
 {
 	if (st == NULL || !text_ok(key, AGD_STORE_KEY_MAX, 0))

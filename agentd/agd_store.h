@@ -204,5 +204,9 @@ int agd_store_resource_list(struct agd_store *st,
 int agd_store_kv_put(struct agd_store *st, const char *key, const void *value, size_t len);
 int agd_store_kv_get(struct agd_store *st, const char *key, void **value, size_t *len);
 int agd_store_kv_delete(struct agd_store *st, const char *key);
+/* [bal] Deletes the keys starting with `prefix` (non-empty) but the `keep`
+ * most recently created ones (a key replaced keeps its age); *deleted (may
+ * be NULL) says how many went. For records that must stay bounded. */
+int agd_store_kv_prune(struct agd_store *st, const char *prefix, uint64_t keep, uint64_t *deleted);
 
 #endif

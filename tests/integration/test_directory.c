@@ -26,6 +26,9 @@
 
 #include "migcluster.h"
 
+#include "agd_dir.h"
+#include "agd_store.h"
+
 static char roam_seg[300], recv_seg[300];
 
 static void sign_lua(const char *name, const char *lua, char *out, size_t out_len)
@@ -323,4 +326,81 @@ Test(directory, a_host_past_its_max_peers_is_refused_with_the_reason)
 	cr_assert(strstr(out, "max_peers") != NULL, "no reason given: %s", out);
 	cr_assert_eq(lists(&hosts[0], b), 1, "the refused agent must stay on h1");
 	cr_assert_eq(count_from(hosts[0].log, 0, "peer.too_many_peers", "host=h3"), 1);
+}
+
+/* ---- the delivered-id records themselves, on a store without daemons ---- */
+
+static int no_send(void *ud, const char *host, const struct agd_wire_msg *m)
+{
+	return 0;
+}
+
+static int no_deliver(void *ud, const char *agent, const char *from, const uint8_t *d, size_t len)
+{
+	return AGD_DIR_REFUSED;
+}
+
+static const struct agd_dir_ops quiet_ops = { no_send, no_deliver, NULL, NULL };
+
+static struct agd_dir *dir_on(struct agd_store *st)
+{
+	struct agd_dir_cfg dc = { .host = "h1", .store = st };
+	struct agd_dir *d = NULL;
+
+	cr_assert_eq(agd_dir_new(&dc, &quiet_ops, NULL, &d), 0);
+	return d;
+}
+
+Test(directory, delivered_ids_outlive_the_process_and_their_records_stay_bounded)
+{
+	char path[400], agent[32], key[64];
+	struct agd_store *st = NULL;
+	struct agd_dir *d;
+	uint8_t ids[16], *out = NULL;
+	size_t len = 0;
+	void *v = NULL;
+	size_t vlen = 0;
+
+	snprintf(path, sizeof path, "%.300s/seen.db", tmp);
+	cr_assert_eq(agd_store_open(path, &st), 0);
+	d = dir_on(st);
+	for (int i = 0; i < 16; i++)
+		ids[i] = (uint8_t)(i + 1);
+	/* 5000 agents with two ids each: more records than the store keeps. */
+	for (int a = 0; a < 5000; a++) {
+		snprintf(agent, sizeof agent, "%016x", a);
+		cr_assert_eq(agd_dir_import_seen(d, agent, ids, 16), 0);
+	}
+	agd_dir_destroy(&d);
+	agd_store_close(&st);
+
+	/* A new process: the newest agents' ids are known from the store
+	 * alone, the oldest records were dropped to stay bounded. */
+	cr_assert_eq(agd_store_open(path, &st), 0);
+	d = dir_on(st);
+	cr_assert_eq(agd_dir_export_seen(d, "0000000000001387", &out, &len), 0);
+	cr_assert_eq(len, 16, "the last agent's ids were not kept (%zu bytes)", len);
+	cr_assert_eq(memcmp(out, ids, 16), 0);
+	free(out);
+	snprintf(key, sizeof key, "dir.seen.%016x", 0);
+	cr_assert_eq(agd_store_kv_get(st, key, &v, &vlen), AGD_STORE_ERR_NOTFOUND,
+		     "the oldest record is still there: the store grows without bound");
+	{
+		int kept = 0;
+
+		for (int a = 0; a < 5000; a++) {
+			snprintf(key, sizeof key, "dir.seen.%016x", a);
+			if (agd_store_kv_get(st, key, &v, &vlen) == 0)
+				kept++;
+			free(v);
+			v = NULL;
+		}
+		cr_assert(kept >= 4096 && kept <= 4096 + 64, "%d records kept", kept);
+	}
+	/* An agent that left has no record any more. */
+	agd_dir_forget(d, "0000000000001387");
+	snprintf(key, sizeof key, "dir.seen.%s", "0000000000001387");
+	cr_assert_eq(agd_store_kv_get(st, key, &v, &vlen), AGD_STORE_ERR_NOTFOUND);
+	agd_dir_destroy(&d);
+	agd_store_close(&st);
 }
