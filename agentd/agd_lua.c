@@ -545,6 +545,7 @@ static int l_resource(lua_State *L)
 		return 3;
 	}
 	agd_res_note_bind(vm->rt, agd_agent_id(vm->a), &bind, b->actions, b->nactions); /* [resint] */
+	vm->renv.main = vm->co; /* [resint] remote ops park only there */
 	res_lua_push_handle(L, &bind);
 	return 1;
 }
@@ -1179,9 +1180,14 @@ static int make(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limi
 		snprintf(err, err_len, "cannot create a Lua state within the memory quota");
 		return AGD_ERR_NOMEM;
 	}
+	/* Everything setup makes is live (the library tables it copies
+	 * aside are few): collector steps during it are wasted work on the
+	 * activation path. */
+	lua_gc(vm->L, LUA_GCSTOP);
 	lua_pushcfunction(vm->L, setup);
 	lua_pushlightuserdata(vm->L, &s);
 	rc = lua_pcall(vm->L, 1, 0, 0);
+	lua_gc(vm->L, LUA_GCRESTART);
 	if (rc != LUA_OK) {
 		snprintf(err, err_len, "setup: %s", lua_tostring(vm->L, -1));
 		s.rc = rc == LUA_ERRMEM ? AGD_ERR_NOMEM : AGD_ERR_LUA;

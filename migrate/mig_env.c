@@ -35,6 +35,7 @@ static int env_get(lua_State *L)
 }
 
 static void perm_maps_build(lua_State *L, int env);
+static uint64_t fnv(uint64_t h, const void *p, size_t n);
 
 int mig_env_push(lua_State *L)
 {
@@ -345,16 +346,85 @@ static void perm_maps_build(lua_State *L, int env)
 	vals = lua_gettop(L);
 	lua_rawgeti(L, env, MIG_ENV_PERMANCH);
 	anch = lua_gettop(L);
-	for (uint32_t i = 0; i < c->nperm; i++) {
-		const struct mig_perm *p = &c->perm[i];
+	/* What map_put would decide entry by entry, decided in C first (it
+	 * runs at every activation): an entry whose name an earlier one has
+	 * is dropped; a value's canonical name is the best of the rest. Then
+	 * each entry costs one string and one or two stores. */
+	if (c->nperm > 0) {
+		uint32_t cap = 16, mask, *byname, *byid, *root, *best;
+		uint8_t *skip;
 
-		if (p->anchor == 0)
-			lua_pushcfunction(L, (lua_CFunction)p->id);
-		else
-			lua_rawgeti(L, anch, p->anchor);
-		lua_pushlstring(L, c->names + p->off, p->len);
-		map_put(L, names, vals, -2, -1);
-		lua_pop(L, 2);
+		while (cap < 2 * c->nperm)
+			cap *= 2;
+		mask = cap - 1;
+		byname = lua_newuserdatauv(L, (2 * (size_t)cap + 2 * (size_t)c->nperm) * sizeof *byname +
+						  c->nperm, 0);
+		byid = byname + cap;
+		root = byid + cap;
+		best = root + c->nperm;
+		skip = (uint8_t *)(best + c->nperm);
+		memset(byname, 0xff, 2 * (size_t)cap * sizeof *byname);
+		for (uint32_t i = 0; i < c->nperm; i++) {
+			const struct mig_perm *p = &c->perm[i];
+			const char *nm = c->names + p->off;
+			uint32_t h = (uint32_t)fnv(0xcbf29ce484222325ULL, nm, p->len) & mask;
+			uint32_t *slot;
+
+			skip[i] = 0;
+			root[i] = best[i] = i;
+			for (; byname[h] != UINT32_MAX; h = (h + 1) & mask) {
+				const struct mig_perm *q = &c->perm[byname[h]];
+
+				if (q->len == p->len && memcmp(c->names + q->off, nm, p->len) == 0)
+					break;
+			}
+			if (byname[h] != UINT32_MAX) {
+				skip[i] = 1;
+				continue;
+			}
+			byname[h] = i;
+			h = (uint32_t)mig_pmap_hash(p->id) & mask;
+			for (; byid[h] != UINT32_MAX; h = (h + 1) & mask) {
+				const struct mig_perm *q = &c->perm[byid[h]];
+
+				if (q->id == p->id && (q->anchor == 0) == (p->anchor == 0))
+					break;
+			}
+			slot = &byid[h];
+			if (*slot == UINT32_MAX)
+				*slot = i;
+			else {
+				const struct mig_perm *b = &c->perm[best[*slot]];
+
+				root[i] = *slot;
+				if (name_better(nm, p->len, c->names + b->off, b->len))
+					best[*slot] = i;
+			}
+		}
+		/* root[i]: the first entry of i's value; best[root]: the entry
+		 * with its canonical name. */
+		for (uint32_t i = 0; i < c->nperm; i++) {
+			const struct mig_perm *p = &c->perm[i];
+
+			if (skip[i])
+				continue;
+			if (p->anchor == 0)
+				lua_pushcfunction(L, (lua_CFunction)p->id);
+			else
+				lua_rawgeti(L, anch, p->anchor);
+			lua_pushlstring(L, c->names + p->off, p->len);
+			lua_pushvalue(L, -1);
+			lua_pushvalue(L, -3);
+			lua_rawset(L, names);
+			if (best[root[i]] == i) {
+				lua_pushvalue(L, -2);
+				lua_insert(L, -2);
+				lua_rawset(L, vals);
+				lua_pop(L, 1);
+			} else
+				lua_pop(L, 2);
+		}
+		lua_pop(L, 1);
 	}
 	lua_pushvalue(L, names);
 	lua_rawseti(L, env, MIG_ENV_PERMNAME);
