@@ -176,10 +176,25 @@ static void on_register(struct agd_hosts *h, const char *from, const struct agd_
 /* One line of HOST_LIST: "NAME ENDPOINT KEY AGE_MS". Returns 0 or -1. */
 static int parse_line(char *line, struct entry *e, uint64_t *age)
 {
-	char *name = strtok(line, " "), *ep = strtok(NULL, " "), *key = strtok(NULL, " "),
-	     *a = strtok(NULL, " "), *end;
+	char *f[4], *p = line, *end, *name, *ep, *key, *a;
 
-	if (name == NULL || ep == NULL || key == NULL || a == NULL || strtok(NULL, " ") != NULL)
+	/* Exactly four non-empty fields, one space apart. */
+	for (int i = 0; i < 4; i++) {
+		char *sp = strchr(p, ' ');
+
+		if ((sp == NULL) != (i == 3) || (sp != NULL && sp == p) || *p == '\0')
+			return -1;
+		f[i] = p;
+		if (sp != NULL) {
+			*sp = '\0';
+			p = sp + 1;
+		}
+	}
+	name = f[0];
+	ep = f[1];
+	key = f[2];
+	a = f[3];
+	if (a[0] < '0' || a[0] > '9')
 		return -1;
 	if (strlen(name) > AGD_WIRE_NAME_MAX || !endpoint_ok(ep) ||
 	    (strcmp(key, "-") != 0 && strlen(key) != AGD_HOSTS_KEY_HEX))

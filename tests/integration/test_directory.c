@@ -404,3 +404,115 @@ Test(directory, delivered_ids_outlive_the_process_and_their_records_stay_bounded
 	agd_dir_destroy(&d);
 	agd_store_close(&st);
 }
+
+/* ---- what a member takes from a HOST_LIST, without daemons ---- */
+
+#include "agd_hosts.h"
+#include "agd_loop.h"
+
+struct learned {
+	char host[8][AGD_WIRE_NAME_MAX + 1];
+	char ep[8][AGD_HOSTS_EP_MAX + 1];
+	int n;
+};
+
+static int h_send(void *ud, const char *host, const struct agd_wire_msg *m)
+{
+	return 0;
+}
+
+static void h_learn(void *ud, const char *host, const char *endpoint)
+{
+	struct learned *l = ud;
+
+	if (l->n < 8) {
+		snprintf(l->host[l->n], sizeof l->host[l->n], "%s", host);
+		snprintf(l->ep[l->n], sizeof l->ep[l->n], "%s", endpoint);
+		l->n++;
+	}
+}
+
+/* This member trusts h1 and h3 (keys of 64 'a's and 'c's), not h4. */
+static int h_key(void *ud, const char *host, char hex[AGD_HOSTS_KEY_HEX + 1])
+{
+	char c = strcmp(host, "h1") == 0 ? 'a' : strcmp(host, "h2") == 0 ? 'b' : strcmp(host, "h3") == 0 ? 'c' : 0;
+
+	if (c == 0)
+		return -1;
+	memset(hex, c, AGD_HOSTS_KEY_HEX);
+	hex[AGD_HOSTS_KEY_HEX] = '\0';
+	return 0;
+}
+
+static const struct agd_hosts_ops member_ops = { h_send, h_learn, h_key };
+
+static void feed(struct agd_hosts *h, const char *from, const char *text, size_t len)
+{
+	struct agd_wire_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = AGD_MSG_HOST_LIST;
+	m.blob[0].data = (const uint8_t *)text;
+	m.blob[0].len = len;
+	cr_assert_eq(agd_hosts_input(h, from, &m, agd_now_ms()), 1);
+}
+
+Test(directory, a_member_learns_only_trusted_hosts_with_matching_keys_from_its_directory)
+{
+	struct agd_config cfg;
+	struct agd_hosts *h = NULL;
+	struct learned l = { .n = 0 };
+	char names[8][AGD_WIRE_NAME_MAX + 1], list[2048];
+	char ka[65], kc[65], kx[65];
+	size_t n;
+
+	agd_config_defaults(&cfg);
+	snprintf(cfg.host, sizeof cfg.host, "h2");
+	snprintf(cfg.directory, sizeof cfg.directory, "h1");
+	memset(ka, 'a', 64), ka[64] = '\0';
+	memset(kc, 'c', 64), kc[64] = '\0';
+	memset(kx, 'f', 64), kx[64] = '\0';
+	cr_assert_eq(agd_hosts_new(&cfg, "tcp://127.0.0.1:9002", &member_ops, &l, &h), 0);
+	cr_assert_eq(agd_hosts_names(h, names, 8), 0, "a view before any list");
+	snprintf(list, sizeof list,
+		 "h1 tcp://127.0.0.1:9001 %s 0\n"
+		 "h2 tcp://127.0.0.1:9002 - 10\n"
+		 "h3 tcp://127.0.0.1:9003 %s 20\n"
+		 "h4 tcp://127.0.0.1:9004 - 30\n"
+		 "h5 tcp://127.0.0.1:9005 %s 40\n",
+		 ka, kc, kx);
+	/* From a host that is not the directory: ignored. */
+	feed(h, "h3", list, strlen(list));
+	cr_assert_eq(l.n, 0);
+	feed(h, "h1", list, strlen(list));
+	/* h4 and h5 are not trusted here; h2 is this host. */
+	cr_assert_eq(l.n, 2, "learned %d endpoints", l.n);
+	cr_assert_str_eq(l.host[0], "h1");
+	cr_assert_str_eq(l.ep[0], "tcp://127.0.0.1:9001");
+	cr_assert_str_eq(l.host[1], "h3");
+	n = agd_hosts_names(h, names, 8);
+	cr_assert_eq(n, 3);
+	cr_assert_str_eq(names[0], "h2");
+
+	/* A key that differs from the trusted one: not learned. */
+	l.n = 0;
+	snprintf(list, sizeof list, "h3 tcp://127.0.0.1:9333 %s 0\n", ka);
+	feed(h, "h1", list, strlen(list));
+	cr_assert_eq(l.n, 0, "a host was learned under another host's key");
+
+	/* Malformed lists: every prefix of a good one, bad fields, NULs,
+	 * no crash and nothing learned past the first bad line. */
+	snprintf(list, sizeof list, "h1 tcp://127.0.0.1:9001 %s 0\nh3 tcp://127.0.0.1:9003 %s 20\n", ka, kc);
+	for (size_t cut = 0; cut <= strlen(list); cut++)
+		feed(h, "h1", list, cut);
+	l.n = 0;
+	feed(h, "h1", "h1 udp://x %s 0\n", 16);
+	feed(h, "h1", "h1 tcp://127.0.0.1:1 - 12x\n", 27);
+	feed(h, "h1", "h1 tcp://127.0.0.1:1\0 - 1\n", 26);
+	feed(h, "h1", "h1  tcp://127.0.0.1:1 - 1\n", 26);
+	feed(h, "h1", "\n\n\n", 3);
+	cr_assert_eq(l.n, 0, "a malformed line was learned");
+	agd_hosts_destroy(&h);
+	cr_assert_null(h);
+	agd_config_free(&cfg);
+}
