@@ -3,5 +3,6 @@
 # are never pulled.
 agentd_test(test_balance
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_balance.c
+  LIBS agd
   TIMEOUT 600)
 add_dependencies(test_balance agentd agentctl)

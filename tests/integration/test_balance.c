@@ -196,8 +196,12 @@ Test(balance, with_balance_off_nothing_moves_though_the_agents_could)
 	cr_assert_eq(on2, 0);
 	cr_assert_eq(count_lines(hosts[1].log, "balance.pull", NULL), 0);
 	/* They could move: asked by hand, h2 gets one. */
-	cr_assert_eq(ctl(&hosts[1], out, sizeof out, 15000, "pull", ids[0], "--to", "h2", NULL), 0, "pull: %s",
-		     out);
+	{
+		char *argv[] = { (char *)ctlbin(), "--timeout", "8000", "pull", ids[0], "--to", "h2", "--from",
+				 "h1", NULL };
+
+		cr_assert_eq(tst_run(argv, out, sizeof out, 15000), 0, "pull: %s", out);
+	}
 	end = now_ms() + 30000;
 	while (now_ms() < end && lists(&hosts[1], ids[0]) != 1)
 		usleep(100000);
@@ -228,4 +232,70 @@ Test(balance, agents_that_may_not_move_with_their_state_are_never_pulled)
 	cr_assert_eq(on1, 4, "a weak-only agent was pulled");
 	cr_assert_eq(on2, 0);
 	cr_assert_eq(count_lines(hosts[1].log, "balance.pull", NULL), 0);
+}
+
+/* ---- the config lines the policy and the route table read ---- */
+
+#include "agd_config.h"
+
+static int parse(struct agd_config *cfg, const char *text, char *err, size_t err_len)
+{
+	agd_config_defaults(cfg);
+	return agd_config_parse(cfg, text, strlen(text), "t.conf", err, err_len);
+}
+
+Test(balance, config_reads_balance_peers_and_the_directory_and_names_bad_lines)
+{
+	struct agd_config cfg;
+	char err[256];
+
+	cr_assert_eq(parse(&cfg, "[peer]\ndirectory = h1@tcp://127.0.0.1:7401\nmax_peers = 40\n"
+				 "[peers]\nh3 = ipc:///tmp/h3.peer\nh4 = tcp://10.0.0.4:7401\n"
+				 "[balance]\nmode = pull\nidle_below = 2\nbusy_above = 5\ninterval = 500ms\n"
+				 "max_pulls = 3\nagents = a, b\n",
+		     err, sizeof err), 0, "%s", err);
+	cr_assert_str_eq(cfg.directory, "h1");
+	cr_assert_str_eq(cfg.directory_endpoint, "tcp://127.0.0.1:7401");
+	cr_assert_eq(cfg.max_peers, 40);
+	cr_assert_eq(cfg.peers.n, 2);
+	cr_assert_str_eq(agd_section_get(&cfg.peers, "h4"), "tcp://10.0.0.4:7401");
+	cr_assert_eq(cfg.balance, AGD_BALANCE_PULL);
+	cr_assert_eq(cfg.balance_idle_below, 2);
+	cr_assert_eq(cfg.balance_busy_above, 5);
+	cr_assert_float_eq(cfg.balance_interval, 0.5, 1e-9);
+	cr_assert_eq(cfg.balance_max_pulls, 3);
+	cr_assert_str_eq(cfg.balance_agents, "a, b");
+	agd_config_free(&cfg);
+
+	/* Defaults: off, and a directory by name only. */
+	cr_assert_eq(parse(&cfg, "[peer]\ndirectory = h1\n", err, sizeof err), 0, "%s", err);
+	cr_assert_eq(cfg.balance, AGD_BALANCE_OFF);
+	cr_assert_str_eq(cfg.directory_endpoint, "");
+	cr_assert_eq(cfg.max_peers, 256);
+	agd_config_free(&cfg);
+
+	{
+		static const struct {
+			const char *text, *why;
+		} bad[] = {
+			{ "[peers]\nh1 = 127.0.0.1:7401\n", "t.conf:2:" },
+			{ "[peers]\nh1 = tcp://a:1\nh1 = tcp://b:1\n", "t.conf:3: peer h1 listed twice" },
+			{ "[peers]\nh 1 = tcp://a:1\n", "t.conf:2:" },
+			{ "[balance]\nmode = push\n", "t.conf:2: balance mode must be off or pull" },
+			{ "[balance]\ninterval = 0\n", "t.conf:2:" },
+			{ "[balance]\nmax_pulls = 65\n", "t.conf:2:" },
+			{ "[balance]\nsomething = 1\n", "t.conf:2: unknown key" },
+			{ "[peer]\nmax_peers = 0\n", "t.conf:2:" },
+			{ "[peer]\nmax_peers = 257\n", "t.conf:2:" },
+			{ "[peer]\ndirectory = h1@udp://x\n", "t.conf:2: directory must be" },
+			{ "[peer]\ndirectory = @tcp://a:1\n", "t.conf:2: directory must be" },
+		};
+
+		for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+			err[0] = '\0';
+			cr_assert_neq(parse(&cfg, bad[i].text, err, sizeof err), 0, "accepted: %s", bad[i].text);
+			cr_assert(strstr(err, bad[i].why) != NULL, "%s: said '%s'", bad[i].text, err);
+			agd_config_free(&cfg);
+		}
+	}
 }
