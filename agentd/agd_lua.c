@@ -545,7 +545,7 @@ static int l_resource(lua_State *L)
 		return 3;
 	}
 	agd_res_note_bind(vm->rt, agd_agent_id(vm->a), &bind, b->actions, b->nactions); /* [resint] */
-	vm->renv.main = vm->co; /* [resint] remote ops park only there */
+	res_lua_set_main(L, vm->co); /* [resint] remote ops park only there */
 	res_lua_push_handle(L, &bind);
 	return 1;
 }

@@ -30,6 +30,8 @@
 
 /* The address of this object is the registry key of the env pointer. */
 static const char env_key = 'e';
+/* ... and this one of the agent's main coroutine (res_lua_set_main). */
+static const char main_key = 'm';
 
 struct box {
 	void *p;      /* malloc'd reply, or NULL */
@@ -253,6 +255,8 @@ int res_lua_resumed(lua_State *L, int status, lua_KContext ctx)
 
 	(void)status;
 	luaL_checkstack(L, 8, "resource call");
+	/* Only the agent's main coroutine gets here: a park returned. */
+	res_lua_set_main(L, L);
 	if (env->park.done != NULL)
 		env->park.done(env->park.ud, env->agent, token, code);
 	lua_pushnil(L);
@@ -263,6 +267,31 @@ int res_lua_resumed(lua_State *L, int status, lua_KContext ctx)
 										: RES_ERR_TRANSPORT);
 	/* data stays on the stack while the reply is handled. */
 	return handle_reply(L, op, hop, base, data, len, 0);
+}
+
+void res_lua_set_main(lua_State *L, lua_State *co)
+{
+	if (co != L && !lua_checkstack(co, 1))
+		return; /* unnamed: the next park that returns names it */
+	lua_pushthread(co);
+	if (co != L)
+		lua_xmove(co, L, 1);
+	lua_rawsetp(L, LUA_REGISTRYINDEX, &main_key);
+}
+
+/* Whether L may park: it is the agent's main coroutine, or that is not
+ * known (never named, or finished). */
+static int may_park(lua_State *L)
+{
+	lua_State *m;
+	lua_Debug ar;
+	int yes;
+
+	lua_rawgetp(L, LUA_REGISTRYINDEX, &main_key);
+	m = lua_tothread(L, -1);
+	yes = m == NULL || m == L || (lua_status(m) == LUA_OK && !lua_getstack(m, 0, &ar));
+	lua_pop(L, 1);
+	return yes;
 }
 
 /* One attempt of op at the handle's current home. */
@@ -283,7 +312,7 @@ static int step(lua_State *L, int op, int hop, int base)
 	if (env->reg != NULL && env->host != NULL && strcmp(h->home, env->host) == 0) {
 		rc = res_exec_op(env->reg, h->id, op_names[op], a, need, 0, &bx->p, &bx->len);
 	} else if (env->park.yield != NULL && env->park.start != NULL && env->agent != NULL &&
-		   lua_isyieldable(L)) {
+		   lua_isyieldable(L) && may_park(L)) {
 		/* The agent waits parked, its worker free for others. */
 		uint64_t token = env->park.token(L);
 		double timeout = 0;
@@ -300,8 +329,8 @@ static int step(lua_State *L, int op, int hop, int base)
 		lua_replace(L, base + 1);
 		return env->park.yield(L, token, timeout, CTX(op, hop, base), res_lua_resumed);
 	} else if (env->transport.call != NULL) {
-		/* Where the agent cannot yield (a C call boundary), or with no
-		 * park: the bounded synchronous wait. */
+		/* Where the agent cannot park (a C call boundary, a nested
+		 * coroutine), or with no park: the bounded synchronous wait. */
 		rc = env->transport.call(env->transport.ud, h->home, h->id, op_names[op], a, need,
 					 &bx->p, &bx->len);
 	} else {

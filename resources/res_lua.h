@@ -111,6 +111,14 @@ struct res_bind *res_lua_tobind(lua_State *L, int idx);
 int res_lua_persist(lua_State *L);
 int res_lua_restore(lua_State *L);
 
+/* Names co as the agent's main coroutine, the only thread whose remote ops
+ * park (in another, a nested coroutine, they wait in transport.call).
+ * Until it is named, and once it has finished (weak mobility's entry
+ * chunk gives way to the entry function), any thread that can yield tries
+ * to park, and the first park that returns names its thread. Raises on
+ * out of memory: call it from a C function running under lua_pcall. */
+void res_lua_set_main(lua_State *L, lua_State *co);
+
 /* The continuation of a parked op (struct res_lua_park): lua_KFunction. */
 int res_lua_resumed(lua_State *L, int status, lua_KContext ctx);
 

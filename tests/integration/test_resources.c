@@ -918,6 +918,8 @@ Test(resources_int, a_gr_op_waiting_on_a_stopped_home_holds_no_worker)
 	cr_assert(strstr(got, "unreachable") != NULL, "%s", got);
 	kill(h1->pid, SIGCONT);
 	op_eq(h2, a, "get", "k", NULL, "v nil nil");
+	/* A nested coroutine cannot park: its op waits on the worker. */
+	op_eq(h2, a, "nested_get", "k", NULL, "v nil nil");
 }
 
 Test(resources_int, an_agent_in_process_isolation_is_told_resources_are_unavailable)

@@ -476,3 +476,36 @@ Test(res_lua, where_the_state_cannot_yield_a_remote_op_waits_in_the_transport)
 	cr_assert_geq(c.net.calls, 2);
 	lua_close(A);
 }
+
+static int l_set_main(lua_State *Ls)
+{
+	res_lua_set_main(Ls, Ls);
+	return 0;
+}
+
+Test(res_lua, a_remote_op_in_a_nested_coroutine_waits_in_the_transport_and_the_main_one_parks)
+{
+	lua_State *A = parked_agent(), *co;
+	int nres;
+
+	lua_register(A, "set_main", l_set_main);
+	co = park_chunk(A, "set_main() "
+			   "local ok = coroutine.wrap(function() return f:write('nested') end)() "
+			   "assert(ok == true, 'nested write') "
+			   "return f:read()");
+	/* The nested write went through the blocking transport; the read in
+	 * the main coroutine parked. */
+	cr_assert_geq(c.net.calls, 1);
+	cr_assert_eq(pk.starts, 1);
+	cr_assert_str_eq(pk.op, "read");
+	{
+		void *reply = NULL;
+		size_t len = 0;
+
+		serve_h1(&reply, &len);
+		cr_assert_eq(answer(A, co, reply, len, 0, &nres), LUA_OK, "%s", lua_tostring(co, -1));
+		free(reply);
+	}
+	cr_assert_str_eq(lua_tostring(co, -1), "nested");
+	lua_close(A);
+}

@@ -26,6 +26,15 @@ function main()
         local i = h:info()
         agent.log(string.format('R%s info action=%s id=%s home=%s mode=%s host=%s', tag,
           tostring(i.action), tostring(i.id), tostring(i.home), tostring(i.mode), agent.host()))
+      elseif m.op:sub(1, 7) == 'nested_' then
+        -- the op inside a nested coroutine (which cannot park)
+        local op = m.op:sub(8)
+        local ok, a, b, c = pcall(coroutine.wrap(function() return h[op](h, m.a, m.b) end))
+        if ok then
+          agent.log('R' .. tag .. ' ' .. show(a) .. ' ' .. show(b) .. ' ' .. show(c))
+        else
+          agent.log('R' .. tag .. ' raised ' .. tostring(a))
+        end
       else
         local ok, a, b, c = pcall(function() return h[m.op](h, m.a, m.b) end)
         if ok then
