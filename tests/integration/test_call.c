@@ -386,3 +386,84 @@ Test(call, a_passivated_agent_is_activated_by_a_call_with_its_state)
 		cr_assert_eq(atoi(out), 100 + round, "state kept across passivation: %s", out);
 	}
 }
+
+/* Calls an agent on a host that is down, and says how it ended and where. */
+static const char waiter_lua[] =
+	"local start = ...\n"
+	"function main(args)\n"
+	"  args = args or start\n"
+	"  local p = agent.proxy(args.server, { host = args.host, timeout = args.timeout })\n"
+	"  agent.log('calling')\n"
+	"  local r, msg, code = p:add(1, 2)\n"
+	"  agent.log(string.format('answered r=%s code=%s msg=%s on %s', tostring(r), tostring(code),\n"
+	"    tostring(msg), agent.host()))\n"
+	"  agent.recv()\n"
+	"end\n";
+
+/* A server on h2, then h2 killed: calls to it can only time out. */
+static void dead_server(char id[32])
+{
+	char segp[300], out[8192];
+
+	make_seg("server", server_lua, segp, sizeof segp);
+	run_agent(&hosts[1], segp, NULL, NULL, id);
+	cr_assert(wait_log(&hosts[1], id, "serving on h2", 10000, out, sizeof out), "%s", out);
+	kill(hosts[1].pid, SIGKILL);
+	waitpid(hosts[1].pid, NULL, 0);
+	hosts[1].pid = 0;
+}
+
+Test(call, a_parked_caller_is_moved_only_after_its_answer)
+{
+	char wseg[300], id[32], wid[32], out[16384], args[256];
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(HOSTS);
+	dead_server(id);
+	make_seg("waiter", waiter_lua, wseg, sizeof wseg);
+	snprintf(args, sizeof args, "{\"server\":\"%s\",\"host\":\"h2\",\"timeout\":3}", id);
+	run_agent(&hosts[0], wseg, args, NULL, wid);
+	cr_assert(wait_log(&hosts[0], wid, "calling", 10000, out, sizeof out), "%s", out);
+	/* Pushed while it waits: the move waits for the timeout to resume it,
+	 * so the answer finds it where it asked. */
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 30000, "push", wid, "--to", "h3", NULL), 0, "push: %s",
+		     out);
+	cr_assert_eq(ctl(&hosts[2], out, sizeof out, 10000, "--json", "ps", NULL, NULL, NULL), 0, "%s", out);
+	cr_assert(strstr(out, wid) != NULL, "not on h3 after the push: %s", out);
+	/* Its lines on h1 left with it; h1's daemon log keeps them. */
+	{
+		FILE *f = fopen(hosts[0].log, "r");
+		size_t n;
+
+		cr_assert_not_null(f);
+		n = fread(out, 1, sizeof out - 1, f);
+		out[n] = '\0';
+		fclose(f);
+	}
+	cr_assert(strstr(out, "answered r=nil code=timeout") != NULL &&
+		  strstr(out, " in time on h1") != NULL,
+		  "the call did not end on h1 before the move: %s", out);
+}
+
+Test(call, a_caller_parked_when_its_daemon_stops_resumes_with_a_timeout)
+{
+	char wseg[300], id[32], wid[32], out[16384], args[256];
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	introduce(2);
+	dead_server(id);
+	make_seg("waiter", waiter_lua, wseg, sizeof wseg);
+	snprintf(args, sizeof args, "{\"server\":\"%s\",\"host\":\"h2\",\"timeout\":60}", id);
+	run_agent(&hosts[0], wseg, args, NULL, wid);
+	cr_assert(wait_log(&hosts[0], wid, "calling", 10000, out, sizeof out), "%s", out);
+	usleep(200000);
+	/* SIGTERM: the parked agent is persisted in its proxy call. */
+	cr_assert_eq(tst_proc_stop(hosts[0].pid, 10000), 0);
+	hosts[0].pid = 0;
+	start_host(&hosts[0], NULL, NULL);
+	cr_assert(wait_log(&hosts[0], wid, "answered r=nil code=timeout", 10000, out, sizeof out),
+		  "the call did not end after the restart: %s", out);
+	cr_assert(strstr(out, "restarted") != NULL, "%s", out);
+}
