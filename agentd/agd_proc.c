@@ -5,9 +5,11 @@
  * Payload fields are u8, u32, u64 (big-endian) and blobs (u32 length |
  * bytes); every read is checked against the end of the message, and a
  * message over AGD_PROC_MSG_MAX is refused (the peer is then treated as
- * gone). Daemon -> worker: INIT, RESUME, PERSIST; worker -> daemon: the
- * answers (OK, ERR, RESULT, STATE) and, during a RESUME, the host calls
- * LOG, SEND (answered by RC) and TAKE (answered by MSG).
+ * gone). Daemon -> worker: INIT, RESUME, PERSIST, CALL (an exported
+ * method: answered by CALLRES), UNPARK (a park's answer, staged for the
+ * next RESUME: no answer); worker -> daemon: the answers (OK, ERR, RESULT,
+ * STATE, CALLRES) and, during a RESUME or CALL, the host calls LOG, SEND
+ * and PROXY (answered by RC) and TAKE (answered by MSG).
  *
  * The worker process is started by fork + exec of /proc/self/exe, so it
  * starts single-threaded with nothing inherited but its socket: between
@@ -15,8 +17,10 @@
  */
 #include "agd_proc.h"
 
+#include "agd_call.h"
 #include "agd_config.h"
 #include "agd_log.h"
+#include "agd_park.h"
 #include "agd_rt.h"
 #include "mig_segment.h"
 #include "mig_state.h"
@@ -32,10 +36,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#define AGD_PROC_TEXT_MAX 520 /* a park answer's text (AGD_WIRE_TEXT_MAX and its NUL) */
+
 enum {
-	M_INIT = 1, M_RESUME, M_PERSIST,               /* daemon -> worker */
-	M_OK = 16, M_ERR, M_RESULT, M_STATE,           /* worker -> daemon: answers */
-	M_LOG = 32, M_SEND, M_TAKE,                    /* worker -> daemon: host calls */
+	M_INIT = 1, M_RESUME, M_PERSIST, M_CALL, M_UNPARK, /* daemon -> worker */
+	M_OK = 16, M_ERR, M_RESULT, M_STATE, M_CALLRES, /* worker -> daemon: answers */
+	M_LOG = 32, M_SEND, M_TAKE, M_PROXY,           /* worker -> daemon: host calls */
 	M_RC = 48, M_MSG,                              /* daemon -> worker: their answers */
 };
 
@@ -436,6 +442,32 @@ static int serve_call(struct agd_proc *p, struct msg *m)
 		pb_u32(&b, (uint32_t)rc);
 		return pb_send(p->fd, &b);
 	}
+	case M_PROXY: { /* [call] the agent's proxy call, sent on its behalf */
+		char callee[AGD_NAME_MAX + 1], method[AGD_NAME_MAX + 1], hint[AGD_NAME_MAX + 1];
+		uint64_t token, t;
+		double timeout;
+		size_t n;
+		const uint8_t *d;
+		int rc;
+
+		get_str(m, callee, sizeof callee);
+		get_str(m, method, sizeof method);
+		get_str(m, hint, sizeof hint);
+		token = get_u64(m);
+		t = get_u64(m);
+		memcpy(&timeout, &t, sizeof timeout);
+		d = get_blob(m, &n);
+		if (m->bad)
+			rc = AGD_ERR_ARG;
+		else {
+			agd_rt_park_expect(p->rt, p->a, token);
+			rc = agd_call_start(p->rt, agd_agent_id(p->a), token, callee, method, d, n,
+					    timeout, hint[0] ? hint : NULL);
+		}
+		pb_init(&b, M_RC);
+		pb_u32(&b, (uint32_t)rc);
+		return pb_send(p->fd, &b);
+	}
 	case M_TAKE: {
 		struct agd_msg *msg = agd_agent_mbox_take(p->rt, p->a);
 
@@ -480,7 +512,8 @@ void agd_proc_resume(struct agd_proc *p, int deliver, const struct agd_msg *msg,
 			get_str(&m, res->reason, sizeof res->reason);
 			p->memory = (size_t)get_u64(&m);
 			p->instructions = get_u64(&m);
-			if (m.bad || (unsigned)res->status > AGD_VM_KILLED) {
+			res->token = get_u64(&m); /* [call] PARK's token */
+			if (m.bad || ((unsigned)res->status > AGD_VM_KILLED && res->status != AGD_VM_PARK)) {
 				msg_free(&m);
 				mark_dead(p);
 				break;
@@ -498,6 +531,85 @@ void agd_proc_resume(struct agd_proc *p, int deliver, const struct agd_msg *msg,
 	/* The process died or broke the protocol: the agent ends here. */
 	res->status = AGD_VM_KILLED;
 	snprintf(res->reason, sizeof res->reason, "%s", p->why);
+}
+
+void agd_proc_unpark(struct agd_proc *p, const struct agd_park_answer *ans, const char *why)
+{
+	struct pb b;
+
+	if (p->dead)
+		return;
+	pb_init(&b, M_UNPARK);
+	pb_u32(&b, ans != NULL);
+	pb_u32(&b, ans ? (uint32_t)ans->code : 0);
+	pb_str(&b, ans && ans->text ? ans->text : "");
+	pb_u32(&b, ans && ans->data != NULL);
+	pb_blob(&b, ans ? ans->data : NULL, ans && ans->data ? ans->len : 0);
+	pb_str(&b, why ? why : "");
+	if (pb_send(p->fd, &b) != 0)
+		mark_dead(p);
+}
+
+void agd_proc_call(struct agd_proc *p, const char *method, const void *args, size_t len,
+		   struct agd_vm_call_result *res)
+{
+	struct pb b;
+	struct msg m;
+
+	res->code = AGD_ERR_IO;
+	snprintf(res->text, sizeof res->text, "the agent's worker process is gone");
+	if (p->dead)
+		return;
+	pb_init(&b, M_CALL);
+	pb_str(&b, method);
+	pb_blob(&b, args, len);
+	if (pb_send(p->fd, &b) != 0) {
+		mark_dead(p);
+		return;
+	}
+	while (!p->dead) {
+		if (msg_recv(p->fd, &m) != 0) {
+			mark_dead(p);
+			break;
+		}
+		if (m.type == M_CALLRES) {
+			int code = (int)get_u32(&m);
+			uint32_t has = get_u32(&m);
+			size_t n = 0;
+			const uint8_t *d;
+
+			get_str(&m, res->text, sizeof res->text);
+			d = get_blob(&m, &n);
+			p->memory = (size_t)get_u64(&m);
+			p->instructions = get_u64(&m);
+			if (m.bad) {
+				msg_free(&m);
+				mark_dead(p);
+				break;
+			}
+			res->code = code;
+			if (code == 0 && has) {
+				agd_buf_free(res->out);
+				res->out->data = malloc(n ? n : 1);
+				if (res->out->data == NULL) {
+					res->code = AGD_ERR_NOMEM;
+				} else {
+					memcpy(res->out->data, d, n);
+					res->out->len = res->out->cap = n;
+				}
+			}
+			msg_free(&m);
+			return;
+		}
+		if (serve_call(p, &m) != 0 || m.bad) {
+			msg_free(&m);
+			mark_dead(p);
+			break;
+		}
+		msg_free(&m);
+	}
+	res->code = AGD_ERR_IO;
+	snprintf(res->text, sizeof res->text, "the agent's worker process ended: %s", p->why);
 }
 
 int agd_proc_persist(struct agd_proc *p, const struct agd_vm_wait *wait, struct mig_buf *out,
@@ -668,6 +780,33 @@ static struct agd_msg *c_take(void *ud)
 	return out;
 }
 
+/* [call] agent.proxy's call, sent by the daemon on the agent's behalf. */
+static int c_call(void *ud, uint64_t token, const char *callee, const char *method,
+		  const void *args, size_t len, double timeout_s, const char *hint)
+{
+	struct child *c = ud;
+	struct pb b;
+	struct msg m;
+	uint64_t t;
+	int rc;
+
+	memcpy(&t, &timeout_s, sizeof t);
+	pb_init(&b, M_PROXY);
+	pb_str(&b, callee);
+	pb_str(&b, method);
+	pb_str(&b, hint ? hint : "");
+	pb_u64(&b, token);
+	pb_u64(&b, t);
+	pb_blob(&b, args, len);
+	if (pb_send(c->fd, &b) != 0 || msg_recv(c->fd, &m) != 0 || m.type != M_RC) {
+		c->broken = 1;
+		return AGD_ERR_IO;
+	}
+	rc = (int)get_u32(&m);
+	msg_free(&m);
+	return rc;
+}
+
 static void send_err(int fd, const char *text, int code)
 {
 	struct pb b;
@@ -721,7 +860,7 @@ static int child_init(struct child *c, struct msg *m, struct agd_config *cfg)
 	cfg->instruction_limit = lim.instructions;
 	cfg->allow_source = seg_len == 0;
 	{
-		struct agd_rt_remote r = { c_log, c_send, c_take, c };
+		struct agd_rt_remote r = { c_log, c_send, c_take, c, c_call };
 
 		rc = agd_rt_child_new(cfg, &r, (const char *const *)hosts, nhosts, &c->rt);
 	}
@@ -818,6 +957,47 @@ int agd_proc_child_main(int fd)
 			pb_str(&b, res.reason);
 			pb_u64(&b, agd_vm_memory(c.vm));
 			pb_u64(&b, agd_vm_instructions(c.vm));
+			pb_u64(&b, res.token);
+			if (pb_send(fd, &b) != 0)
+				break;
+		} else if (m.type == M_UNPARK) {
+			struct agd_park_answer ans;
+			char text[AGD_PROC_TEXT_MAX], why[AGD_PROC_TEXT_MAX];
+			uint32_t has = get_u32(&m), has_data;
+
+			ans.code = (int)get_u32(&m);
+			get_str(&m, text, sizeof text);
+			has_data = get_u32(&m);
+			ans.data = get_blob(&m, &ans.len);
+			get_str(&m, why, sizeof why);
+			if (m.bad)
+				break;
+			ans.text = text;
+			if (!has_data)
+				ans.data = NULL;
+			agd_vm_unpark(c.vm, has ? &ans : NULL, why[0] ? why : NULL);
+		} else if (m.type == M_CALL) {
+			char method[AGD_NAME_MAX + 1];
+			struct mig_buf out = { 0 };
+			struct agd_vm_call_result r;
+			const uint8_t *d;
+			size_t n;
+
+			get_str(&m, method, sizeof method);
+			d = get_blob(&m, &n);
+			if (m.bad)
+				break;
+			memset(&r, 0, sizeof r);
+			r.out = &out;
+			agd_vm_call(c.vm, method, d, n, &r);
+			pb_init(&b, M_CALLRES);
+			pb_u32(&b, (uint32_t)r.code);
+			pb_u32(&b, r.code == 0);
+			pb_str(&b, r.text);
+			pb_blob(&b, out.data, r.code == 0 ? out.len : 0);
+			pb_u64(&b, agd_vm_memory(c.vm));
+			pb_u64(&b, agd_vm_instructions(c.vm));
+			agd_buf_free(&out);
 			if (pb_send(fd, &b) != 0)
 				break;
 		} else if (m.type == M_PERSIST) {

@@ -37,6 +37,12 @@ void agd_proc_resume(struct agd_proc *p, int deliver, const struct agd_msg *msg,
 		     struct agd_vm_result *res);
 int agd_proc_persist(struct agd_proc *p, const struct agd_vm_wait *wait, struct mig_buf *out,
 		     char *err, size_t err_len);
+/* [call] Stages a park's answer in the worker process (agd_vm_unpark). */
+void agd_proc_unpark(struct agd_proc *p, const struct agd_park_answer *ans, const char *why);
+/* [call] Runs an exported method in the worker process (agd_vm_call). */
+void agd_proc_call(struct agd_proc *p, const char *method, const void *args, size_t len,
+		   struct agd_vm_call_result *res);
+
 /* Ends the agent at its next instruction (signal to the process). */
 void agd_proc_kill(struct agd_proc *p);
 size_t agd_proc_memory(const struct agd_proc *p);

@@ -704,8 +704,10 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 	    ended(a->state))
 		return;
 	if (a->vm == NULL) {
-		if (a->state != AGD_WAITING)
-			return; /* runnable: the run path activates it, the next turn serves */
+		/* Runnable: the run path activates it, the next turn serves. A
+		 * stopping daemon activates nothing (its callers time out). */
+		if (a->state != AGD_WAITING || rt->stopping)
+			return;
 		a->on_cpu = 1;
 		rt->busy++;
 		pthread_mutex_unlock(&rt->mu);
@@ -2122,6 +2124,14 @@ void agd_rt_park_expect(struct agd_rt *rt, struct agd_agent *a, uint64_t token)
 int agd_rt_is_child(const struct agd_rt *rt)
 {
 	return rt->remote.send != NULL;
+}
+
+int agd_rt_remote_call(struct agd_rt *rt, uint64_t token, const char *callee, const char *method,
+		       const void *args, size_t len, double timeout_s, const char *hint)
+{
+	if (rt->remote.call == NULL)
+		return AGD_ERR_UNAVAILABLE;
+	return rt->remote.call(rt->remote.ud, token, callee, method, args, len, timeout_s, hint);
 }
 
 int agd_rt_unpark(struct agd_rt *rt, const char *agent, uint64_t token, int code, const char *text,

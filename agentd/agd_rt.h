@@ -202,9 +202,17 @@ struct agd_rt_remote {
 	int (*send)(void *ud, const char *to, const void *data, size_t len);
 	struct agd_msg *(*take)(void *ud); /* malloc'd message or NULL */
 	void *ud;
+	/* [call] a proxy call of the agent (agd_call_start's arguments but
+	 * the caller): 0 or an agd_err. May be NULL (unavailable). */
+	int (*call)(void *ud, uint64_t token, const char *callee, const char *method,
+		    const void *args, size_t len, double timeout_s, const char *hint);
 };
 int agd_rt_child_new(const struct agd_config *cfg, const struct agd_rt_remote *remote,
 		     const char *const *hosts, size_t nhosts, struct agd_rt **out);
+/* [call] In a worker process: a proxy call through the daemon (remote.call).
+ * 0 or agd_err (AGD_ERR_UNAVAILABLE without the hook). */
+int agd_rt_remote_call(struct agd_rt *rt, uint64_t token, const char *callee, const char *method,
+		       const void *args, size_t len, double timeout_s, const char *hint);
 int agd_rt_child_agent(struct agd_rt *rt, struct agd_code *code, const char *id, const char *home,
 		       struct agd_agent **out, char *err, size_t err_len);
 /* Decodes a segment the daemon has already verified (no trust check). */
