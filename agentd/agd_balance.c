@@ -294,11 +294,17 @@ static void decide(struct agd_balance *b, uint64_t now)
 		take = room;
 	if (take > b->cfg->balance_max_pulls)
 		take = b->cfg->balance_max_pulls;
-	if (take > best->nids)
-		take = best->nids;
-	for (uint64_t k = 0; k < take && b->npend < AGD_BALANCE_PEERS_MAX; k++) {
-		const char *id = best->ids[k];
-		int rc = b->ops.pull(b->ud, best->host, id);
+	for (size_t i = 0, k = 0; i < best->nids && k < take && b->npend < AGD_BALANCE_PEERS_MAX; i++) {
+		const char *id = best->ids[i];
+		int asked = 0, rc;
+
+		/* One asked for already is on its way (or was refused):
+		 * another would not add load here. */
+		for (size_t j = 0; j < b->npend; j++)
+			asked |= strcmp(b->pend[j].id, id) == 0;
+		if (asked)
+			continue;
+		rc = b->ops.pull(b->ud, best->host, id);
 
 		if (rc != 0) {
 			agd_log(AGD_LOG_WARN, "balance.pull_failed", "agent=%s from=%s error=\"%s\"", id,
@@ -310,6 +316,7 @@ static void decide(struct agd_balance *b, uint64_t now)
 		b->pulls++;
 		agd_log(AGD_LOG_INFO, "balance.pull", "agent=%s from=%s peer_load=%llu load=%llu", id,
 			best->host, (unsigned long long)best->load, (unsigned long long)(mine + k));
+		k++;
 	}
 }
 

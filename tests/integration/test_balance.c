@@ -299,3 +299,168 @@ Test(balance, config_reads_balance_peers_and_the_directory_and_names_bad_lines)
 		}
 	}
 }
+
+/* ---- the policy's decisions, on an empty runtime without daemons ---- */
+
+#include "agd_balance.h"
+#include "agd_loop.h"
+#include "agd_rt.h"
+
+struct seen_by_ops {
+	uint64_t corr;                    /* last LOAD's */
+	uint64_t load_size;               /* and the load it told */
+	int nload;                        /* LOADs sent */
+	int nreply;                       /* LOAD_REPLYs sent */
+	uint64_t reply_size;              /* the last one's load */
+	size_t reply_blob;                /* and its list's bytes */
+	int npull;
+	char pulled[8][17];
+	char from[8][AGD_WIRE_NAME_MAX + 1];
+};
+
+static int ops_send(void *ud, const char *host, const struct agd_wire_msg *m)
+{
+	struct seen_by_ops *s = ud;
+
+	if (m->type == AGD_MSG_LOAD) {
+		s->corr = m->corr;
+		s->load_size = m->size;
+		s->nload++;
+	} else if (m->type == AGD_MSG_LOAD_REPLY) {
+		s->nreply++;
+		s->reply_size = m->size;
+		s->reply_blob = m->blob[0].len;
+	}
+	return 0;
+}
+
+static int ops_pull(void *ud, const char *host, const char *agent)
+{
+	struct seen_by_ops *s = ud;
+
+	if (s->npull < 8) {
+		snprintf(s->pulled[s->npull], sizeof s->pulled[s->npull], "%s", agent);
+		snprintf(s->from[s->npull], sizeof s->from[s->npull], "%s", host);
+		s->npull++;
+	}
+	return 0;
+}
+
+static size_t ops_peers(void *ud, char (*names)[AGD_WIRE_NAME_MAX + 1], size_t max)
+{
+	snprintf(names[0], AGD_WIRE_NAME_MAX + 1, "h1");
+	snprintf(names[1], AGD_WIRE_NAME_MAX + 1, "h3");
+	return 2;
+}
+
+static const struct agd_balance_ops bal_ops = { ops_send, ops_pull, ops_peers };
+
+static void reply(struct agd_balance *b, const char *from, uint64_t corr, uint64_t load, const char *ids,
+		  size_t len, uint64_t now)
+{
+	struct agd_wire_msg m;
+
+	memset(&m, 0, sizeof m);
+	m.type = AGD_MSG_LOAD_REPLY;
+	m.corr = corr;
+	snprintf(m.host, sizeof m.host, "%s", from);
+	m.size = load;
+	m.blob[0].data = (const uint8_t *)ids;
+	m.blob[0].len = len;
+	cr_assert_eq(agd_balance_input(b, from, &m, now), 1);
+}
+
+Test(balance, an_idle_host_pulls_from_the_busiest_peer_within_its_limits_and_ignores_bad_answers)
+{
+	static const char five[] = "00000000000000a1\n00000000000000a2\n00000000000000a3\n"
+				   "00000000000000a4\n00000000000000a5\n";
+	static const char three[] = "00000000000000c1\n00000000000000c2\n00000000000000c3\n";
+	struct agd_config cfg;
+	struct agd_loop *loop = agd_loop_new();
+	struct agd_rt *rt = NULL;
+	struct agd_balance *b = NULL;
+	struct seen_by_ops s;
+	char many[40 * 17 + 1] = "";
+
+	memset(&s, 0, sizeof s);
+	agd_config_defaults(&cfg);
+	snprintf(cfg.host, sizeof cfg.host, "h2");
+	cfg.data_dir[0] = '\0';
+	cfg.balance = AGD_BALANCE_PULL;
+	cfg.balance_idle_below = 3;
+	cfg.balance_busy_above = 2;
+	cfg.balance_max_pulls = 2;
+	cfg.balance_interval = 1;
+	cr_assert_not_null(loop);
+	cr_assert_eq(agd_rt_new(&cfg, loop, &rt), 0);
+	cr_assert_eq(agd_balance_new(&cfg, rt, &bal_ops, &s, &b), 0);
+
+	/* Idle (no agent at all): a round asks both peers. */
+	agd_balance_tick(b, 10000);
+	cr_assert_eq(s.nload, 2);
+	cr_assert_eq(s.load_size, 0);
+	/* Malformed lists, a wrong round: nothing counts, nothing pulled. */
+	reply(b, "h1", s.corr, 9, "zz\n", 3, 10001);
+	reply(b, "h1", s.corr, 9, "00000000000000a1", 16, 10001);
+	reply(b, "h1", s.corr, 9, "00000000000000A1\n", 17, 10001);
+	for (int i = 0; i < 40; i++)
+		strcat(many, "00000000000000b1\n");
+	reply(b, "h1", s.corr, 9, many, strlen(many), 10001);
+	reply(b, "h1", s.corr + 1, 9, five, strlen(five), 10001);
+	cr_assert_eq(s.npull, 0);
+	/* Both answer: h1 is the busiest. min(max_pulls 2, idle_below 3 - 0,
+	 * (9 - 0) / 2) = 2 agents, the first it offered. */
+	reply(b, "h3", s.corr, 4, three, strlen(three), 10002);
+	cr_assert_eq(s.npull, 0, "decided before every peer answered");
+	reply(b, "h1", s.corr, 9, five, strlen(five), 10002);
+	cr_assert_eq(s.npull, 2);
+	cr_assert_str_eq(s.from[0], "h1");
+	cr_assert_str_eq(s.from[1], "h1");
+	cr_assert_str_eq(s.pulled[0], "00000000000000a1");
+	cr_assert_str_eq(s.pulled[1], "00000000000000a2");
+	/* A late answer to a round that is over changes nothing. */
+	reply(b, "h1", s.corr, 9, five, strlen(five), 10003);
+	cr_assert_eq(s.npull, 2);
+
+	/* Not before the interval; then the pulls under way count as load:
+	 * room for 1 more (3 - 2), and (7 - 2) / 2 = 2 would be allowed. */
+	agd_balance_tick(b, 10500);
+	cr_assert_eq(s.nload, 2);
+	agd_balance_tick(b, 11000);
+	cr_assert_eq(s.nload, 4);
+	cr_assert_eq(s.load_size, 2);
+	reply(b, "h1", s.corr, 7, five, strlen(five), 11001);
+	/* h3 does not answer: the window (half an interval) closes. */
+	agd_balance_tick(b, 11400);
+	cr_assert_eq(s.npull, 2);
+	agd_balance_tick(b, 11600);
+	cr_assert_eq(s.npull, 3);
+	cr_assert_str_eq(s.pulled[2], "00000000000000a3", "an agent already asked for was asked again");
+
+	/* Pulls expire after 5 s; a peer at busy_above is left alone. */
+	agd_balance_tick(b, 20000);
+	cr_assert_eq(s.load_size, 0, "expired pulls still count");
+	reply(b, "h1", s.corr, 2, five, strlen(five), 20001);
+	reply(b, "h3", s.corr, 1, three, strlen(three), 20001);
+	cr_assert_eq(s.npull, 3);
+
+	/* The busy side of it: a LOAD is answered with this host's load
+	 * (none here) and nothing offered. */
+	{
+		struct agd_wire_msg m;
+
+		memset(&m, 0, sizeof m);
+		m.type = AGD_MSG_LOAD;
+		m.corr = 77;
+		snprintf(m.host, sizeof m.host, "h9");
+		cr_assert_eq(agd_balance_input(b, "h9", &m, 20002), 1);
+		cr_assert_eq(s.nreply, 1);
+		cr_assert_eq(s.reply_size, 0);
+		cr_assert_eq(s.reply_blob, 0);
+	}
+	agd_balance_destroy(&b);
+	cr_assert_null(b);
+	agd_rt_destroy(&rt);
+	agd_loop_destroy(&loop);
+	agd_config_free(&cfg);
+}
