@@ -16,6 +16,8 @@
  *   until the error reaches a point where it can.
  * - Blocking host calls (sleep, recv) work only in the agent's main
  *   coroutine; from a nested coroutine they raise a clear error.
+ * - Preemption reaches nested coroutines too: the sandbox's resume and wrap
+ *   pass a hook's stop up to the main coroutine (co_go).
  * - Host functions never hold malloc'd memory or a lock across a call that
  *   can raise.
  * - The sandbox: base library without dofile, loadfile and print (print is
@@ -87,6 +89,7 @@ struct agd_vm {
 	uint64_t park_token;     /* the token of the park co yielded for */
 	int park_nargs;          /* values staged on co by agd_vm_unpark, for the next resume */
 	int in_call;             /* an exported method runs (agd_vm_call): nothing may block */
+	int nested_preempt;      /* a nested coroutine's yield is the hook's, passed upwards */
 };
 
 void agd_buf_free(struct mig_buf *b)
@@ -167,7 +170,145 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
 	if (L == vm->co && lua_isyieldable(L)) {
 		vm->why = Y_PREEMPT;
 		lua_yield(L, 0);
+	} else if (L != vm->co && !vm->in_call && lua_isyieldable(L)) {
+		/* A nested coroutine: its resumer (co_go) passes the stop up
+		 * to the main coroutine instead of returning it to the agent. */
+		vm->nested_preempt = 1;
+		lua_yield(L, 0);
 	}
+}
+
+/* ------------------------------------------------- the coroutine library */
+
+/* coroutine.resume and coroutine.wrap as the sandbox has them: Lua's
+ * behaviour, plus preemption inside nested coroutines. The count hook
+ * stops a nested coroutine with a yield of its own (nested_preempt); its
+ * resumer, instead of handing that yield to the agent's code, yields its
+ * own coroutine with a continuation, and so on up to the agent's main
+ * coroutine, whose yield ends the slice. When the main coroutine is resumed
+ * each continuation resumes the coroutine below it again, which goes on
+ * from the hook as if nothing had happened. Those frames are C frames with
+ * a continuation the engine knows by name ("coroutine.resume:k"), so an
+ * agent stopped deep inside coroutines persists and moves like any other. */
+
+static int co_go(lua_State *L, lua_State *co, int narg, lua_KContext wrap);
+
+static int co_again(lua_State *L, int status, lua_KContext wrap)
+{
+	lua_State *co = lua_tothread(L, wrap ? lua_upvalueindex(1) : 1);
+
+	(void)status;
+	if (co == NULL)
+		return luaL_error(L, "coroutine.resume: lost its coroutine");
+	/* Nothing is passed to a coroutine resumed after a preemption. */
+	lua_settop(L, wrap ? 0 : 1);
+	return co_go(L, co, 0, wrap);
+}
+
+/* What a resume that ended (st, nres values on co) returns: for resume,
+ * true and the values or false and the error; for wrap, the values, or
+ * the error raised again (with the caller's position in front of a string
+ * one, as Lua's wrap does). */
+static int co_done(lua_State *L, lua_State *co, int st, int nres, lua_KContext wrap)
+{
+	if (st == LUA_OK || st == LUA_YIELD) {
+		if (lua_checkstack(L, nres + 1)) {
+			if (!wrap)
+				lua_pushboolean(L, 1);
+			lua_xmove(co, L, nres);
+			return nres + (wrap ? 0 : 1);
+		}
+		lua_pop(co, nres);
+		lua_pushliteral(L, "too many results to resume");
+	} else
+		lua_xmove(co, L, 1);
+	if (!wrap) {
+		lua_pushboolean(L, 0);
+		lua_insert(L, -2);
+		return 2;
+	}
+	st = lua_status(co);
+	if (st != LUA_OK && st != LUA_YIELD) {
+		/* Dead by an error: close its pending variables (whose own
+		 * errors replace the first). */
+		st = lua_closethread(co, L);
+		lua_xmove(co, L, 1);
+	}
+	if (st != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+		luaL_where(L, 1);
+		lua_insert(L, -2);
+		lua_concat(L, 2);
+	}
+	return lua_error(L);
+}
+
+static int co_go(lua_State *L, lua_State *co, int narg, lua_KContext wrap)
+{
+	struct agd_vm *vm = vm_of(L);
+	int st, nres;
+
+	for (;;) {
+		/* Coroutines inherit the hook from their creator, but one
+		 * restored from a persisted state has none. */
+		if (!vm->in_call && co != L && lua_gethook(co) == NULL)
+			lua_sethook(co, vm_hook, LUA_MASKCOUNT, (int)vm->slice);
+		vm->nested_preempt = 0;
+		st = lua_resume(co, L, narg, &nres);
+		if (st != LUA_YIELD || !vm->nested_preempt)
+			break;
+		vm->nested_preempt = 0;
+		lua_pop(co, nres);
+		narg = 0;
+		if (!vm->in_call && lua_isyieldable(L)) {
+			if (L == vm->co)
+				vm->why = Y_PREEMPT;
+			else
+				vm->nested_preempt = 1;
+			return lua_yieldk(L, 0, wrap, co_again);
+		}
+		/* A C call without continuation is in between: the stop
+		 * cannot be passed up, so the coroutine runs on. */
+	}
+	return co_done(L, co, st, nres, wrap);
+}
+
+static int l_co_resume(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, 1);
+	int narg = lua_gettop(L) - 1;
+
+	luaL_argexpected(L, co != NULL, 1, "coroutine");
+	if (!lua_checkstack(co, narg)) {
+		lua_pushboolean(L, 0);
+		lua_pushliteral(L, "too many arguments to resume");
+		return 2;
+	}
+	lua_xmove(L, co, narg);
+	return co_go(L, co, narg, 0);
+}
+
+/* The function coroutine.wrap returns; upvalue 1 is the coroutine. */
+static int l_co_wrapped(lua_State *L)
+{
+	lua_State *co = lua_tothread(L, lua_upvalueindex(1));
+	int narg = lua_gettop(L);
+
+	if (!lua_checkstack(co, narg))
+		return luaL_error(L, "too many arguments to resume");
+	lua_xmove(L, co, narg);
+	return co_go(L, co, narg, 1);
+}
+
+static int l_co_wrap(lua_State *L)
+{
+	lua_State *co;
+
+	luaL_checktype(L, 1, LUA_TFUNCTION);
+	co = lua_newthread(L);
+	lua_pushvalue(L, 1);
+	lua_xmove(L, co, 1);
+	lua_pushcclosure(L, l_co_wrapped, 1);
+	return 1;
 }
 
 /* ----------------------------------------------------------- the agent API */
@@ -408,9 +549,6 @@ int agd_park_yield(lua_State *L, uint64_t token, double timeout_s, lua_KContext 
 {
 	struct agd_vm *vm = checkvm(L);
 
-	if (agd_rt_is_child(vm->rt))
-		return luaL_error(L, "waiting for a remote answer is not available in process "
-				  "isolation");
 	if (vm->in_call)
 		return luaL_error(L, "an exported method cannot wait for a remote answer (it "
 				  "runs to completion between the agent's own slices)");
@@ -456,8 +594,12 @@ void agd_vm_unpark(struct agd_vm *vm, const struct agd_park_answer *ans, const c
 	struct unpark_args u = { vm->co, ans, why };
 	size_t limit = vm->mem_limit;
 
-	if (vm->proc != NULL || vm->co == NULL)
-		return; /* never parks there: agd_park_yield refuses */
+	if (vm->proc != NULL) {
+		agd_proc_unpark(vm->proc, ans, why); /* the worker process stages it */
+		return;
+	}
+	if (vm->co == NULL)
+		return;
 	/* The answer is the host's delivery, already capped by the call
 	 * layer; the agent pays for it with its next allocation. Made in the
 	 * main thread under pcall (a suspended coroutine takes no calls). */
@@ -580,12 +722,6 @@ static int l_export(lua_State *L)
 			return luaL_error(L, "agent.export: method '%s' is not a function",
 					  lua_tostring(L, -2));
 		lua_pop(L, 1);
-	}
-	if (agd_rt_is_child(vm->rt)) {
-		lua_pushnil(L);
-		lua_pushliteral(L, "calls are not available in process isolation");
-		lua_pushliteral(L, "unavailable");
-		return 3;
 	}
 	lua_rawgeti(L, LUA_REGISTRYINDEX, vm->root_ref);
 	if (lua_getfield(L, -1, "exports") != LUA_TTABLE) {
@@ -714,8 +850,12 @@ static int proxy_call(lua_State *L)
 		token = agd_park_token(L);
 		/* agd_call_start copies the bytes: nothing malloc'd is held
 		 * across a call that can raise. */
-		rc = agd_call_start(vm->rt, agd_agent_id(vm->a), token, id, method, buf.data, buf.len,
-				    timeout, hint);
+		if (agd_rt_is_child(vm->rt)) /* process isolation: through the daemon */
+			rc = agd_rt_remote_call(vm->rt, token, id, method, buf.data, buf.len, timeout,
+						hint);
+		else
+			rc = agd_call_start(vm->rt, agd_agent_id(vm->a), token, id, method, buf.data,
+					    buf.len, timeout, hint);
 		agd_buf_free(&buf);
 	}
 #else
@@ -764,12 +904,7 @@ static int l_proxy(lua_State *L)
 			luaL_checkstring(L, -1);
 		lua_pop(L, 1);
 	}
-	if (agd_rt_is_child(vm->rt)) {
-		lua_pushnil(L);
-		lua_pushliteral(L, "calls are not available in process isolation");
-		lua_pushliteral(L, "unavailable");
-		return 3;
-	}
+	(void)vm;
 	lua_createtable(L, 3, 0);
 	lua_pushvalue(L, 1);
 	lua_rawseti(L, -2, 1);
@@ -944,9 +1079,22 @@ static int open_sandbox(lua_State *L)
 	/* print is agent.log. */
 	lua_pushcfunction(L, l_print);
 	lua_setfield(L, -2, "print");
+	/* resume and wrap that carry preemption up from nested coroutines;
+	 * replaced, not removed, so no dead key is left. */
+	if (lua_getfield(L, -1, "coroutine") == LUA_TTABLE) {
+		lua_pushcfunction(L, l_co_resume);
+		lua_setfield(L, -2, "resume");
+		lua_pushcfunction(L, l_co_wrap);
+		lua_setfield(L, -2, "wrap");
+	}
+	lua_pop(L, 1);
 #if AGD_HAVE_ENGINE
 	lua_pop(L, 1);
 	rc = mig_env_open(L);
+	if (rc != 0)
+		return rc;
+	/* The continuation of a resumer stopped to pass preemption up. */
+	rc = mig_cont_add(L, "coroutine.resume:k", co_again);
 	if (rc != 0)
 		return rc;
 	lua_pushglobaltable(L);
@@ -1629,7 +1777,7 @@ void agd_vm_call(struct agd_vm *vm, const char *method, const void *args, size_t
 	res->code = AGD_ERR_LUA;
 	res->text[0] = '\0';
 	if (vm->proc != NULL) {
-		call_fail(res, AGD_ERR_UNAVAILABLE, "%s", "calls are not available in process isolation");
+		agd_proc_call(vm->proc, method, args, len, res); /* runs in the worker process */
 		return;
 	}
 	if (atomic_load(&vm->kill)) {

@@ -125,6 +125,90 @@ Test(daemon_one_worker, a_busy_loop_is_preempted)
 	cr_assert_str_eq(st, "running");
 }
 
+Test(daemon_one_worker, a_busy_loop_inside_nested_coroutines_is_preempted)
+{
+	char a[17], b[17], c[17], st[32];
+
+	/* One level through wrap, two through resume and wrap. */
+	itest_run(&t, "nested", "local w = coroutine.wrap(function() while true do end end) w()", "",
+		  "", a);
+	itest_run(&t, "deeper",
+		  "coroutine.resume(coroutine.create(function()\n"
+		  "  coroutine.wrap(function() while true do end end)()\n"
+		  "end))", "", "", b);
+	itest_run(&t, "quick", "agent.log('still scheduled')", "", "", c);
+	cr_assert(itest_wait_state(&t, c, "finished", 5000), "a busy nested coroutine starved the other");
+	itest_state(&t, a, st, sizeof st);
+	cr_assert_str_eq(st, "running");
+	itest_state(&t, b, st, sizeof st);
+	cr_assert_str_eq(st, "running");
+}
+
+Test(daemon_one_worker, preemption_inside_coroutines_is_invisible_to_the_agent)
+{
+	char a[17];
+
+	/* Millions of instructions in a nested coroutine: preempted many
+	 * times, it still computes the sum and yields exactly once. */
+	itest_run(&t, "summer",
+		  "local total, yields = 0, 0\n"
+		  "local w = coroutine.wrap(function()\n"
+		  "  for i = 1, 3000000 do total = total + i end\n"
+		  "  coroutine.yield(total) return 'end'\n"
+		  "end)\n"
+		  "agent.log('sum', w(), w())\n"
+		  "local co = coroutine.create(function(x) local y = coroutine.yield(x + 1) error('boom ' .. y) end)\n"
+		  "agent.log('r1', coroutine.resume(co, 1))\n"
+		  "local ok, e = coroutine.resume(co, 5) agent.log('r2', ok, e)\n"
+		  "agent.log('r3', coroutine.resume(co))\n"
+		  "agent.log('r4', pcall(coroutine.wrap(function() error('wb') end)))\n"
+		  "agent.log('r5', coroutine.resume(coroutine.running()))\n",
+		  "", "", a);
+	cr_assert(itest_wait_state(&t, a, "finished", 20000));
+	cr_assert(itest_log_has(&t, a, "sum 4500001500000 end"));
+	cr_assert(itest_log_has(&t, a, "r1 true 2"));
+	cr_assert(itest_log_has(&t, a, "r2 false"));
+	cr_assert(itest_log_has(&t, a, "boom 5"));
+	cr_assert(itest_log_has(&t, a, "r3 false cannot resume dead coroutine"));
+	cr_assert(itest_log_has(&t, a, "r4 false"));
+	cr_assert(itest_log_has(&t, a, "wb"));
+	cr_assert(itest_log_has(&t, a, "r5 false cannot resume non-suspended coroutine"));
+}
+
+Test(daemon_one_worker, an_agent_preempted_in_a_nested_coroutine_persists_and_resumes)
+{
+	char a[17], body[128], st[32], *reply = NULL;
+	int status;
+
+	/* The nested loop polls its mailbox without blocking (recv(0)); it
+	 * is stopped by the hook somewhere inside, persisted at SIGTERM, and
+	 * must go on from there after the restart. */
+	itest_run(&t, "poller",
+		  "local n = 0\n"
+		  "local w = coroutine.wrap(function()\n"
+		  "  while true do\n"
+		  "    n = n + 1\n"
+		  "    local m = agent.recv(0)\n"
+		  "    if m then agent.log('got', m, n > 1000) return n end\n"
+		  "  end\n"
+		  "end)\n"
+		  "agent.log('after', w() == n)", "", "", a);
+	cr_assert(itest_wait_state(&t, a, "running", 5000));
+	usleep(300000);
+	status = itest_stop(&t);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0, "status %d", status);
+	itest_start(&t);
+	usleep(200000);
+	itest_state(&t, a, st, sizeof st);
+	cr_assert_str_eq(st, "running", "after the restart: %s", st);
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":\"go\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "send", body, &reply), 1, "%s", reply);
+	free(reply);
+	cr_assert(itest_wait_state(&t, a, "finished", 10000));
+	cr_assert(itest_log_has(&t, a, "got go true"));
+	cr_assert(itest_log_has(&t, a, "after true"));
+}
+
 Test(daemon_runtime, memory_quota_kills_only_that_agent_with_a_reason)
 {
 	char a[17], b[17];
