@@ -97,6 +97,7 @@ struct agd_agent {
 	uint64_t park_token;          /* the park it expects an answer for (agd_park.h), 0 none */
 	struct park_ans *park_ans;    /* that answer, once come; owned */
 	uint8_t park_lost;            /* parked when persisted: resume it with an error */
+	uint8_t args_kept;            /* its run arguments are in the store (ARGS_KEY) */
 	uint8_t leaving;              /* a transfer is persisting it: calls are held elsewhere */
 	struct agd_call_in *calls_head; /* calls waiting to be run (agd_call) */
 	struct agd_call_in *calls_tail;
@@ -448,6 +449,30 @@ static void ring_add(struct agd_agent *a, const char *text, size_t len)
 	}
 }
 
+/* Run arguments are kept in the store's kv table under this key until the
+ * agent's first state is (which holds them in its root), so that an agent
+ * that restarts at its entry, never having been persisted, gets them
+ * again. */
+#define ARGS_KEY "agent.args."
+
+static void args_key(char *key, size_t len, const struct agd_agent *a)
+{
+	snprintf(key, len, ARGS_KEY "%s", a->id);
+}
+
+/* Drops a's kept run arguments, inside the caller's transaction. */
+static int args_forget(struct agd_rt *rt, struct agd_agent *a)
+{
+	char key[64];
+	int rc;
+
+	if (!a->args_kept)
+		return 0;
+	args_key(key, sizeof key, a);
+	rc = agd_store_kv_delete(rt->store, key);
+	return rc == AGD_STORE_ERR_NOTFOUND ? 0 : rc;
+}
+
 static void store_status(struct agd_rt *rt, struct agd_agent *a)
 {
 	int rc;
@@ -458,6 +483,8 @@ static void store_status(struct agd_rt *rt, struct agd_agent *a)
 	if (rc == 0) {
 		rc = agd_store_agent_set_status(rt->store, a->id, agd_state_name(a->state),
 						a->reason);
+		if (rc == 0 && ended(a->state))
+			rc = args_forget(rt, a);
 		if (rc == 0)
 			rc = agd_store_commit(rt->store);
 		else
@@ -578,8 +605,10 @@ static void limits_of(const struct agd_rt *rt, const struct agd_agent *a, struct
 	l->instructions = a->instr_quota;
 }
 
-static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
-		     const char *status)
+/* Writes a's row; with args (at spawn), its run arguments too; with a
+ * state, drops the run arguments kept so far. One transaction. */
+static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
+			  const char *status, const struct agd_msg *args)
 {
 	struct agd_agent_rec rec;
 	int rc;
@@ -602,6 +631,13 @@ static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *stat
 	rc = agd_store_begin(rt->store, 0);
 	if (rc == 0) {
 		rc = agd_store_agent_put(rt->store, &rec);
+		if (rc == 0 && args != NULL) {
+			char key[64];
+
+			args_key(key, sizeof key, a);
+			rc = agd_store_kv_put(rt->store, key, args->data, args->len);
+		} else if (rc == 0 && state != NULL)
+			rc = args_forget(rt, a);
 		if (rc == 0)
 			rc = agd_store_commit(rt->store);
 		else
@@ -612,7 +648,17 @@ static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *stat
 			a->id, agd_store_strerror(rc), agd_store_errmsg(rt->store));
 		return AGD_ERR_STORE;
 	}
+	if (args != NULL)
+		a->args_kept = 1;
+	else if (state != NULL)
+		a->args_kept = 0;
 	return 0;
+}
+
+static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
+		     const char *status)
+{
+	return store_put_args(rt, a, state, len, status, NULL);
 }
 
 /* Persists a's vm (worker, on CPU, lock NOT held). On success the bytes are
@@ -657,6 +703,41 @@ static void wait_of(const struct agd_agent *a, struct agd_vm_wait *w)
 	}
 }
 
+/* An agent loaded from the store starts again at its entry: its run
+ * arguments, if it was given any, go first in its mailbox, to be delivered
+ * at the first resume as at spawn (worker, lock NOT held). */
+static void args_again(struct agd_rt *rt, struct agd_agent *a)
+{
+	char key[64];
+	void *v = NULL;
+	size_t len = 0;
+	struct agd_msg *m;
+
+	args_key(key, sizeof key, a);
+	if (agd_store_kv_get(rt->store, key, &v, &len) != 0)
+		return;
+	m = malloc(sizeof *m + len);
+	if (m == NULL) {
+		agd_log(AGD_LOG_WARN, "agent.args_lost", "agent=%s error=\"out of memory\"", a->id);
+		free(v);
+		return;
+	}
+	memset(m, 0, sizeof *m);
+	m->len = len;
+	if (len > 0)
+		memcpy(m->data, v, len);
+	free(v);
+	pthread_mutex_lock(&rt->mu);
+	m->next = a->mb_head;
+	a->mb_head = m;
+	if (a->mb_tail == NULL)
+		a->mb_tail = m;
+	a->mb_n++;
+	a->wait = W_RECV;
+	a->args_kept = 1;
+	pthread_mutex_unlock(&rt->mu);
+}
+
 /* Loads a's persisted state and restores its vm (worker, lock NOT held). */
 static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *w, char *err,
 		    size_t err_len)
@@ -680,9 +761,11 @@ static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *
 		snprintf(err, err_len, "store: %s", agd_store_strerror(rc));
 		return AGD_ERR_STORE;
 	}
-	if (rec.state == NULL)
+	if (rec.state == NULL) {
 		rc = agd_vm_new(rt, a, &lim, &a->vm, err, err_len);
-	else
+		if (rc == 0 && a->from_store)
+			args_again(rt, a);
+	} else
 		rc = agd_vm_restore(rt, a, &lim, rec.state, rec.state_len, &a->vm, w, err, err_len);
 	agd_store_agent_clear(&rec);
 	return rc;
@@ -1770,8 +1853,9 @@ int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_
 	}
 	new_id(a->id);
 	/* The record goes to the store first, so that a crash right after the
-	 * reply still finds the agent (it starts again at its entry). */
-	rc = store_put(rt, a, NULL, 0, "created");
+	 * reply still finds the agent (it starts again at its entry, with its
+	 * run arguments). */
+	rc = store_put_args(rt, a, NULL, 0, "created", opts != NULL && opts->args != NULL ? a->mb_head : NULL);
 	if (rc != 0 && rc != AGD_ERR_UNAVAILABLE) {
 		snprintf(err, err_len, "cannot record the agent in the store");
 		mbox_clear(a);

@@ -104,6 +104,21 @@ Test(daemon_runtime, run_args_reach_the_entry_chunk)
 	cr_assert(itest_log_has(&t, id, "main xyz"));
 }
 
+Test(daemon_runtime, run_args_survive_a_kill_9_before_the_first_checkpoint)
+{
+	char id[17];
+
+	/* Never persisted (resident, no checkpoints): after kill -9 it starts
+	 * again at its entry, and must be given its arguments again. */
+	itest_run(&t, "argkeeper", "local a = ... agent.log('arg', a) agent.recv()", "",
+		  ",\"args\":\"xyz\"", id);
+	itest_crash(&t);
+	itest_start(&t);
+	cr_assert(itest_wait_log(&t, id, "arg xyz", 5000), "the restarted agent lost its arguments");
+	cr_assert(!itest_log_has(&t, id, "arg nil"));
+	cr_assert(itest_wait_state(&t, id, "waiting", 5000));
+}
+
 Test(daemon_one_worker, a_sleeping_agent_does_not_block_another)
 {
 	char a[17], b[17];
