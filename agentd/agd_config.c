@@ -19,7 +19,7 @@
 #include <unistd.h>
 
 enum kind { K_STR, K_UINT, K_U64, K_SIZE, K_SECONDS, K_BOOL, K_ISOLATION, K_ACTIVATION, K_LEVEL,
-	    K_DIRECTORY, K_BALANCE };
+	    K_DIRECTORY, K_BALANCE, K_DURABILITY };
 
 struct key {
 	const char *section; /* the [section] it belongs to */
@@ -46,6 +46,7 @@ static const struct key keys[] = {
 	{ "peer", "directory", K_DIRECTORY, F(directory), 0 },
 	{ "peer", "register_interval", K_SECONDS, F(register_interval), 86400.0 },
 	{ "peer", "max_peers", K_UINT, F(max_peers), AGD_CONFIG_PEERS_MAX },
+	{ "peer", "durability", K_DURABILITY, F(durability), 0 },
 	{ "agents", "memory_limit", K_SIZE, F(memory_limit), (double)(64ull << 30) },
 	{ "agents", "slice_instructions", K_UINT, F(slice_instructions), 100000000 },
 	{ "agents", "instruction_limit", K_U64, F(instruction_limit), 1e18 },
@@ -224,6 +225,16 @@ static int set_key(struct agd_config *cfg, const struct key *k, const char *v, c
 			*(enum agd_isolation *)field = AGD_ISOLATION_PROCESS;
 		else {
 			snprintf(why, why_len, "isolation must be in-daemon or process");
+			return -1;
+		}
+		return 0;
+	case K_DURABILITY:
+		if (strcmp(v, "power") == 0)
+			*(int *)field = 0;
+		else if (strcmp(v, "crash") == 0)
+			*(int *)field = 1;
+		else {
+			snprintf(why, why_len, "durability must be power or crash");
 			return -1;
 		}
 		return 0;
@@ -571,6 +582,7 @@ void agd_config_print(const struct agd_config *cfg, FILE *f)
 			fprintf(f, "%s\n", *(const enum agd_isolation *)field == AGD_ISOLATION_PROCESS
 						   ? "process" : "in-daemon");
 			break;
+		case K_DURABILITY: fprintf(f, "%s\n", *(const int *)field ? "crash" : "power"); break;
 		case K_ACTIVATION:
 			fprintf(f, "%s\n", *(const enum agd_activation *)field ==
 						   AGD_ACTIVATION_ON_DEMAND ? "on-demand" : "resident");

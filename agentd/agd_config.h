@@ -70,6 +70,8 @@ struct agd_config {
 	char directory_endpoint[AGD_CONFIG_STR_MAX]; /* where it listens ("HOST@ENDPOINT"), "" = learned */
 	double register_interval;                /* seconds between registrations with the directory */
 	unsigned max_peers;                      /* hosts this one dials at most (<= AGD_CONFIG_PEERS_MAX) */
+	int durability;                          /* transfer commits survive: 0 power loss (default),
+						    1 a crash of the daemon only (agd_xfer.h) */
 	/* [balance] (agd_balance.h) */
 	enum agd_balance_mode balance;           /* off or pull */
 	uint32_t balance_idle_below;             /* idle: fewer runnable agents than this */

@@ -955,6 +955,7 @@ static void arm_poll(struct agd_mobility *m)
 static void settle_pending(struct agd_mobility *m, const char *id)
 {
 	uint64_t give_up = 0;
+	int settled;
 
 	for (struct retry **pp = &m->retries; *pp;) {
 		struct retry *t = *pp;
@@ -965,8 +966,22 @@ static void settle_pending(struct agd_mobility *m, const char *id)
 		}
 		if (give_up == 0)
 			give_up = agd_now_ms() + 2000;
-		while (!rt_settle_now(m, t->id, t->forget, t->where) && agd_now_ms() < give_up)
+		while (!(settled = rt_settle_now(m, t->id, t->forget, t->where))) {
+			enum agd_state st;
+			uint64_t sw;
+			int res;
+
+			/* Only a worker still inside our callback is worth
+			 * waiting for; anything else stays with the retries. */
+			if (agd_now_ms() >= give_up || agd_rt_agent_state(m->rt, t->id, &st, &sw, &res) != 0 ||
+			    st != AGD_MIGRATING)
+				break;
 			sched_yield();
+		}
+		if (!settled) {
+			pp = &t->next;
+			continue;
+		}
 		*pp = t->next;
 		free(t);
 	}
@@ -1665,6 +1680,9 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 		rc = AGD_ERR_NOMEM;
 		goto fail;
 	}
+	/* x_activate's admission writes a strong arrival's row whole. */
+	agd_xfer_set_options(m->xfer, AGD_XFER_OPT_ADMIT_WRITES_ROW |
+				      (cfg->durability ? AGD_XFER_OPT_CRASH_DURABLE : 0));
 	dc.host = cfg->host;
 	dc.directory = cfg->directory[0] ? cfg->directory : NULL;
 	dc.store = m->st;

@@ -87,6 +87,11 @@ struct agd_xfer {
 	void *ud;                         /* their argument */
 	uint64_t timeout_ms;              /* attempt deadline */
 	uint64_t retry_ms;                /* arrival question interval */
+	int durable;                      /* agd_store_begin's flag for the commits the
+					     exactly-once rules rest on (epoch, stored
+					     arrival, commit point): 1 survives power loss,
+					     0 only a crash of the process */
+	int admit_writes_row;             /* AGD_XFER_OPT_ADMIT_WRITES_ROW */
 	uint64_t corr;                    /* last correlation id used */
 	struct attempt *attempts;         /* source side */
 	struct arriving *arrivals;        /* target side */
@@ -132,6 +137,7 @@ int agd_xfer_new(const struct agd_xfer_cfg *cfg, const struct agd_xfer_ops *ops,
 	x->ud = ud;
 	x->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : 5000;
 	x->retry_ms = cfg->retry_ms ? cfg->retry_ms : 1000;
+	x->durable = 1;
 	*out = x;
 	return 0;
 }
@@ -179,6 +185,12 @@ void agd_xfer_destroy(struct agd_xfer **xp)
 		free(k);
 	}
 	free(x);
+}
+
+void agd_xfer_set_options(struct agd_xfer *x, unsigned options)
+{
+	x->durable = !(options & AGD_XFER_OPT_CRASH_DURABLE);
+	x->admit_writes_row = (options & AGD_XFER_OPT_ADMIT_WRITES_ROW) != 0;
 }
 
 size_t agd_xfer_pending(const struct agd_xfer *x)
@@ -606,21 +618,30 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 		 * still sit in some target's store, and the runtime may write
 		 * the row back with the epoch it knew. */
 		a->epoch = (rec.epoch > hw ? rec.epoch : hw) + 1;
-		rec.epoch = a->epoch;
-		snprintf(rec.status, sizeof rec.status, "%s", AGD_XFER_STATUS_MIGRATING);
-		snprintf(rec.reason, sizeof rec.reason, "to %s", req->to);
-		if (req->mobility == AGD_MOB_STRONG && req->state_len) {
-			free(rec.state);
-			rec.state = NULL;
-			rec.state_len = 0;
-			/* Borrowed for the put: the suspended state is what a
-			 * restart after a crash resumes. */
-			rec.state = a->state;
-			rec.state_len = a->state_len;
-		}
-		rc = agd_store_begin(x->st, 1);
+		rc = agd_store_begin(x->st, x->durable);
 		if (rc == 0) {
-			rc = agd_store_agent_put(x->st, &rec);
+			if (req->mobility == AGD_MOB_STRONG && req->state_len &&
+			    (rec.state_len != a->state_len || memcmp(rec.state, a->state, a->state_len) != 0)) {
+				/* The suspended state is what a restart after a
+				 * crash resumes: the row gets it (borrowed for the
+				 * put). */
+				free(rec.state);
+				rec.state = a->state;
+				rec.state_len = a->state_len;
+				rec.epoch = a->epoch;
+				snprintf(rec.status, sizeof rec.status, "%s", AGD_XFER_STATUS_MIGRATING);
+				snprintf(rec.reason, sizeof rec.reason, "to %s", req->to);
+				rc = agd_store_agent_put(x->st, &rec);
+			} else if (strcmp(rec.status, AGD_XFER_STATUS_MIGRATING) != 0) {
+				char why[AGD_STORE_REASON_MAX + 1];
+
+				snprintf(why, sizeof why, "to %s", req->to);
+				rc = agd_store_agent_set_status(x->st, req->agent, AGD_XFER_STATUS_MIGRATING, why);
+			}
+			/* Else the runtime's suspension wrote this very state,
+			 * "migrating", already: rewriting a large row costs more
+			 * than the rest of the hop. The row's epoch may lag; the
+			 * high-water mark is what makes epochs unique. */
 			if (rc == 0)
 				rc = epoch_highwater_put(x, req->agent, a->epoch);
 			if (rc == 0)
@@ -714,7 +735,7 @@ static void send_transfer(struct agd_xfer *x, struct attempt *a, uint64_t now_ms
  * in one durable transaction. */
 static int commit(struct agd_xfer *x, struct attempt *a)
 {
-	int rc = agd_store_begin(x->st, 1);
+	int rc = agd_store_begin(x->st, x->durable);
 
 	if (rc != 0)
 		return rc;
@@ -1037,7 +1058,7 @@ static void on_transfer(struct agd_xfer *x, const char *from, const struct agd_w
 
 	/* Durable before the acknowledgement: after COMMITTED goes out, this
 	 * host must still hold the agent whatever happens to it. */
-	rc = agd_store_begin(x->st, 1);
+	rc = agd_store_begin(x->st, x->durable);
 	if (rc == 0) {
 		rc = agd_store_agent_put(x->st, &rec);
 		if (rc == 0)
@@ -1085,9 +1106,15 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 
 	if (!arriving_row(x, m->agent, m->epoch, from, &rec, &in))
 		return; /* activated already, aborted, or stale: nothing to do */
-	rc = agd_store_begin(x->st, 1);
+	/* Not durable: lost in a power cut, the arrival is asked about again
+	 * and the source, which has committed, answers ACTIVATE again. */
+	rc = agd_store_begin(x->st, 0);
 	if (rc == 0) {
-		rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
+		/* AGD_XFER_OPT_ADMIT_WRITES_ROW: the admission writes it. */
+		if (x->admit_writes_row && in.mobility == AGD_MOB_STRONG && rec.state_len > 0)
+			rc = 0;
+		else
+			rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
 		if (rc == 0) {
 			char key[AGD_STORE_KEY_MAX + 1];
 			int frc;
@@ -1147,7 +1174,9 @@ static void on_abort(struct agd_xfer *x, const char *from, const struct agd_wire
 	agd_store_agent_clear(&rec);
 	inrec_free(&in);
 	kv_key(key, sizeof key, m->agent);
-	rc = agd_store_begin(x->st, 1);
+	/* Not durable: lost in a power cut, the arrival is asked about again
+	 * and answered ABORT again. */
+	rc = agd_store_begin(x->st, 0);
 	if (rc == 0) {
 		rc = agd_store_agent_delete(x->st, m->agent);
 		if (rc == 0)

@@ -102,8 +102,9 @@ struct agd_xfer_ops {
 	int (*segment_in)(void *ud, const uint8_t *bytes, size_t len, uint8_t hash[AGD_WIRE_HASH_LEN],
 			  char *why, size_t why_len);
 	/* Target: an agent is ours now; run it. Its row is in the store with
-	 * status "running". Non-zero: it could not be started (logged by the
-	 * callee); its row stays for the next start. */
+	 * status "running" (but see agd_xfer_set_options). Non-zero: it could
+	 * not be started (logged by the callee); its row stays for the next
+	 * start, which runs it. */
 	int (*activate)(void *ud, const struct agd_xfer_arrival *a);
 	/* Source: an attempt ended. rc 0: committed, the agent now lives at
 	 * host (forget it here, except for a clone); rc < 0: it stays here
@@ -123,6 +124,29 @@ struct agd_xfer_cfg {
 };
 
 struct agd_xfer;
+
+/* Options of an agd_xfer, set after agd_xfer_new (none by default). */
+enum agd_xfer_option {
+	/* The commits the exactly-once rules rest on (the source's epoch
+	 * before it is sent, the target's stored arrival before its ACK, the
+	 * source's commit point) use synchronous=NORMAL instead of FULL: in
+	 * the WAL when the message goes, which survives kill -9 of the
+	 * daemon but not a power cut or a kernel crash ([peer] durability =
+	 * crash, docs/config.md). The other commits of this module never
+	 * need more: lost, they are redone from the stores and the
+	 * questions the target asks. */
+	AGD_XFER_OPT_CRASH_DURABLE = 1,
+	/* ops->activate writes a strong arrival's row itself, its state and
+	 * status "running", as it admits the agent: the activation leaves
+	 * such a row "migrating" (its arrival record gone) rather than
+	 * rewrite a state that may be megabytes once more. Should the daemon
+	 * die in between, agd_xfer_recover sets such a row running: the same
+	 * outcome. */
+	AGD_XFER_OPT_ADMIT_WRITES_ROW = 2,
+};
+
+/* Sets the options (an OR of enum agd_xfer_option), replacing the old. */
+void agd_xfer_set_options(struct agd_xfer *x, unsigned options);
 
 /* Creates the state machine. Returns 0 or a negative code; *out is the
  * caller's (agd_xfer_destroy). */
