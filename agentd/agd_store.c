@@ -119,6 +119,8 @@ struct agd_store {
 	sqlite3 *db;                  /* the one connection */
 	pthread_mutex_t lock;         /* recursive; held from begin to commit */
 	int in_tx;                    /* a transaction is open (by the lock's holder) */
+	int tx_normal;                /* ...begun with durable == 0: synchronous=NORMAL until
+					 it ends; FULL at every other time */
 	sqlite3_stmt *stmts[S_COUNT]; /* prepared on first use */
 };
 
@@ -449,16 +451,20 @@ int agd_store_begin(struct agd_store *st, int durable)
 		unlock(st);
 		return AGD_STORE_ERR_ARG;
 	}
-	/* The safety level cannot change inside a transaction: set it now. */
-	rc = exec(st, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+	/* The safety level cannot change inside a transaction: set it now.
+	 * It is FULL outside transactions (set at open, restored at the end of
+	 * every NORMAL one), so a durable one costs no pragma at all. */
+	rc = durable ? 0 : exec(st, "PRAGMA synchronous = NORMAL");
 	if (rc == 0)
 		rc = exec(st, "BEGIN IMMEDIATE");
 	if (rc != 0) {
-		exec(st, "PRAGMA synchronous = FULL");
+		if (!durable)
+			exec(st, "PRAGMA synchronous = FULL");
 		unlock(st);
 		return rc;
 	}
 	st->in_tx = 1;
+	st->tx_normal = !durable;
 	return 0; /* the lock stays held until commit or rollback */
 }
 
@@ -484,8 +490,10 @@ static int end_tx(struct agd_store *st, int commit)
 		if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
 			exec(st, "ROLLBACK");
 	}
-	exec(st, "PRAGMA synchronous = FULL");
+	if (st->tx_normal)
+		exec(st, "PRAGMA synchronous = FULL");
 	st->in_tx = 0;
+	st->tx_normal = 0;
 	unlock(st); /* this call's */
 	unlock(st); /* begin's */
 	return rc;
