@@ -147,7 +147,6 @@ static const char server_lua[] =
 	"    boom = function() error('boom from the method') end,\n"
 	"    blocker = function() agent.sleep(1); return 'slept' end,\n"
 	"    spin = function() local x = 0 while true do x = x + 1 end end,\n"
-	"    greedy = function() local t = {} for i = 1, 1e7 do t[i] = i end return #t end,\n"
 	"  })\n"
 	"  agent.log('serving on ' .. agent.host())\n"
 	"  while true do local m = agent.recv() if m == 'stop' then break end end\n"
@@ -466,4 +465,34 @@ Test(call, a_caller_parked_when_its_daemon_stops_resumes_with_a_timeout)
 	cr_assert(wait_log(&hosts[0], wid, "answered r=nil code=timeout", 10000, out, sizeof out),
 		  "the call did not end after the restart: %s", out);
 	cr_assert(strstr(out, "restarted") != NULL, "%s", out);
+}
+
+Test(call, calls_and_proxies_work_in_process_isolation)
+{
+	char segp[300], cseg[300], id[32], cid[32], out[16384], args[256];
+
+	/* Every agent in a worker process of its own. */
+	for (int i = 0; i < 2; i++) {
+		FILE *f = fopen(hosts[i].conf, "a");
+
+		cr_assert_not_null(f);
+		fputs("\n[daemon]\nisolation = process\n", f);
+		fclose(f);
+		start_host(&hosts[i], NULL, NULL);
+	}
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "--json", "status", NULL, NULL, NULL), 0, "%s", out);
+	cr_assert(strstr(out, "\"isolation\":\"process\"") != NULL, "%s", out);
+	introduce(2);
+	make_seg("server", server_lua, segp, sizeof segp);
+	make_seg("client", client_lua, cseg, sizeof cseg);
+	run_agent(&hosts[1], segp, NULL, NULL, id);
+	cr_assert(wait_log(&hosts[1], id, "serving on h2", 10000, out, sizeof out), "%s", out);
+	cr_assert_eq(call(&hosts[1], 0, out, sizeof out, id, "add", "2", "40", NULL), 0, "%s", out);
+	cr_assert_eq(atoi(out), 42, "%s", out);
+	snprintf(args, sizeof args, "{\"server\":\"%s\",\"host\":\"h2\"}", id);
+	run_agent(&hosts[0], cseg, args, NULL, cid);
+	cr_assert(wait_log(&hosts[0], cid, "client done", 30000, out, sizeof out), "%s", out);
+	cr_assert(strstr(out, "sum=5 sum2=30 where=h2") != NULL, "%s", out);
+	cr_assert(strstr(out, "boom r=nil code=remote") != NULL, "%s", out);
+	cr_assert(strstr(out, "client done, count=3") != NULL, "%s", out);
 }
