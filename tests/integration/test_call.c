@@ -496,3 +496,45 @@ Test(call, calls_and_proxies_work_in_process_isolation)
 	cr_assert(strstr(out, "boom r=nil code=remote") != NULL, "%s", out);
 	cr_assert(strstr(out, "client done, count=3") != NULL, "%s", out);
 }
+
+Test(call, calls_while_agentctl_pushes_the_agent_back_and_forth_run_once_each)
+{
+	char segp[300], id[32], out[8192];
+	int n = 30, status = 0;
+	pid_t pusher;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	introduce(2);
+	make_seg("server", server_lua, segp, sizeof segp);
+	run_agent(&hosts[0], segp, NULL, NULL, id);
+	cr_assert(wait_log(&hosts[0], id, "serving on h1", 10000, out, sizeof out), "%s", out);
+	/* A second process pushes it h1 -> h2 -> h1 ... while we call; it
+	 * exits with the number of pushes that went through. */
+	pusher = fork();
+	cr_assert_geq(pusher, 0);
+	if (pusher == 0) {
+		int ok = 0;
+
+		for (int k = 0; k < 20; k++) {
+			struct host *from = &hosts[k % 2];
+			char *argv[] = { (char *)ctlbin(), "--host", from->ctl, "--timeout", "10000", "push",
+					 id, "--to", hosts[(k + 1) % 2].name, NULL };
+
+			ok += tst_run(argv, NULL, 0, 15000) == 0;
+		}
+		_exit(ok);
+	}
+	/* Through its home, which always knows where it went (h2 knows
+	 * nothing of it until its first push lands). */
+	for (int i = 1; i <= n; i++) {
+		cr_assert_eq(call(&hosts[0], 0, out, sizeof out, id, "add", "1", "1", "10000"), 0,
+			     "call %d: %s", i, out);
+		cr_assert_eq(atoi(out), 2, "%s", out);
+	}
+	cr_assert_eq(waitpid(pusher, &status, 0), pusher);
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) >= 10, "only %d of 20 pushes went through",
+		  WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+	cr_assert_eq(call(&hosts[0], 0, out, sizeof out, id, "count", NULL, NULL, "10000"), 0, "%s", out);
+	cr_assert_eq(atoi(out), n, "every call ran exactly once: %s", out);
+}
