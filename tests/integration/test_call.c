@@ -538,3 +538,37 @@ Test(call, calls_while_agentctl_pushes_the_agent_back_and_forth_run_once_each)
 	cr_assert_eq(call(&hosts[0], 0, out, sizeof out, id, "count", NULL, NULL, "10000"), 0, "%s", out);
 	cr_assert_eq(atoi(out), n, "every call ran exactly once: %s", out);
 }
+
+/* Holds a proxy (and one of its methods) across a move, and calls itself. */
+static const char traveller_lua[] =
+	"local start = ...\n"
+	"function main(args)\n"
+	"  args = args or start\n"
+	"  local p = agent.proxy(args.server, { host = args.host })\n"
+	"  local add = p.add\n"
+	"  agent.export({ twice = function(x) return 2 * x end })\n"
+	"  local me = agent.proxy(agent.id())\n"
+	"  local before = me:twice(21)\n"
+	"  local ok = agent.migrate('h3')\n"
+	"  agent.log(string.format('moved=%s on %s before=%s sum=%s sum2=%s self=%s', tostring(ok),\n"
+	"    agent.host(), tostring(before), tostring(p:add(1, 2)), tostring(add(3, 4)),\n"
+	"    tostring(me:twice(5))))\n"
+	"  agent.recv()\n"
+	"end\n";
+
+Test(call, a_proxy_moves_with_its_agent_and_an_agent_may_call_itself)
+{
+	char segp[300], tseg[300], id[32], tid[32], out[16384], args[256];
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(HOSTS);
+	make_seg("server", server_lua, segp, sizeof segp);
+	make_seg("traveller", traveller_lua, tseg, sizeof tseg);
+	run_agent(&hosts[1], segp, NULL, NULL, id);
+	cr_assert(wait_log(&hosts[1], id, "serving on h2", 10000, out, sizeof out), "%s", out);
+	snprintf(args, sizeof args, "{\"server\":\"%s\",\"host\":\"h2\"}", id);
+	run_agent(&hosts[0], tseg, args, NULL, tid);
+	cr_assert(wait_log(&hosts[2], tid, "moved=", 30000, out, sizeof out), "%s", out);
+	cr_assert(strstr(out, "moved=true on h3 before=42 sum=3 sum2=7 self=10") != NULL, "%s", out);
+}
