@@ -7,13 +7,22 @@
  * message over AGD_PROC_MSG_MAX is refused (the peer is then treated as
  * gone). Daemon -> worker: INIT, RESUME, PERSIST, CALL (an exported
  * method: answered by CALLRES), UNPARK (a park's answer, staged for the
- * next RESUME: no answer); worker -> daemon: the answers (OK, ERR, RESULT,
+ * next RESUME: no answer), RELEASE (drop the agent and wait for the next
+ * INIT: answered by OK with the CPU milliseconds the process has used);
+ * worker -> daemon: the answers (OK, ERR, RESULT,
  * STATE, CALLRES) and, during a RESUME or CALL, the host calls LOG, SEND
  * and PROXY (answered by RC) and TAKE (answered by MSG).
  *
  * The worker process is started by fork + exec of /proc/self/exe, so it
  * starts single-threaded with nothing inherited but its socket: between
  * fork and exec the child calls only async-signal-safe functions.
+ *
+ * A process whose agent was passivated or ended is not ended with it: it
+ * drops its Lua state (RELEASE) and waits in a small pool for the next
+ * activation with the same memory quota (its address-space limit), so an
+ * on-demand agent's activation costs a message, not a fork and exec. A
+ * process that died, broke the protocol or has used much CPU (its
+ * RLIMIT_CPU counts for the process's whole life) is not pooled.
  */
 #include "agd_proc.h"
 
@@ -26,6 +35,8 @@
 #include "mig_state.h"
 
 #include <errno.h>
+#include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -39,7 +50,7 @@
 #define AGD_PROC_TEXT_MAX 520 /* a park answer's text (AGD_WIRE_TEXT_MAX and its NUL) */
 
 enum {
-	M_INIT = 1, M_RESUME, M_PERSIST, M_CALL, M_UNPARK, /* daemon -> worker */
+	M_INIT = 1, M_RESUME, M_PERSIST, M_CALL, M_UNPARK, M_RELEASE, /* daemon -> worker */
 	M_OK = 16, M_ERR, M_RESULT, M_STATE, M_CALLRES, /* worker -> daemon: answers */
 	M_LOG = 32, M_SEND, M_TAKE, M_PROXY,           /* worker -> daemon: host calls */
 	M_RC = 48, M_MSG,                              /* daemon -> worker: their answers */
@@ -51,6 +62,7 @@ struct agd_proc {
 	struct agd_rt *rt;      /* borrowed */
 	struct agd_agent *a;    /* borrowed */
 	size_t memory;          /* as of the last RESULT */
+	size_t memory_quota;    /* the quota the process's limits were set for */
 	uint64_t instructions;  /* as of the last RESULT */
 	int dead;               /* the process is gone or the channel broken */
 	char why[128];          /* why it is dead */
@@ -299,6 +311,81 @@ static void mark_dead(struct agd_proc *p)
 	}
 }
 
+/* ----------------------------------------------------------------- pool */
+
+#define POOL_MAX 8                 /* idle processes kept */
+#define POOL_CPU_MAX_MS 600000     /* a process past this much CPU is not kept */
+
+struct pooled {
+	pid_t pid;      /* an idle worker process, waiting for INIT */
+	int fd;         /* our end of its socketpair */
+	size_t memory;  /* the memory quota its address-space limit was set for */
+};
+
+/* The one daemon-wide table of this file: worker processes belong to the
+ * daemon process, not to a runtime, and a process taken from here is owned
+ * by the agd_proc that took it. */
+static struct {
+	pthread_mutex_t mu;         /* guards the rest */
+	int n;                      /* entries used */
+	struct pooled e[POOL_MAX];  /* the idle processes */
+} pool = { PTHREAD_MUTEX_INITIALIZER, 0, { { 0, -1, 0 } } };
+
+/* An idle process for the quota `memory`, into p; 0 when there is none. */
+static int pool_take(struct agd_proc *p, size_t memory)
+{
+	int found = 0;
+
+	pthread_mutex_lock(&pool.mu);
+	for (int i = pool.n - 1; i >= 0 && !found; i--) {
+		if (pool.e[i].memory != memory)
+			continue;
+		p->pid = pool.e[i].pid;
+		p->fd = pool.e[i].fd;
+		p->memory_quota = memory;
+		pool.e[i] = pool.e[--pool.n];
+		found = 1;
+	}
+	pthread_mutex_unlock(&pool.mu);
+	return found;
+}
+
+/* Asks p's process to drop its agent and keeps it in the pool; 0 when it
+ * was kept (p no longer owns it), -1 when p must end it. */
+static int pool_put(struct agd_proc *p)
+{
+	struct pb b;
+	struct msg m;
+	uint64_t cpu_ms;
+	int kept = 0;
+
+	if (p->dead || p->pid <= 0 || p->fd < 0)
+		return -1;
+	pb_init(&b, M_RELEASE);
+	if (pb_send(p->fd, &b) != 0 || msg_recv(p->fd, &m) != 0)
+		return -1;
+	cpu_ms = get_u64(&m);
+	if (m.type != M_OK || m.bad || cpu_ms >= POOL_CPU_MAX_MS) {
+		msg_free(&m);
+		return -1;
+	}
+	msg_free(&m);
+	pthread_mutex_lock(&pool.mu);
+	if (pool.n < POOL_MAX) {
+		pool.e[pool.n].pid = p->pid;
+		pool.e[pool.n].fd = p->fd;
+		pool.e[pool.n].memory = p->memory_quota;
+		pool.n++;
+		kept = 1;
+	}
+	pthread_mutex_unlock(&pool.mu);
+	if (!kept)
+		return -1;
+	p->pid = 0;
+	p->fd = -1;
+	return 0;
+}
+
 static int spawn(struct agd_proc *p, const struct agd_vm_limits *lim, char *err, size_t err_len)
 {
 	int sv[2];
@@ -342,8 +429,11 @@ static int spawn(struct agd_proc *p, const struct agd_vm_limits *lim, char *err,
 	close(sv[1]);
 	p->pid = pid;
 	p->fd = sv[0];
+	p->memory_quota = lim->memory;
 	return 0;
 }
+
+static void end_process(struct agd_proc *p);
 
 int agd_proc_start(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_limits *lim,
 		   const void *state, size_t len, struct agd_proc **out, struct agd_vm_wait *wait,
@@ -356,7 +446,7 @@ int agd_proc_start(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_l
 	size_t nhosts = 0;
 	struct pb b;
 	struct msg m;
-	int rc;
+	int rc, pooled;
 
 	*out = NULL;
 	if (p == NULL)
@@ -364,10 +454,14 @@ int agd_proc_start(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_l
 	p->rt = rt;
 	p->a = a;
 	p->fd = -1;
-	rc = spawn(p, lim, err, err_len);
-	if (rc != 0) {
-		free(p);
-		return rc;
+	pooled = pool_take(p, lim->memory);
+again:
+	if (!pooled) {
+		rc = spawn(p, lim, err, err_len);
+		if (rc != 0) {
+			free(p);
+			return rc;
+		}
 	}
 	hosts = agd_rt_hosts(rt, &nhosts);
 	pb_init(&b, M_INIT);
@@ -394,6 +488,14 @@ int agd_proc_start(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_l
 	}
 	pb_blob(&b, state, state ? len : 0);
 	if (pb_send(p->fd, &b) != 0 || msg_recv(p->fd, &m) != 0) {
+		if (pooled) {
+			/* It died while idle: start a fresh one. */
+			mark_dead(p);
+			end_process(p);
+			p->dead = 0;
+			pooled = 0;
+			goto again;
+		}
 		mark_dead(p);
 		snprintf(err, err_len, "%s", p->why);
 		agd_proc_destroy(&p);
@@ -677,16 +779,15 @@ uint64_t agd_proc_instructions(const struct agd_proc *p)
 	return p->instructions;
 }
 
-void agd_proc_destroy(struct agd_proc **p_p)
+/* Closes p's channel and reaps its process (it exits on EOF; a wedged one
+ * is killed). */
+static void end_process(struct agd_proc *p)
 {
-	struct agd_proc *p;
 	int st;
 
-	if (p_p == NULL || *p_p == NULL)
-		return;
-	p = *p_p;
 	if (p->fd >= 0)
 		close(p->fd);
+	p->fd = -1;
 	if (p->pid > 0) {
 		/* It exits on EOF; a wedged one is killed. */
 		for (int i = 0; i < 100; i++) {
@@ -700,7 +801,19 @@ void agd_proc_destroy(struct agd_proc **p_p)
 			kill(p->pid, SIGKILL);
 			waitpid(p->pid, &st, 0);
 		}
+		p->pid = 0;
 	}
+}
+
+void agd_proc_destroy(struct agd_proc **p_p)
+{
+	struct agd_proc *p;
+
+	if (p_p == NULL || *p_p == NULL)
+		return;
+	p = *p_p;
+	if (pool_put(p) != 0)
+		end_process(p);
 	free(p);
 	*p_p = NULL;
 }
@@ -922,16 +1035,46 @@ int agd_proc_child_main(int fd)
 	cfg.data_dir[0] = '\0';
 	if (msg_recv(fd, &m) != 0 || m.type != M_INIT) {
 		msg_free(&m);
+		agd_config_free(&cfg);
 		return 2;
 	}
+next_agent:
 	rc = child_init(&c, &m, &cfg);
 	msg_free(&m);
 	if (rc != 0) {
 		agd_rt_destroy(&c.rt);
+		agd_config_free(&cfg);
 		return 3;
 	}
 	while (!c.broken && msg_recv(fd, &m) == 0) {
 		struct pb b;
+
+		if (m.type == M_RELEASE) {
+			/* Back to the pool: drop the agent, report the CPU this
+			 * process has used, wait for the next INIT. */
+			struct rusage ru;
+			uint64_t cpu_ms = 0;
+
+			msg_free(&m);
+			child_vm = NULL;
+			agd_vm_destroy(&c.vm, 0);
+			agd_rt_destroy(&c.rt);
+			c.a = NULL;
+			agd_config_free(&cfg);
+			malloc_trim(0);
+			if (getrusage(RUSAGE_SELF, &ru) == 0)
+				cpu_ms = (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000 +
+					 (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1000;
+			pb_init(&b, M_OK);
+			pb_u64(&b, cpu_ms);
+			if (pb_send(fd, &b) != 0 || msg_recv(fd, &m) != 0 || m.type != M_INIT) {
+				msg_free(&m);
+				return 0;
+			}
+			agd_config_defaults(&cfg);
+			cfg.data_dir[0] = '\0';
+			goto next_agent;
+		}
 
 		if (m.type == M_RESUME) {
 			struct agd_vm_result res;

@@ -408,6 +408,60 @@ Test(daemon_runtime, a_crashed_agent_process_ends_only_that_agent)
 }
 #endif
 
+#ifdef ITEST_ISOLATION
+/* Process isolation with on-demand agents: a passivated agent's process
+ * goes back to a pool and the next activation uses it again, rather than
+ * forking and executing a new one every time. */
+static void up_on_demand(void)
+{
+	itest_setup(&t, "[agents]\nmemory_limit = 4M\nactivation = on-demand\npassivate_after = 1\n");
+	itest_start(&t);
+}
+
+TestSuite(daemon_on_demand, .init = up_on_demand, .fini = down, .timeout = 60);
+
+/* ps of one agent: its pid, and whether it is resident. */
+static long ps_pid(const char *id, int *resident)
+{
+	char body[64], *reply = NULL, *p;
+	long pid = -1;
+
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+	cr_assert_eq(itest_req(&t, NULL, "ps", body, &reply), 1);
+	p = strstr(reply, "\"pid\":");
+	if (p != NULL)
+		pid = strtol(p + 6, NULL, 10);
+	*resident = strstr(reply, "\"resident\":true") != NULL;
+	free(reply);
+	return pid;
+}
+
+Test(daemon_on_demand, an_activation_reuses_a_pooled_process)
+{
+	char a[17], body[128], *reply = NULL;
+	long p1, p2 = -1;
+	int resident = 1;
+
+	itest_run(&t, "napper", "while true do local m = agent.recv() agent.log('got', m) end", "", "",
+		  a);
+	cr_assert(itest_wait_state(&t, a, "waiting", 5000));
+	p1 = ps_pid(a, &resident);
+	cr_assert(resident && p1 > 0, "pid %ld resident %d", p1, resident);
+	for (int i = 0; i < 100 && resident; i++) {
+		usleep(50000);
+		ps_pid(a, &resident);
+	}
+	cr_assert(!resident, "never passivated");
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":\"again\"}", a);
+	cr_assert_eq(itest_req(&t, NULL, "send", body, &reply), 1, "%s", reply);
+	free(reply);
+	cr_assert(itest_wait_log(&t, a, "got again", 5000));
+	p2 = ps_pid(a, &resident);
+	cr_assert(resident, "passivated again too soon to tell");
+	cr_assert_eq(p2, p1, "activation started process %ld instead of reusing %ld", p2, p1);
+}
+#endif
+
 /* A segment sent in chunks with upload, then run by its hash. */
 Test(daemon_runtime, upload_in_chunks_then_run_by_hash)
 {
