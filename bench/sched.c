@@ -6,6 +6,9 @@
  * and the next one is resumed. Every switch is one lua_resume, one queue
  * round trip under the runtime's lock. Run with one worker (the seeds'
  * iterative server) and with one per core (the concurrent server).
+ * A third run, with one worker, has agents that never yield: each spins
+ * inside a nested coroutine, and only the count hook (passed up through
+ * coroutine.wrap, docs/runtime.md) ends its slices.
  *
  * Usage: sched [seconds per run, default 2] [agents, default 100]
  */
@@ -40,13 +43,12 @@ static long long switches(struct agd_rt *rt)
 	return n;
 }
 
-static double run(unsigned workers, int agents, double seconds)
+static double run(unsigned workers, int agents, double seconds, const char *src)
 {
 	struct agd_config cfg;
 	struct agd_loop *loop = agd_loop_new();
 	struct agd_rt *rt = NULL;
 	struct agd_code *code = NULL;
-	const char *src = "while true do coroutine.yield() end";
 	char err[256], id[AGD_ID_LEN + 1];
 	long long s0, s1;
 	uint64_t t0, t1;
@@ -88,7 +90,9 @@ int main(int argc, char **argv)
 	double seconds = argc > 1 ? atof(argv[1]) : 2;
 	int agents = argc > 2 ? atoi(argv[2]) : 100;
 	long cores = sysconf(_SC_NPROCESSORS_ONLN);
-	double r1, rn;
+	double r1, rn, rh;
+	const char *yielder = "while true do coroutine.yield() end";
+	const char *spinner = "coroutine.wrap(function() while true do end end)()";
 
 	/* Life-cycle lines would cost more than what is measured. */
 	agd_log_open(NULL, AGD_LOG_WARN);
@@ -96,13 +100,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "usage: sched [seconds] [agents]\n");
 		return 2;
 	}
-	r1 = run(1, agents, seconds);
-	rn = run((unsigned)cores, agents, seconds);
+	r1 = run(1, agents, seconds, yielder);
+	rn = run((unsigned)cores, agents, seconds, yielder);
+	rh = run(1, agents, seconds, spinner);
 	printf("sched: %d agents yielding, %.1f s per run\n", agents, seconds);
 	printf("  1 worker (iterative):       %12.0f switches/s\n", r1);
 	printf("  %ld workers (concurrent):    %12.0f switches/s\n", cores, rn);
+	printf("  1 worker, spinning in nested coroutines (hook preemption): %.0f switches/s\n", rh);
 	printf("{\"bench\":\"sched\",\"metric\":\"switches_per_s_1_worker\",\"value\":%.0f,\"unit\":\"1/s\"}\n", r1);
 	printf("{\"bench\":\"sched\",\"metric\":\"switches_per_s_%ld_workers\",\"value\":%.0f,\"unit\":\"1/s\"}\n",
 	       cores, rn);
+	printf("{\"bench\":\"sched\",\"metric\":\"nested_preemptions_per_s_1_worker\",\"value\":%.0f,\"unit\":\"1/s\"}\n",
+	       rh);
 	return 0;
 }
