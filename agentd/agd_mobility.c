@@ -938,12 +938,14 @@ static void awaiting_poll(struct agd_loop *loop, uint64_t id, void *ud)
 		m->poll_spins = 0;
 }
 
-/* A restore takes a fraction of a millisecond: look again at the next turn
- * of the loop for a while, then every millisecond. */
+/* Every millisecond, after one look at the next turn of the loop. Spinning
+ * on the loop's turns stole the CPU from the very worker it waits for (on
+ * two cores, a hop cost a third more CPU); nothing waits on a late forget:
+ * an agent coming back first settles it (settle_pending). */
 static void arm_poll(struct agd_mobility *m)
 {
 	if (m->poll_timer == 0)
-		m->poll_timer = agd_loop_add_timer(m->loop, m->poll_spins++ < 500 ? 0 : 1, 0, awaiting_poll, m);
+		m->poll_timer = agd_loop_add_timer(m->loop, m->poll_spins++ < 1 ? 0 : 1, 0, awaiting_poll, m);
 }
 
 /* Finishes at once a forget still waiting for the worker that suspended

@@ -14,6 +14,7 @@
 #include "agd_store.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -121,6 +122,7 @@ struct agd_store {
 	int in_tx;                    /* a transaction is open (by the lock's holder) */
 	int tx_normal;                /* ...begun with durable == 0: synchronous=NORMAL until
 					 it ends; FULL at every other time */
+	struct timespec busy_since;   /* when the lock we wait for was first found busy */
 	sqlite3_stmt *stmts[S_COUNT]; /* prepared on first use */
 };
 
@@ -217,6 +219,30 @@ static int copy_blob(sqlite3_stmt *s, int col, uint8_t **out, size_t *len)
 	memcpy(*out, p, (size_t)n);
 	*len = (size_t)n;
 	return 0;
+}
+
+/* SQLite's busy handler: another connection holds the write lock. The
+ * daemon opens several (runtime, mobility, resources) and their writers
+ * meet all the time; sqlite3_busy_timeout would sleep 1, 2, 5, 10... ms
+ * each time, which a transfer on the dispatcher pays in full although
+ * the holder is done within tens of microseconds. Yield the CPU to it at
+ * first, then sleep 50 us at a time, and give up after 5 s. */
+static int busy_wait(void *ud, int n)
+{
+	struct agd_store *st = ud;
+	struct timespec now, nap = { 0, 50000 };
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (n == 0)
+		st->busy_since = now;
+	else if ((now.tv_sec - st->busy_since.tv_sec) * 1000 +
+			 (now.tv_nsec - st->busy_since.tv_nsec) / 1000000 >= 5000)
+		return 0;
+	if (n < 20)
+		sched_yield();
+	else
+		nanosleep(&nap, NULL);
+	return 1;
 }
 
 static void lock(struct agd_store *st)
@@ -359,7 +385,7 @@ int agd_store_open(const char *path, struct agd_store **out)
 		goto fail;
 	}
 	sqlite3_extended_result_codes(st->db, 1);
-	sqlite3_busy_timeout(st->db, 5000);
+	sqlite3_busy_handler(st->db, busy_wait, st);
 	if ((rc = setup_schema(st)) != 0)
 		goto fail;
 	/* WAL: readers do not block the writer, commits append. The pragma

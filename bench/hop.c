@@ -322,6 +322,36 @@ static double hop(int from, const char *id)
 	return now_us() - t0;
 }
 
+/* CPU time (user + system) both daemons have used so far, in us: with the
+ * hops counted over the same span it tells what a hop costs the machine,
+ * whatever else runs on it. */
+static double daemons_cpu_us(void)
+{
+	double total = 0;
+	long tick = sysconf(_SC_CLK_TCK);
+
+	for (int i = 0; i < 2; i++) {
+		char path[64], buf[2048], *p;
+		unsigned long ut = 0, st = 0;
+		FILE *f;
+		size_t n;
+
+		snprintf(path, sizeof path, "/proc/%d/stat", (int)H[i].pid);
+		f = fopen(path, "r");
+		if (f == NULL)
+			continue;
+		n = fread(buf, 1, sizeof buf - 1, f);
+		fclose(f);
+		buf[n] = '\0';
+		/* Fields 14 and 15, counted after the ")" that ends field 2. */
+		p = strrchr(buf, ')');
+		if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+			continue;
+		total += (double)(ut + st) * 1e6 / (double)(tick > 0 ? tick : 100);
+	}
+	return total;
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -408,7 +438,7 @@ int main(int argc, char **argv)
 	char selfbin[PATH_MAX], id[32];
 	static double lat[SINGLE_MAX];
 	static double ctl[CTL_ROUNDS];
-	double total0, total;
+	double total0, total, cpu0, cpu_single = 0, cpu_many = 0;
 	/* HOP_PARTS picks parts (default "123"), HOP_SINGLE the hops of part 1:
 	 * for profiling one part at a time. */
 	const char *parts = getenv("HOP_PARTS") ? getenv("HOP_PARTS") : "123";
@@ -461,6 +491,7 @@ int main(int argc, char **argv)
 	if (hop(at, id) < 0)
 		die("the first hop failed");
 	at = 1 - at;
+	cpu0 = daemons_cpu_us();
 	total0 = now_us();
 	for (int i = 0; i < nsingle; i++) {
 		lat[i] = hop(at, id);
@@ -469,6 +500,7 @@ int main(int argc, char **argv)
 		at = 1 - at;
 	}
 	total = now_us() - total0;
+	cpu_single = (daemons_cpu_us() - cpu0) / nsingle;
 	qsort(lat, (size_t)nsingle, sizeof lat[0], cmp_double);
 	fprintf(stderr, "hop: one agent: p50 %.0f us\n", pct(lat, nsingle, 0.5));
 
@@ -486,6 +518,7 @@ int main(int argc, char **argv)
 		usleep(200000);
 		open_dealer(&H[0]);
 		open_dealer(&H[1]);
+		cpu0 = daemons_cpu_us();
 		t0 = now_us();
 		end = t0 + MANY_SECONDS * 1e6;
 		for (int i = 0; i < MANY_AGENTS; i++)
@@ -516,6 +549,8 @@ int main(int argc, char **argv)
 			}
 		}
 		many_rate = (double)many_hops / ((now_us() - t0) / 1e6);
+		if (many_hops > 0)
+			cpu_many = (daemons_cpu_us() - cpu0) / (double)many_hops;
 		fprintf(stderr, "hop: %d agents: %.0f hops/s\n", MANY_AGENTS, many_rate);
 		/* Let the last requests finish before the size runs. */
 		usleep(2000000);
@@ -567,6 +602,8 @@ int main(int argc, char **argv)
 			printf("  state %8zu bytes: hop %.0f us (median of 5)\n", sizes[s], size_us[s]);
 		else
 			printf("  state %8zu bytes: hop FAILED\n", sizes[s]);
+	printf("  daemons' CPU per hop: %.0f us (one agent), %.0f us (%d agents); 2 cores give at most %.0f hops/s\n",
+	       cpu_single, cpu_many, MANY_AGENTS, cpu_many > 0 ? 2e6 / cpu_many : 0);
 	printf("  floor: control request answered at once (status): p50 %.0f us\n", pct(ctl, CTL_ROUNDS, 0.5));
 	printf("  targets: p50 < 250 us, >= 5000 aggregate hops/s\n");
 	json("control_rtt_p50", pct(ctl, CTL_ROUNDS, 0.5), "us");
@@ -574,6 +611,9 @@ int main(int argc, char **argv)
 	json("hop_latency_p99", pct(lat, nsingle, 0.99), "us");
 	json("hops_per_s_one_agent", nsingle / (total / 1e6), "hops/s");
 	json("hops_per_s_100_agents", many_rate, "hops/s");
+	json("cpu_per_hop_one_agent", cpu_single, "us");
+	if (cpu_many > 0)
+		json("cpu_per_hop_100_agents", cpu_many, "us");
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		char m[64];
 
