@@ -35,6 +35,7 @@
 #define PEND_MAX 65536             /* calls waiting at this host */
 #define TIMEOUT_MS_DEFAULT 10000   /* a control call's default wait */
 #define TIMEOUT_MS_MAX 3600000     /* and its longest */
+#define AGAIN_MAX 16               /* times a call is sent again after its agent left */
 
 enum pend_kind { P_CTL, P_PARK };
 
@@ -49,6 +50,9 @@ struct pend {
 	char method[AGD_WIRE_NAME_MAX + 1];    /* the method */
 	char host[AGD_WIRE_NAME_MAX + 1];      /* where it was queued ("" not yet) */
 	uint64_t deadline;                     /* ms (agd_now_ms) */
+	uint8_t *args;                         /* the arguments, kept to send again (owned) */
+	size_t len;                            /* their bytes */
+	int again;                             /* times sent again (AGD_CALL_AGAIN) */
 	struct pend *next;
 };
 
@@ -312,6 +316,7 @@ static void pend_finish(struct agd_call *c, struct pend *p, int code, const char
 	}
 	agd_log(AGD_LOG_DEBUG, "call.done", "callee=%s method=%s code=%s", p->callee, p->method,
 		agd_errname(code));
+	free(p->args);
 	free(p);
 }
 
@@ -322,6 +327,15 @@ static int pend_send(struct agd_call *c, struct pend *p, const void *args, size_
 	uint64_t msgid = 0, corr = p->corr, now = agd_now_ms();
 	uint64_t left = p->deadline > now ? p->deadline - now : 1;
 	int rc;
+
+	if (p->args == NULL && len > 0) {
+		/* Kept in case the agent leaves before it runs the call. */
+		p->args = malloc(len);
+		if (p->args != NULL) {
+			memcpy(p->args, args, len);
+			p->len = len;
+		}
+	}
 
 	rc = agd_dir_call(c->dir, p->callee, p->method, corr, args, len, hint && hint[0] ? hint : NULL,
 			  now, left, &msgid);
@@ -374,6 +388,23 @@ int agd_call_input(struct agd_call *c, const char *from, const struct agd_wire_m
 	/* Only the host that took the call answers it. */
 	if (p->host[0] != '\0' && strcmp(p->host, from) != 0) {
 		agd_log(AGD_LOG_WARN, "call.reply_refused", "from=%s expected=%s", from, p->host);
+		return 1;
+	}
+	if (m->code == AGD_CALL_AGAIN) {
+		/* The agent left `from` before it ran the call: send it again,
+		 * asking `from` first (it points to where the agent went). */
+		char hint[AGD_WIRE_NAME_MAX + 1];
+
+		if (++p->again > AGAIN_MAX || (p->len > 0 && p->args == NULL)) {
+			pend_finish(c, p, AGD_ERR_TIMEOUT, "the agent kept moving away from the call",
+				    NULL, 0);
+			return 1;
+		}
+		snprintf(hint, sizeof hint, "%s", from);
+		agd_log(AGD_LOG_INFO, "call.again", "callee=%s method=%s left=%s", p->callee, p->method,
+			from);
+		p->host[0] = '\0';
+		pend_send(c, p, p->args, p->len, hint);
 		return 1;
 	}
 	if (p->host[0] == '\0')
@@ -641,6 +672,7 @@ void agd_call_destroy(struct agd_call **c_p)
 		c->pend = p->next;
 		if (p->kind == P_CTL)
 			ctl_error(c, &p->tok, AGD_ERR_STOPPING, "daemon stopping");
+		free(p->args);
 		free(p);
 	}
 	while (c->jobs) {

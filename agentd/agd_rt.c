@@ -2102,9 +2102,9 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 	}
 	mbox_clear(a);
 	park_clear(a);
-	/* None should be here (calls are held while it leaves); any that are
-	 * get an answer rather than silence. */
-	calls_fail(rt, a, AGD_ERR_STATE, "the agent moved before it answered; call again");
+	/* Calls still queued (it was taken while passivated, before they
+	 * could run): their callers send them again, to where it went. */
+	calls_fail(rt, a, AGD_CALL_AGAIN, "the agent moved before it ran the call");
 	agd_buf_free(&a->saved);
 	agd_log(AGD_LOG_INFO, "agent.gone", "agent=%s to=%s", a->id, where ? where : "?");
 	unlink_agent(rt, a);

@@ -232,8 +232,13 @@ struct agd_call_in {
 	size_t len;                          /* bytes of args */
 	uint8_t args[];                      /* encoded table {n=, ...} */
 };
-/* Receives each call's outcome: code 0 with the encoded results, or an
- * agd_err with text. Called on a worker without the runtime's lock, or
+/* A call's outcome that is no answer: the agent left this host before it
+ * ran the call (it was still queued when the transfer took the agent); the
+ * caller sends it again, to where the agent went. */
+#define AGD_CALL_AGAIN 1
+
+/* Receives each call's outcome: code 0 with the encoded results, an agd_err
+ * with text, or AGD_CALL_AGAIN. Called on a worker without the runtime's lock, or
  * with it held for calls the agent will never answer (it ended); it must
  * only copy and queue. data is NULL when code != 0. */
 typedef void (*agd_rt_reply_fn)(void *ud, const struct agd_call_in *call, int code,
