@@ -813,6 +813,8 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 		struct agd_call_in *c = a->calls_head;
 		struct mig_buf out = { 0 };
 		struct agd_vm_call_result r;
+		agd_rt_reply_fn reply = rt->reply_fn; /* read under the lock */
+		void *reply_ud = rt->reply_ud;
 		char why[128];
 
 		a->calls_head = c->next;
@@ -825,9 +827,9 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 		memset(&r, 0, sizeof r);
 		r.out = &out;
 		agd_vm_call(a->vm, c->method, c->args, c->len, &r);
-		if (rt->reply_fn != NULL)
-			rt->reply_fn(rt->reply_ud, c, r.code, r.text, r.code == 0 ? out.data : NULL,
-				     r.code == 0 ? out.len : 0);
+		if (reply != NULL)
+			reply(reply_ud, c, r.code, r.text, r.code == 0 ? out.data : NULL,
+			      r.code == 0 ? out.len : 0);
 		agd_buf_free(&out);
 		free(c);
 		rc = agd_vm_killed(a->vm, why, sizeof why);
