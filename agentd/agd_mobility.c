@@ -1090,20 +1090,11 @@ static void x_done(void *ud, const char *agent, int rc, const char *host, uint64
 		if (r->kind == AGD_KIND_CLONE)
 			rt_settle(m, agent, 0, NULL);
 	}
-	if (r == NULL || r->kind != AGD_KIND_CLONE) {
-		if (rc == 0) {
-			rt_settle(m, agent, 1, host);
-			agd_dir_forget(m->dir, agent);
-		} else {
-			rt_settle(m, agent, 0, NULL);
-		}
-	}
-	agd_dir_settled(m->dir, agent, agd_now_ms());
-	if (r == NULL)
-		return;
-	if (rc != 0) {
-		answer_error(m, &r->tok, "io", why);
-	} else if (r->tok) {
+	/* A committed move is answered before the runtime lets go of the
+	 * agent (destroying its VM costs more than the rest of this): the
+	 * client's next step, often a push from the target, need not wait.
+	 * Its next request here is read after this turn, forget done. */
+	if (r != NULL && rc == 0 && r->tok) {
 		agd_jw_init(&w);
 		agd_jw_obj_begin(&w);
 		agd_jw_key(&w, "agent");
@@ -1119,6 +1110,19 @@ static void x_done(void *ud, const char *agent, int rc, const char *host, uint64
 		agd_jw_obj_end(&w);
 		answer(m, &r->tok, 1, &w);
 	}
+	if (r == NULL || r->kind != AGD_KIND_CLONE) {
+		if (rc == 0) {
+			rt_settle(m, agent, 1, host);
+			agd_dir_forget(m->dir, agent);
+		} else {
+			rt_settle(m, agent, 0, NULL);
+		}
+	}
+	agd_dir_settled(m->dir, agent, agd_now_ms());
+	if (r == NULL)
+		return;
+	if (rc != 0)
+		answer_error(m, &r->tok, "io", why);
 	req_drop(m, r);
 }
 
