@@ -32,6 +32,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -56,6 +57,17 @@ static double rss_bytes(void)
 		res = 0;
 	fclose(f);
 	return (double)res * (double)sysconf(_SC_PAGESIZE);
+}
+
+/* User and system CPU time of the process so far, in microseconds. */
+static double cpu_us(void)
+{
+	struct rusage ru;
+
+	if (getrusage(RUSAGE_SELF, &ru) != 0)
+		return 0;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
 }
 
 static double mem_total(void)
@@ -214,7 +226,7 @@ static void passive_phase(int m, int activations)
 	char dir[] = "/tmp/agd-bench-XXXXXX", cmd[600], err[256];
 	char (*ids)[AGD_ID_LEN + 1] = calloc((size_t)m, AGD_ID_LEN + 1);
 	uint64_t *lat = calloc((size_t)activations, sizeof *lat);
-	double before, after, t0, t1, per;
+	double before, after, t0, t1, per, cpu0, cpu1;
 	uint8_t *seg;
 	size_t len;
 	struct stat st;
@@ -271,6 +283,7 @@ static void passive_phase(int m, int activations)
 	printf("{\"bench\":\"agents\",\"metric\":\"passivations_per_s\",\"value\":%.0f,\"unit\":\"1/s\"}\n",
 	       m / ((t1 - t0) / 1e6));
 	fflush(stdout);
+	cpu0 = cpu_us();
 	for (int i = 0; i < activations; i++) {
 		const char *id = ids[(size_t)i * 7919 % (size_t)m];
 		uint64_t sw0 = 0, sw = 0, start;
@@ -303,6 +316,7 @@ static void passive_phase(int m, int activations)
 		} while (sw == sw0);
 		lat[i] = agd_now_us() - start;
 	}
+	cpu1 = cpu_us();
 	qsort(lat, (size_t)activations, sizeof *lat, cmp_u64);
 	printf("activation of a passivated agent (message -> slice done), %d samples:\n", activations);
 	printf("  p50 %llu us, p99 %llu us\n", (unsigned long long)lat[activations / 2],
@@ -311,6 +325,12 @@ static void passive_phase(int m, int activations)
 	       (unsigned long long)lat[activations / 2]);
 	printf("{\"bench\":\"agents\",\"metric\":\"activation_p99\",\"value\":%llu,\"unit\":\"us\"}\n",
 	       (unsigned long long)lat[activations * 99 / 100]);
+	/* CPU the whole process spent per sample (the activation, the
+	 * passivation that follows it, the ticker and the polls): unlike
+	 * the latency, it does not depend on what else the host runs. */
+	printf("  CPU per activation + passivation: %.0f us\n", (cpu1 - cpu0) / activations);
+	printf("{\"bench\":\"agents\",\"metric\":\"activation_and_passivation_cpu\",\"value\":%.0f,\"unit\":\"us\"}\n",
+	       (cpu1 - cpu0) / activations);
 	tk.stop = 1;
 	pthread_join(th, NULL);
 	agd_code_unref(rt, &code);
