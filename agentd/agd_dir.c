@@ -349,8 +349,16 @@ void agd_dir_forget(struct agd_dir *d, const char *agent)
 {
 	char key[AGD_STORE_KEY_MAX + 1];
 
-	seen_key(key, sizeof key, agent);
-	agd_store_kv_delete(d->st, key);
+	/* Only an agent that got messages has a record; the others cost
+	 * nothing here (no write on the path of every transfer). */
+	if (seen_find(d, agent, 0) != NULL) {
+		int tx = agd_store_begin(d->st, 0) == 0;
+
+		seen_key(key, sizeof key, agent);
+		agd_store_kv_delete(d->st, key);
+		if (tx && agd_store_commit(d->st) != 0)
+			agd_log(AGD_LOG_WARN, "dir.seen_undeleted", "agent=%s", agent);
+	}
 	for (struct seen **pp = &d->seen; *pp; pp = &(*pp)->next)
 		if (strcmp((*pp)->agent, agent) == 0) {
 			struct seen *s = *pp;
