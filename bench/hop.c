@@ -15,7 +15,14 @@
  *
  * Measures: one agent hopping back and forth (latency p50, p99, hops/s);
  * 100 agents hopping at once (aggregate hops/s); hop time against state
- * size from 1 KB to 10 MB. Prints a summary, then one JSON object a line.
+ * size from 1 KB to 10 MB. Also the floor under a hop (a control request
+ * answered at once) and the daemons' CPU time per hop (from /proc), which
+ * bounds the aggregate rate on this machine whatever else runs on it.
+ * Prints a summary, then one JSON object a line.
+ *
+ * For profiling: HOP_PARTS=1|2|3 (any combination, default all),
+ * HOP_SINGLE=N hops in part 1, HOP_LOG=debug|info the daemons' log level,
+ * HOP_KEEP=1 keeps the data directory (logs, stderr).
  */
 #include "mig_key.h"
 #include "mig_segment.h"
