@@ -74,6 +74,7 @@ struct agd_agent {
 	uint8_t timed_out;            /* its wait's deadline passed */
 	uint8_t lru_in;               /* in the idle list */
 	uint8_t had_deadline;         /* its wait had a deadline when a transfer took it */
+	uint8_t was_waiting;          /* it was waiting (not woken yet) when a transfer took it */
 	enum wait_kind wait;          /* what it waits for */
 	uint64_t wake_at;             /* deadline in agd_now_ms(), when heap_i */
 	size_t heap_i;                /* 1-based heap position, 0 = none */
@@ -903,6 +904,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			 * it, so that a forget waits for this worker. */
 			if (rc == 0) {
 				a->had_deadline = a->heap_i != 0;
+				a->was_waiting = a->state == AGD_WAITING;
 				heap_remove(rt, a);
 				lru_remove(rt, a);
 				set_state(rt, a, AGD_MIGRATING, "transfer");
@@ -935,6 +937,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 		goto out;
 suspend_passive:
 		a->had_deadline = a->heap_i != 0; /* [mig2] migrating before the callback */
+		a->was_waiting = a->state == AGD_WAITING;
 		heap_remove(rt, a);
 		lru_remove(rt, a);
 		set_state(rt, a, AGD_MIGRATING, "transfer");
@@ -2050,9 +2053,13 @@ int agd_rt_release(struct agd_rt *rt, const char *id)
 		rc = AGD_ERR_NOTFOUND;
 	else if (a->state != AGD_MIGRATING)
 		rc = AGD_ERR_STATE;
-	else if (a->wait != W_NONE && !(a->wait == W_RECV && a->mb_head != NULL)) {
+	else if (a->was_waiting && a->wait != W_NONE &&
+		 !(a->wait == W_RECV && a->mb_head != NULL)) {
 		/* It was waiting when the transfer took it: it waits again,
-		 * with its deadline (the tick wakes it if that has passed). */
+		 * with its deadline (the tick wakes it if that has passed). One
+		 * already woken (its wait still set until it runs) is runnable
+		 * again instead: it had no deadline left to wait for, and waited
+		 * forever (a refused push of a ticker under load). */
 		set_state(rt, a, AGD_WAITING, "transfer abandoned");
 		a->idle_since = agd_now_ms();
 		if (a->had_deadline && heap_push(rt, a) == 0)
