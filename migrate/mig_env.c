@@ -292,6 +292,30 @@ static void perm_maps_drop(lua_State *L, int env)
 	lua_rawseti(L, env, MIG_ENV_PERMNAME);
 	lua_pushnil(L);
 	lua_rawseti(L, env, MIG_ENV_PERMVAL);
+	if (lua_getmetatable(L, env)) {
+		lua_pushnil(L);
+		lua_rawseti(L, -2, MIG_ENV_PERMNAME);
+		lua_pushnil(L);
+		lua_rawseti(L, -2, MIG_ENV_PERMVAL);
+		lua_pop(L, 1);
+	}
+}
+
+/* __gc of the marker perm_maps_build leaves: the first collection cycle
+ * after a build has ended, so the maps are no longer held strongly and go
+ * with the next one (unless a persist or restore holds them). Allocates
+ * nothing but the registry key; an error here would only be a warning. */
+static int perm_maps_release(lua_State *L)
+{
+	if (env_get(L) != 0)
+		return 0;
+	if (lua_getmetatable(L, -1)) {
+		lua_pushnil(L);
+		lua_rawseti(L, -2, MIG_ENV_PERMNAME);
+		lua_pushnil(L);
+		lua_rawseti(L, -2, MIG_ENV_PERMVAL);
+	}
+	return 0;
 }
 
 /* Puts the value at vidx, named by the string at nameidx, in the maps
@@ -430,6 +454,23 @@ static void perm_maps_build(lua_State *L, int env)
 	lua_rawseti(L, env, MIG_ENV_PERMNAME);
 	lua_pushvalue(L, vals);
 	lua_rawseti(L, env, MIG_ENV_PERMVAL);
+	/* Held strongly (by the env's metatable) until a collection cycle
+	 * has passed, through a marker's finalizer: a restore is followed
+	 * soon by a persist (an activated agent passivated again, a move
+	 * after a move), which then finds them; an idle state loses them. */
+	if (lua_getmetatable(L, env)) {
+		lua_pushvalue(L, names);
+		lua_rawseti(L, -2, MIG_ENV_PERMNAME);
+		lua_pushvalue(L, vals);
+		lua_rawseti(L, -2, MIG_ENV_PERMVAL);
+		lua_pop(L, 1);
+		lua_newuserdatauv(L, 0, 0);
+		lua_createtable(L, 0, 1);
+		lua_pushcfunction(L, perm_maps_release);
+		lua_setfield(L, -2, "__gc");
+		lua_setmetatable(L, -2);
+		lua_pop(L, 1);
+	}
 	lua_pushvalue(L, env);
 	lua_pushliteral(L, "@mig.env");
 	map_put(L, names, vals, -2, -1);
