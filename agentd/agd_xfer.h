@@ -6,8 +6,9 @@
  * The source coordinates. For an attempt to move agent X to host T:
  *
  *   source                                  target
- *   epoch' = epoch + 1, X's row (state,
- *   epoch', "migrating") written durably
+ *   epoch' = max(epoch, high-water) + 1,
+ *   high-water := epoch' and X's row
+ *   (state, "migrating") written durably
  *   OFFER(X, epoch', segment hash)   ---->  segment cached?  no: GET_SEGMENT
  *                                    <----  ... SEGMENT ...  (code on demand)
  *                                    <----  ACCEPT(X, epoch') or REFUSE
