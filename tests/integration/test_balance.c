@@ -464,3 +464,141 @@ Test(balance, an_idle_host_pulls_from_the_busiest_peer_within_its_limits_and_ign
 	agd_loop_destroy(&loop);
 	agd_config_free(&cfg);
 }
+
+/* ---- more peers than the dispatcher's loop watches ---- */
+
+#include "agd_wire.h"
+#include "mig_key.h"
+
+#include <zmq.h>
+
+#define FAKE_PEERS 34 /* dialled before the last one: past the loop's 32 inputs */
+
+/* Sends m back to the DEALER it came from (`rid`). */
+static void router_reply(void *sock, const zmq_msg_t *rid, const struct agd_wire_msg *m)
+{
+	struct agd_wire_frames fr;
+
+	cr_assert_eq(agd_wire_encode(m, &fr), 0);
+	cr_assert_geq(zmq_send(sock, zmq_msg_data((zmq_msg_t *)rid), zmq_msg_size((zmq_msg_t *)rid), ZMQ_SNDMORE), 0);
+	for (size_t i = 0; i < fr.n; i++)
+		cr_assert_geq(zmq_send(sock, fr.f[i].data, fr.f[i].len, i + 1 < fr.n ? ZMQ_SNDMORE : 0), 0);
+}
+
+/* Reads one multipart message: routing id into rid, the rest decoded
+ * into m. Returns 1, or 0 when nothing came within ms. */
+static int router_recv(void *sock, zmq_msg_t *rid, struct agd_wire_msg *m, int ms)
+{
+	zmq_pollitem_t it = { sock, 0, ZMQ_POLLIN, 0 };
+	zmq_msg_t parts[AGD_WIRE_FRAMES_MAX];
+	struct agd_wire_bytes f[AGD_WIRE_FRAMES_MAX];
+	size_t n = 0;
+	int more = 1, rc;
+
+	if (zmq_poll(&it, 1, ms) <= 0)
+		return 0;
+	zmq_msg_init(rid);
+	cr_assert_geq(zmq_msg_recv(rid, sock, 0), 0);
+	while (more) {
+		size_t sz = sizeof more;
+
+		cr_assert_lt(n, (size_t)AGD_WIRE_FRAMES_MAX);
+		zmq_msg_init(&parts[n]);
+		cr_assert_geq(zmq_msg_recv(&parts[n], sock, 0), 0);
+		f[n].data = zmq_msg_data(&parts[n]);
+		f[n].len = zmq_msg_size(&parts[n]);
+		n++;
+		zmq_getsockopt(sock, ZMQ_RCVMORE, &more, &sz);
+	}
+	rc = agd_wire_decode(f, n, m);
+	/* Strings are copies; the one blob we look at is not needed after. */
+	for (size_t i = 0; i < n; i++)
+		zmq_msg_close(&parts[i]);
+	cr_assert_eq(rc, 0, "h1 sent something that does not decode");
+	return 1;
+}
+
+Test(balance, a_peer_dialled_past_the_loops_inputs_is_still_heard)
+{
+	char path[400], conf[8192], ep[64], th[300];
+	struct mig_key *key = NULL;
+	struct mig_error merr;
+	uint8_t sec[MIG_KEY_CURVE_LEN];
+	void *zctx = zmq_ctx_new(), *router;
+	int one = 1, port = tst_free_port(), got_pull = 0, answered = 0;
+	long end;
+	size_t used;
+
+	/* 34 trusted hosts nobody runs, then "fz": this test, as a CURVE
+	 * server with fz's key. h1 dials them all (the balancer asks every
+	 * reachable peer), fz last. */
+	snprintf(th, sizeof th, "%.250s/trusted-hosts", tmp);
+	used = (size_t)snprintf(conf, sizeof conf, "\n[peers]\n");
+	for (int i = 0; i <= FAKE_PEERS; i++) {
+		char name[8], prefix[340], pub[350];
+
+		if (i < FAKE_PEERS)
+			snprintf(name, sizeof name, "f%02d", i);
+		else
+			snprintf(name, sizeof name, "fz");
+		snprintf(prefix, sizeof prefix, "%.250s/%s", tmp, name);
+		keygen(prefix, name);
+		snprintf(pub, sizeof pub, "%s.pub", prefix);
+		append_file(th, pub);
+		used += (size_t)snprintf(conf + used, sizeof conf - used, "%s = tcp://127.0.0.1:%d\n", name,
+					 i < FAKE_PEERS ? 1 : port);
+	}
+	snprintf(conf + used, sizeof conf - used,
+		 "\n[balance]\nmode = pull\nidle_below = 1\nbusy_above = 0\ninterval = 200ms\n");
+	append_conf(&hosts[0], conf);
+
+	snprintf(path, sizeof path, "%.250s/fz.key", tmp);
+	cr_assert_eq(mig_key_load(path, &key, &merr), 0, "%s", merr.msg);
+	cr_assert_eq(mig_key_curve_secret(key, sec), 0);
+	mig_key_destroy(&key);
+	router = zmq_socket(zctx, ZMQ_ROUTER);
+	cr_assert_not_null(router);
+	zmq_setsockopt(router, ZMQ_CURVE_SERVER, &one, sizeof one);
+	zmq_setsockopt(router, ZMQ_CURVE_SECRETKEY, sec, sizeof sec);
+	snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", port);
+	cr_assert_eq(zmq_bind(router, ep), 0, "bind %s", ep);
+
+	start_host(&hosts[0], NULL, NULL);
+	/* Answer LOAD with a busy load and one agent; the pull that follows
+	 * shows that h1 read the answer on its DEALER to fz. */
+	end = now_ms() + 30000;
+	while (now_ms() < end && !got_pull) {
+		struct agd_wire_msg m, r;
+		zmq_msg_t rid;
+
+		if (!router_recv(router, &rid, &m, 200))
+			continue;
+		if (m.type == AGD_MSG_LOAD) {
+			memset(&r, 0, sizeof r);
+			r.type = AGD_MSG_LOAD_REPLY;
+			r.corr = m.corr;
+			snprintf(r.host, sizeof r.host, "fz");
+			r.size = 9;
+			r.blob[0].data = (const uint8_t *)"00000000000000f1\n";
+			r.blob[0].len = 17;
+			router_reply(router, &rid, &r);
+			answered++;
+		} else if (m.type == AGD_MSG_PULL_REQUEST) {
+			cr_assert_str_eq(m.agent, "00000000000000f1");
+			cr_assert_str_eq(m.host, "h1");
+			got_pull = 1;
+		}
+		zmq_msg_close(&rid);
+	}
+	zmq_close(router);
+	zmq_ctx_term(zctx);
+	cr_assert_gt(answered, 0, "h1 never asked fz for its load");
+	cr_assert(got_pull, "h1 did not act on fz's answer: its DEALER was not read");
+	/* It was one the loop does not watch. The decision's log line is
+	 * written just after the pull was sent. */
+	cr_assert_gt(count_lines(hosts[0].log, "peer.polled", NULL), 0);
+	end = now_ms() + 5000;
+	while (now_ms() < end && count_lines(hosts[0].log, "balance.pull", "from=fz") == 0)
+		usleep(20000);
+	cr_assert_eq(count_lines(hosts[0].log, "balance.pull", "from=fz"), 1);
+}
