@@ -3,5 +3,6 @@
 # agent is, also while it moves; errors and timeouts reach the caller.
 agentd_test(test_call
   SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_call.c
+  LIBS agd
   TIMEOUT 600)
 add_dependencies(test_call agentd agentctl)

@@ -8,6 +8,9 @@
  * method that raises, one that tries to block and one that never ends are
  * errors for the caller while the callee lives on.
  */
+#include "agd_json.h"
+#include "agd_vm.h"
+#include "mig_state.h"
 #include "tst_proc.h"
 
 #include <criterion/criterion.h>
@@ -587,4 +590,65 @@ Test(call, a_proxy_moves_with_its_agent_and_an_agent_may_call_itself)
 	run_agent(&hosts[0], tseg, args, NULL, tid);
 	cr_assert(wait_log(&hosts[2], tid, "moved=", 30000, out, sizeof out), "%s", out);
 	cr_assert(strstr(out, "moved=true on h3 before=42 sum=3 sum2=7 self=10") != NULL, "%s", out);
+}
+
+/* ---- the conversions of agentctl call (no daemon) ---- */
+
+/* Encodes JSON array `args` as call arguments, then writes them back as a
+ * call's results would be ("result", "results"); returns the JSON text
+ * (static), or NULL when the arguments are refused. */
+static const char *through(const char *args)
+{
+	static char text[4096];
+	struct agd_json *doc = NULL;
+	struct mig_buf buf = { 0 };
+	struct agd_jw w;
+	char err[256], *body;
+	int rc;
+
+	cr_assert_eq(agd_json_parse(args, strlen(args), &doc, NULL), 0, "%s", args);
+	rc = agd_call_args_from_json(doc, agd_json_root(doc), &buf, err, sizeof err);
+	agd_json_destroy(&doc);
+	if (rc != 0) {
+		agd_buf_free(&buf);
+		return NULL;
+	}
+	agd_jw_init(&w);
+	agd_jw_obj_begin(&w);
+	cr_assert_eq(agd_call_results_json(buf.data, buf.len, &w), 0);
+	agd_jw_obj_end(&w);
+	agd_buf_free(&buf);
+	body = agd_jw_take(&w, NULL);
+	cr_assert_not_null(body);
+	snprintf(text, sizeof text, "%s", body);
+	free(body);
+	return text;
+}
+
+TestSuite(call_json, .timeout = 30);
+
+Test(call_json, arguments_come_back_as_results_with_their_count_and_types)
+{
+	const char *t = through("[1, \"two\", 2.5, true, [10, 20], {\"k\": \"v\"}]");
+
+	cr_assert_str_eq(t, "{\"result\":1,\"results\":[1,\"two\",2.5,true,[10,20],{\"k\":\"v\"}]}");
+}
+
+Test(call_json, a_null_argument_keeps_its_place)
+{
+	cr_assert_str_eq(through("[null, 2, null]"), "{\"result\":null,\"results\":[null,2,null]}");
+	cr_assert_str_eq(through("[]"), "{\"result\":null,\"results\":[]}");
+}
+
+Test(call_json, object_keys_come_out_sorted_so_equal_answers_compare_equal)
+{
+	cr_assert_str_eq(through("[{\"b\": 2, \"c\": {\"z\": 1, \"y\": 2}, \"a\": 1}]"),
+			 "{\"result\":{\"a\":1,\"b\":2,\"c\":{\"y\":2,\"z\":1}},"
+			 "\"results\":[{\"a\":1,\"b\":2,\"c\":{\"y\":2,\"z\":1}}]}");
+}
+
+Test(call_json, arguments_that_are_not_an_array_are_refused)
+{
+	cr_assert_null(through("{\"a\": 1}"));
+	cr_assert_null(through("3"));
 }
