@@ -106,8 +106,9 @@ int mig_cfn_find_name(const struct mig_envc *c, const char *name, size_t len)
 	return -1;
 }
 
-/* Adds a named C function or continuation; the array grows by a few
- * entries at a time (most states know six). May raise on memory errors. */
+/* Adds a named C function or continuation; the array grows two entries at
+ * a time (the engine knows six, agentd's sandbox adds three: 80 bytes an
+ * entry in every idle agent). May raise on memory errors. */
 static int cfn_add(lua_State *L, int env, struct mig_envc *c, const char *name, lua_CFunction f,
 		   lua_KFunction k)
 {
@@ -120,7 +121,7 @@ static int cfn_add(lua_State *L, int env, struct mig_envc *c, const char *name, 
 	if ((f != NULL && mig_cfn_find_f(c, f) >= 0) || (k != NULL && mig_cfn_find_k(c, k) >= 0))
 		return MIG_ERR_ARG;
 	if (c->ncfn == c->cfncap) {
-		int ncap = c->cfncap ? c->cfncap + 4 : 8;
+		int ncap = c->cfncap ? c->cfncap + 2 : 10;
 
 		c->cfn = buf_resize(L, env, MIG_ENV_CFNBUF, c->cfn, (size_t)c->ncfn * sizeof *c->cfn,
 				    (size_t)ncap * sizeof *c->cfn);
