@@ -6,3 +6,9 @@ agentd_test(test_call
   LIBS agd
   TIMEOUT 600)
 add_dependencies(test_call agentd agentctl)
+# The JSON conversions of `call` (no daemon), from the same file.
+agentd_test(test_call_json
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_call.c
+  LIBS agd
+  TIMEOUT 60)
+target_compile_definitions(test_call_json PRIVATE CALL_JSON_ONLY)

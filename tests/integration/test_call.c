@@ -23,8 +23,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#ifndef CALL_JSON_ONLY
 #include "migcluster.h"
+#endif
 
+/* Two binaries from this file (call.cmake): test_call runs the daemons,
+ * test_call_json (CALL_JSON_ONLY) the conversions alone. */
+#ifndef CALL_JSON_ONLY
 static pid_t pusher; /* a test's helper process, or 0 */
 
 /* A failed test leaves its helper running: stop it before the cluster. */
@@ -592,6 +597,7 @@ Test(call, a_proxy_moves_with_its_agent_and_an_agent_may_call_itself)
 	cr_assert(strstr(out, "moved=true on h3 before=42 sum=3 sum2=7 self=10") != NULL, "%s", out);
 }
 
+#else /* CALL_JSON_ONLY */
 /* ---- the conversions of agentctl call (no daemon) ---- */
 
 /* Encodes JSON array `args` as call arguments, then writes them back as a
@@ -652,3 +658,4 @@ Test(call_json, arguments_that_are_not_an_array_are_refused)
 	cr_assert_null(through("{\"a\": 1}"));
 	cr_assert_null(through("3"));
 }
+#endif /* CALL_JSON_ONLY */
