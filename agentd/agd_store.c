@@ -35,6 +35,8 @@ enum stmt_id {
 	S_AGENT_DEL,
 	S_AGENT_STATUS,
 	S_AGENT_PEEK, /* [bal] */
+	S_STATE_PUT,
+	S_STATE_DEL,
 	S_FWD_PUT,
 	S_FWD_GET,
 	S_FWD_DEL,
@@ -53,18 +55,30 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SEG_GET] = "SELECT signed FROM segments WHERE hash = ?1",
 	[S_SEG_HAS] = "SELECT 1 FROM segments WHERE hash = ?1",
 	[S_SEG_DEL] = "DELETE FROM segments WHERE hash = ?1",
-	[S_AGENT_PUT] = "INSERT INTO agents(id, segment, state, status, epoch, home, mobility, "
-			"activation, updated_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) "
-			"ON CONFLICT(id) DO UPDATE SET segment = excluded.segment, state = excluded.state, "
+	[S_AGENT_PUT] = "INSERT INTO agents(id, segment, status, epoch, home, mobility, "
+			"activation, updated_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
+			"ON CONFLICT(id) DO UPDATE SET segment = excluded.segment, "
 			"status = excluded.status, epoch = excluded.epoch, home = excluded.home, "
 			"mobility = excluded.mobility, activation = excluded.activation, "
 			"updated_ms = excluded.updated_ms, reason = excluded.reason",
-	[S_AGENT_GET] = "SELECT id, segment, state, status, epoch, home, mobility, activation, "
-			"updated_ms, reason FROM agents WHERE id = ?1",
+	[S_AGENT_GET] = "SELECT a.id, a.segment, s.state, a.status, a.epoch, a.home, a.mobility, "
+			"a.activation, a.updated_ms, a.reason FROM agents a "
+			"LEFT JOIN agent_states s ON s.id = a.id WHERE a.id = ?1",
 	[S_AGENT_DEL] = "DELETE FROM agents WHERE id = ?1",
 	[S_AGENT_STATUS] = "UPDATE agents SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
 	[S_AGENT_PEEK] = "SELECT id, segment, NULL, status, epoch, home, mobility, activation, "
 			 "updated_ms, reason FROM agents WHERE id = ?1",
+	/* The same bytes again (an admission storing the state its transfer
+	 * has just stored, a passivation of an agent that did not run) leave
+	 * the row alone: comparing reads the old state, rewriting it would
+	 * write it to the WAL and later to the file. length() is compared
+	 * first: it is answered from the record header without reading the
+	 * overflow pages. */
+	[S_STATE_PUT] = "INSERT INTO agent_states(id, state) VALUES (?1, ?2) "
+			"ON CONFLICT(id) DO UPDATE SET state = excluded.state "
+			"WHERE length(agent_states.state) != length(excluded.state) "
+			"OR agent_states.state != excluded.state",
+	[S_STATE_DEL] = "DELETE FROM agent_states WHERE id = ?1",
 	[S_FWD_PUT] = "INSERT INTO forwards(agent, host, epoch, updated_ms) VALUES (?1, ?2, ?3, ?4) "
 		      "ON CONFLICT(agent) DO UPDATE SET host = excluded.host, epoch = excluded.epoch, "
 		      "updated_ms = excluded.updated_ms",
@@ -81,8 +95,14 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
 };
 
-/* Schema version 1. Segments are a rowid table: their rows are large. */
-static const char schema_v1[] =
+/* Schema version 2. Segments and agent states are rowid tables: their
+ * rows are large. An agent's state has a table of its own so that the
+ * agents row stays small: a status change rewrites the whole record, and
+ * SQLite rewrites a record with its overflow pages, which for a state are
+ * megabytes; a peek or a listing would walk them too. An agent without a
+ * state has no agent_states row; the trigger deletes the state with its
+ * agent, in the same statement. */
+static const char schema_v2[] =
 	"CREATE TABLE segments ("
 	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
 	"  name TEXT NOT NULL,"
@@ -91,7 +111,6 @@ static const char schema_v1[] =
 	"CREATE TABLE agents ("
 	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  segment BLOB NOT NULL REFERENCES segments(hash),"
-	"  state BLOB,"
 	"  status TEXT NOT NULL,"
 	"  epoch INTEGER NOT NULL,"
 	"  home TEXT NOT NULL,"
@@ -101,6 +120,11 @@ static const char schema_v1[] =
 	"  reason TEXT NOT NULL);"
 	"CREATE INDEX agents_status ON agents(status);"
 	"CREATE INDEX agents_segment ON agents(segment);"
+	"CREATE TABLE agent_states ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  state BLOB NOT NULL);"
+	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
+	"  DELETE FROM agent_states WHERE id = old.id; END;"
 	"CREATE TABLE forwards ("
 	"  agent TEXT PRIMARY KEY NOT NULL,"
 	"  host TEXT NOT NULL,"
@@ -115,6 +139,20 @@ static const char schema_v1[] =
 	"CREATE TABLE kv ("
 	"  key TEXT PRIMARY KEY NOT NULL,"
 	"  value BLOB NOT NULL);";
+
+/* From version 1, where the state was the agents table's third column:
+ * the states move to their table, the column goes (DROP COLUMN rewrites
+ * every agents row without it, so the old rows lose their overflow pages
+ * too). Run inside the transaction that sets user_version. */
+static const char migrate_v1_v2[] =
+	"CREATE TABLE agent_states ("
+	"  id TEXT PRIMARY KEY NOT NULL,"
+	"  state BLOB NOT NULL);"
+	"INSERT INTO agent_states(id, state) "
+	"  SELECT id, state FROM agents WHERE state IS NOT NULL AND length(state) > 0;"
+	"ALTER TABLE agents DROP COLUMN state;"
+	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
+	"  DELETE FROM agent_states WHERE id = old.id; END;";
 
 struct agd_store {
 	sqlite3 *db;                  /* the one connection */
@@ -317,6 +355,34 @@ static int pragma_int(struct agd_store *st, const char *sql, int64_t *v)
 	return r == SQLITE_ROW ? 0 : map(r == SQLITE_DONE ? SQLITE_CORRUPT : r);
 }
 
+/* Brings a store of an older schema to AGD_STORE_SCHEMA in one
+ * transaction: a crash half-way leaves the old schema, opened again next
+ * time. Another process may be upgrading the same file: the version is
+ * read again under the write lock. */
+static int upgrade(struct agd_store *st)
+{
+	int64_t version = 0;
+	int rc;
+
+	if ((rc = exec(st, "BEGIN IMMEDIATE")) != 0)
+		return rc;
+	rc = pragma_int(st, "PRAGMA user_version", &version);
+	if (rc == 0 && version == 1)
+		rc = exec(st, migrate_v1_v2);
+	if (rc == 0 && version == 1)
+		rc = exec(st, "PRAGMA user_version = 2");
+	if (rc == 0 && version != 1 && version != AGD_STORE_SCHEMA)
+		rc = AGD_STORE_ERR_CORRUPT;
+	if (rc != 0) {
+		if (!sqlite3_get_autocommit(st->db))
+			exec(st, "ROLLBACK");
+		return rc;
+	}
+	if ((rc = exec(st, "COMMIT")) != 0 && !sqlite3_get_autocommit(st->db))
+		exec(st, "ROLLBACK");
+	return rc;
+}
+
 static int setup_schema(struct agd_store *st)
 {
 	int64_t version = 0, app = 0, nobjects = 0;
@@ -340,8 +406,8 @@ static int setup_schema(struct agd_store *st)
 			exec(st, "ROLLBACK");
 			return setup_schema(st);
 		}
-		if ((rc = exec(st, schema_v1)) != 0 ||
-		    (rc = exec(st, "PRAGMA application_id = 1095189587; PRAGMA user_version = 1")) != 0) {
+		if ((rc = exec(st, schema_v2)) != 0 ||
+		    (rc = exec(st, "PRAGMA application_id = 1095189587; PRAGMA user_version = 2")) != 0) {
 			exec(st, "ROLLBACK");
 			return rc;
 		}
@@ -353,6 +419,8 @@ static int setup_schema(struct agd_store *st)
 		return AGD_STORE_ERR_VERSION;
 	if (version < 1)
 		return AGD_STORE_ERR_CORRUPT;
+	if (version < AGD_STORE_SCHEMA)
+		return upgrade(st);
 	return 0;
 }
 
@@ -675,32 +743,69 @@ static int agent_rec_ok(const struct agd_agent_rec *rec)
 	       (rec->state != NULL || rec->state_len == 0);
 }
 
+/* A call that runs several statements is atomic as a single statement
+ * was: in the caller's transaction, under a savepoint undone on failure;
+ * else in a transaction of its own (durable: synchronous is FULL outside
+ * transactions). group_end returns rc, or the commit's failure. */
+static int group_begin(struct agd_store *st)
+{
+	if (tx_aborted(st))
+		return AGD_STORE_ERR_ABORTED;
+	return exec(st, st->in_tx ? "SAVEPOINT agd_group" : "BEGIN IMMEDIATE");
+}
+
+static int group_end(struct agd_store *st, int rc)
+{
+	if (st->in_tx) {
+		/* SQLite may have rolled the whole transaction back (full
+		 * disk): then there is no savepoint left to undo. */
+		if (rc != 0 && !tx_aborted(st))
+			exec(st, "ROLLBACK TO agd_group");
+		if (!tx_aborted(st))
+			exec(st, "RELEASE agd_group");
+		return rc;
+	}
+	if (rc == 0)
+		rc = exec(st, "COMMIT");
+	if (rc != 0 && !sqlite3_get_autocommit(st->db))
+		exec(st, "ROLLBACK");
+	return rc;
+}
+
 int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec)
 {
-	sqlite3_stmt *s;
+	sqlite3_stmt *s, *t;
 	int rc = 0;
 
 	if (st == NULL || !agent_rec_ok(rec))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
+	if ((rc = group_begin(st)) != 0)
+		goto out;
+	/* The row first: it checks that the segment is stored. */
 	if ((s = stmt(st, S_AGENT_PUT, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
 		sqlite3_bind_blob(s, 2, rec->segment, MIG_SEGMENT_HASH_LEN, SQLITE_STATIC);
-		if (rec->state_len > 0)
-			rc = map(sqlite3_bind_blob64(s, 3, rec->state, rec->state_len, SQLITE_STATIC));
-		else
-			sqlite3_bind_null(s, 3);
-		sqlite3_bind_text(s, 4, rec->status, -1, SQLITE_STATIC);
-		sqlite3_bind_int64(s, 5, (sqlite3_int64)rec->epoch);
-		sqlite3_bind_text(s, 6, rec->home, -1, SQLITE_STATIC);
-		sqlite3_bind_int(s, 7, rec->mobility);
-		sqlite3_bind_int(s, 8, rec->activation);
-		sqlite3_bind_int64(s, 9, now_ms());
-		sqlite3_bind_text(s, 10, rec->reason, -1, SQLITE_STATIC);
-		if (rc == 0)
-			rc = step_done(s);
+		sqlite3_bind_text(s, 3, rec->status, -1, SQLITE_STATIC);
+		sqlite3_bind_int64(s, 4, (sqlite3_int64)rec->epoch);
+		sqlite3_bind_text(s, 5, rec->home, -1, SQLITE_STATIC);
+		sqlite3_bind_int(s, 6, rec->mobility);
+		sqlite3_bind_int(s, 7, rec->activation);
+		sqlite3_bind_int64(s, 8, now_ms());
+		sqlite3_bind_text(s, 9, rec->reason, -1, SQLITE_STATIC);
+		rc = step_done(s);
 		done(s);
 	}
+	if (rc == 0 && (t = stmt(st, rec->state_len > 0 ? S_STATE_PUT : S_STATE_DEL, &rc)) != NULL) {
+		sqlite3_bind_text(t, 1, rec->id, -1, SQLITE_STATIC);
+		if (rec->state_len > 0)
+			rc = map(sqlite3_bind_blob64(t, 2, rec->state, rec->state_len, SQLITE_STATIC));
+		if (rc == 0)
+			rc = step_done(t);
+		done(t);
+	}
+	rc = group_end(st, rc);
+out:
 	unlock(st);
 	return rc;
 }
@@ -832,14 +937,16 @@ int agd_store_agent_list(struct agd_store *st, const char *status, int with_stat
 
 	if (st == NULL || fn == NULL || (status != NULL && !text_ok(status, AGD_STORE_STATUS_MAX, 0)))
 		return AGD_STORE_ERR_ARG;
-	/* Without the state the row is read from the table but the blob is
-	 * never materialised: listing a million passive agents stays cheap. */
+	/* Without the state agent_states is not read at all: listing a
+	 * million passive agents stays cheap. */
 	if (with_state)
 		sql = status != NULL
-			? "SELECT id, segment, state, status, epoch, home, mobility, activation, "
-			  "updated_ms, reason FROM agents WHERE status = ?1 ORDER BY id"
-			: "SELECT id, segment, state, status, epoch, home, mobility, activation, "
-			  "updated_ms, reason FROM agents ORDER BY id";
+			? "SELECT a.id, a.segment, s.state, a.status, a.epoch, a.home, a.mobility, "
+			  "a.activation, a.updated_ms, a.reason FROM agents a "
+			  "LEFT JOIN agent_states s ON s.id = a.id WHERE a.status = ?1 ORDER BY a.id"
+			: "SELECT a.id, a.segment, s.state, a.status, a.epoch, a.home, a.mobility, "
+			  "a.activation, a.updated_ms, a.reason FROM agents a "
+			  "LEFT JOIN agent_states s ON s.id = a.id ORDER BY a.id";
 	else
 		sql = status != NULL
 			? "SELECT id, segment, NULL, status, epoch, home, mobility, activation, "

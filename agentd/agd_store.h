@@ -5,8 +5,11 @@
  * Tables (schema version AGD_STORE_SCHEMA, kept in PRAGMA user_version):
  *   segments   the code cache: verified signed segments by hash; "has H?"
  *              lets the migration protocol send a segment to a host once
- *   agents     every agent this host holds: segment, persisted state,
- *              status, epoch, home host, mobility, activation, reason
+ *   agents     every agent this host holds: segment, status, epoch, home
+ *              host, mobility, activation, reason
+ *   agent_states  its persisted state, apart (since schema 2) so that a
+ *              status change or a peek never reads or rewrites a large blob;
+ *              written, read and deleted with the agent's row, atomically
  *   forwards   forwarding pointers left by agents that moved away
  *   resources  the host's resource registry
  *   kv         small host metadata (host id, counters...)
@@ -43,8 +46,9 @@
 /* The store's file name in the data directory. */
 #define AGD_STORE_FILE "agentd.db"
 
-/* Schema version this build reads and writes. */
-#define AGD_STORE_SCHEMA 1
+/* Schema version this build reads and writes; a store of version 1 is
+ * upgraded in place when opened. */
+#define AGD_STORE_SCHEMA 2
 
 enum agd_store_err {
 	AGD_STORE_OK = 0,
@@ -160,7 +164,8 @@ int agd_store_segment_list(struct agd_store *st,
 			   int (*fn)(const struct agd_segment_info *info, void *ud), void *ud);
 
 /* Agents. put inserts or replaces the row rec->id (AGD_STORE_ERR_CONSTRAINT
- * when rec->segment is not stored). get fills *rec (release with
+ * when rec->segment is not stored); a state equal to the one stored is not
+ * written again. get fills *rec (release with
  * agd_store_agent_clear) or returns AGD_STORE_ERR_NOTFOUND. delete returns
  * AGD_STORE_ERR_NOTFOUND when absent. */
 int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec);
@@ -168,8 +173,7 @@ int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_r
 int agd_store_agent_delete(struct agd_store *st, const char *id);
 void agd_store_agent_clear(struct agd_agent_rec *rec);
 /* [bal] As get, without the state (rec->state stays NULL, nothing to
- * clear): what location needs, without copying a large state. (SQLite
- * still walks the row's overflow pages to reach the columns after it.) */
+ * clear): what location needs; the state is not read at all. */
 int agd_store_agent_peek(struct agd_store *st, const char *id, struct agd_agent_rec *rec);
 /* Updates status and reason of an existing agent without rewriting its
  * state (AGD_STORE_ERR_NOTFOUND when absent). */

@@ -225,6 +225,111 @@ Test(agd_store, agents_round_trip_and_need_their_segment)
 	agd_store_close(&st);
 }
 
+/* Counts the rows of `sql` (a SELECT count(*)) in the store's file. */
+static int count_rows(const char *sql)
+{
+	sqlite3 *db;
+	sqlite3_stmt *s;
+	int n;
+
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+	n = sqlite3_column_int(s, 0);
+	sqlite3_finalize(s);
+	sqlite3_close(db);
+	return n;
+}
+
+Test(agd_store, a_state_lives_and_dies_with_its_agent_and_an_empty_one_has_no_row)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec r, got;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "a1", seg, "STATE-BYTES", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	agent(&r, "a2", seg, "OTHER", "passive");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	/* The same state again leaves it as it was; a status change too. */
+	agent(&r, "a1", seg, "STATE-BYTES", "running");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_set_status(st, "a1", "waiting", "sleep"), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_eq(got.state_len, 11);
+	cr_assert_eq(memcmp(got.state, "STATE-BYTES", 11), 0);
+	cr_assert_str_eq(got.status, "waiting");
+	agd_store_agent_clear(&got);
+	/* Peek gives the row without the state. */
+	cr_assert_eq(agd_store_agent_peek(st, "a1", &got), 0);
+	cr_assert_null(got.state);
+	cr_assert_str_eq(got.status, "waiting");
+	/* No state: no state row, and get gives none. */
+	agent(&r, "a2", seg, NULL, "created");
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a2", &got), 0);
+	cr_assert_eq(got.state_len, 0);
+	cr_assert_null(got.state);
+	agd_store_agent_clear(&got);
+	agd_store_close(&st);
+	cr_assert_eq(count_rows("SELECT count(*) FROM agent_states"), 1);
+	/* Deleting the agent deletes its state. */
+	st = open_store();
+	cr_assert_eq(agd_store_agent_delete(st, "a1"), 0);
+	agd_store_close(&st);
+	cr_assert_eq(count_rows("SELECT count(*) FROM agent_states"), 0);
+	mig_segment_destroy(&seg);
+}
+
+Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec got;
+	char sql[1024];
+	sqlite3 *db;
+
+	/* A store as version 1 wrote it: the state a column of agents. */
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agd_store_close(&st);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "DROP TRIGGER agents_state_gone; DROP TABLE agent_states; DROP TABLE agents;"
+				  "CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"
+				  " segment BLOB NOT NULL REFERENCES segments(hash), state BLOB,"
+				  " status TEXT NOT NULL, epoch INTEGER NOT NULL, home TEXT NOT NULL,"
+				  " mobility INTEGER NOT NULL, activation INTEGER NOT NULL,"
+				  " updated_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
+				  "CREATE INDEX agents_status ON agents(status);"
+				  "CREATE INDEX agents_segment ON agents(segment);"
+				  "PRAGMA user_version = 1",
+				  NULL, NULL, NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(db));
+	snprintf(sql, sizeof sql,
+		 "INSERT INTO agents VALUES ('old1', (SELECT hash FROM segments), X'01020304',"
+		 " 'passive', 5, 'tcp://h:1', 2, 1, 1, 'r');"
+		 "INSERT INTO agents VALUES ('old2', (SELECT hash FROM segments), NULL,"
+		 " 'created', 1, 'tcp://h:1', 2, 1, 1, 'r')");
+	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+
+	st = open_store();
+	cr_assert_eq(agd_store_agent_get(st, "old1", &got), 0);
+	cr_assert_eq(got.state_len, 4);
+	cr_assert_eq(memcmp(got.state, "\x01\x02\x03\x04", 4), 0);
+	cr_assert_eq(got.epoch, 5);
+	cr_assert_str_eq(got.status, "passive");
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_agent_get(st, "old2", &got), 0);
+	cr_assert_eq(got.state_len, 0);
+	agd_store_agent_clear(&got);
+	agd_store_close(&st);
+	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'state'"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_user_version WHERE user_version = 2"), 1);
+	mig_segment_destroy(&seg);
+}
+
 Test(agd_store, oversized_or_missing_fields_are_refused)
 {
 	struct agd_store *st = open_store();
@@ -600,7 +705,7 @@ Test(agd_store, foreign_newer_or_unreachable_files_are_refused)
 	st = open_store();
 	agd_store_close(&st);
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 2", NULL, NULL, NULL), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
 	sqlite3_close(db);
 	cr_assert_eq(agd_store_open(path, &st), AGD_STORE_ERR_VERSION);
 

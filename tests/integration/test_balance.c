@@ -140,9 +140,16 @@ Test(balance, an_idle_host_pulls_busy_agents_which_then_run_there_exactly_once)
 	config_idle_host("[balance]\nmode = pull\nidle_below = 3\nbusy_above = 2\ninterval = 300ms\n"
 			 "max_pulls = 2\n");
 	start_host(&hosts[0], NULL, NULL);
-	start_host(&hosts[1], NULL, NULL);
 	for (int i = 0; i < NAGENTS; i++)
 		run_seg(&hosts[0], spin_seg, ids[i]);
+	/* Every agent has run on h1 before the idle host comes up: a pull
+	 * must then carry its execution state (an agent pulled before its
+	 * first slice would rightly start at its entry on h2). */
+	end = now_ms() + 30000;
+	for (int i = 0; i < NAGENTS; i++)
+		while (now_ms() < end && count_lines(hosts[0].log, ids[i], "start on h1") == 0)
+			usleep(50000);
+	start_host(&hosts[1], NULL, NULL);
 
 	/* Load evens out: 3 and 3 (h2 stops pulling once it has 3). */
 	end = now_ms() + 90000;
