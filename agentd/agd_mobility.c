@@ -99,6 +99,7 @@ struct req {
 	int awaiting;                  /* 1: the agent is still arriving here (committed,
 					  not yet activated): suspend it once admitted */
 	uint64_t deadline;             /* ms: give up waiting for the arrival */
+	uint64_t started;              /* ms: when it was asked for (progress) */
 	struct req *next;
 };
 
@@ -886,6 +887,7 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 	r->kind = kind;
 	r->mobility = mobility;
 	r->tok = tok;
+	r->started = agd_now_ms();
 	agd_res_leaving(m->res, id, to, kind); /* [resint] */
 	if (kind == AGD_KIND_CLONE) {
 		uint8_t b[AGD_ID_LEN / 2];
@@ -1372,6 +1374,85 @@ static int cmd_pull(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 	return 0;
 }
 
+static const char *const kind_names[] = { [AGD_KIND_PUSH] = "push", [AGD_KIND_PULL] = "pull",
+					   [AGD_KIND_CLONE] = "clone" };
+
+static const char *kind_name(int kind)
+{
+	return kind >= 0 && kind < (int)(sizeof kind_names / sizeof kind_names[0]) &&
+			       kind_names[kind] != NULL
+		       ? kind_names[kind]
+		       : "move";
+}
+
+/* One move under way at this source: the transfer protocol's phase once
+ * the agent is suspended, "suspending" before (waiting for its next safe
+ * point), "awaiting" while it has not yet been activated here. */
+static void transfer_json(struct agd_mobility *m, const struct req *r, uint64_t now,
+			  struct agd_jw *w)
+{
+	struct agd_xfer_info xi;
+	int have = agd_xfer_info(m->xfer, r->id, now, &xi) == 0;
+
+	agd_jw_obj_begin(w);
+	agd_jw_key(w, "agent");
+	agd_jw_str(w, r->id);
+	agd_jw_key(w, "to");
+	agd_jw_str(w, r->to);
+	agd_jw_key(w, "kind");
+	agd_jw_str(w, kind_name(r->kind));
+	agd_jw_key(w, "mobility");
+	agd_jw_str(w, r->mobility == AGD_MOB_WEAK ? "weak" : "strong");
+	agd_jw_key(w, "phase");
+	agd_jw_str(w, have ? xi.phase : r->awaiting ? "awaiting" : "suspending");
+	agd_jw_key(w, "bytes");
+	agd_jw_int(w, have ? (long long)xi.bytes : 0);
+	if (have) {
+		agd_jw_key(w, "epoch");
+		agd_jw_int(w, (long long)xi.epoch);
+	}
+	agd_jw_key(w, "elapsed_ms");
+	agd_jw_int(w, (long long)(now > r->started ? now - r->started : 0));
+	agd_jw_obj_end(w);
+}
+
+/* `transfers {"agent"?}`: the moves under way from this host, and what
+ * became of the pulls it asked for (agentctl's progress display and its
+ * wait for a pulled agent). */
+static int cmd_transfers(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+	const char *id = NULL;
+	uint64_t now = agd_now_ms();
+	struct agd_xfer_pull_info pi;
+
+	agd_json_get_str(req->doc, req->args, "agent", &id);
+	agd_jw_key(w, "host");
+	agd_jw_str(w, m->cfg->host);
+	agd_jw_key(w, "transfers");
+	agd_jw_arr_begin(w);
+	for (const struct req *r = m->reqs; r; r = r->next)
+		if (id == NULL || strcmp(r->id, id) == 0)
+			transfer_json(m, r, now, w);
+	agd_jw_arr_end(w);
+	if (id != NULL && agd_xfer_pull_info(m->xfer, id, now, &pi) == 0) {
+		agd_jw_key(w, "pull");
+		agd_jw_obj_begin(w);
+		agd_jw_key(w, "from");
+		agd_jw_str(w, pi.from);
+		agd_jw_key(w, "state");
+		agd_jw_str(w, agd_xfer_pull_state_name(pi.state));
+		if (pi.state == AGD_XFER_PULL_REFUSED) {
+			agd_jw_key(w, "why");
+			agd_jw_str(w, pi.why);
+		}
+		agd_jw_key(w, "elapsed_ms");
+		agd_jw_int(w, (long long)pi.elapsed_ms);
+		agd_jw_obj_end(w);
+	}
+	return 0;
+}
+
 static int cmd_locate(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 {
 	struct agd_mobility *m = ud;
@@ -1738,6 +1819,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "pull", cmd_pull, m);
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
+	agd_ctl_register(m->ctl, "transfers", cmd_transfers, m);
 	agd_ctl_register(m->ctl, "send", cmd_send, m);
 	if (agd_call_new(m->rt, m->loop, m->ctl, cfg->host, m->dir, send_to, m, &m->call) != 0) /* [call] */
 		agd_log(AGD_LOG_WARN, "call.unavailable", "host=%s", cfg->host);

@@ -16,7 +16,9 @@
  */
 #include "agd_xfer.h"
 
+#include "agd_err.h"
 #include "agd_log.h"
+#include "agd_loop.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,7 @@ struct attempt {
 	uint64_t corr;                      /* correlation id of our messages */
 	uint8_t hash[AGD_WIRE_HASH_LEN];    /* code segment */
 	enum phase phase;                   /* where it stands */
+	uint64_t started;                   /* ms: when the attempt began (progress) */
 	int direct;                         /* TRANSFER sent without an OFFER: the
 					       target was known to have the code */
 	uint64_t deadline;                  /* ms: give up after */
@@ -80,6 +83,18 @@ struct known {
 
 #define KNOWN_MAX 256
 
+/* Pulls this host asked for, remembered so that `agentctl pull` can tell
+ * arrival from refusal: a bounded ring, oldest overwritten. */
+#define PULLS_MAX 32
+
+struct pull {
+	char agent[AGD_WIRE_NAME_MAX + 1];
+	char from[AGD_WIRE_NAME_MAX + 1];
+	int state;                        /* AGD_XFER_PULL_* */
+	uint64_t started;                 /* ms */
+	char why[AGD_WIRE_TEXT_MAX + 1];  /* the source's refusal */
+};
+
 struct agd_xfer {
 	char host[AGD_WIRE_NAME_MAX + 1]; /* this host */
 	struct agd_store *st;             /* borrowed */
@@ -98,6 +113,8 @@ struct agd_xfer {
 	struct waiting *waits;            /* target side, code on demand */
 	struct known *known;              /* source side: code cached at targets */
 	size_t nknown;
+	struct pull pulls[PULLS_MAX];     /* target side: pulls asked for */
+	size_t npulls;                    /* pulls ever asked (ring index) */
 };
 
 const char *agd_xfer_strerror(int code)
@@ -577,6 +594,7 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 	a->corr = ++x->corr;
 	a->phase = PH_OFFERED;
 	a->deadline = now_ms + x->timeout_ms;
+	a->started = now_ms;
 	if (req->state_len) {
 		a->state = malloc(req->state_len);
 		if (a->state == NULL) {
@@ -803,13 +821,43 @@ static void on_accept(struct agd_xfer *x, const char *from, const struct agd_wir
 	send_transfer(x, a, now_ms);
 }
 
+/* The pull this host asked of `from` for m->agent, still unanswered. */
+static struct pull *pull_open(struct agd_xfer *x, const char *from, const char *agent)
+{
+	size_t n = x->npulls < PULLS_MAX ? x->npulls : PULLS_MAX;
+
+	for (size_t i = 0; i < n; i++) {
+		struct pull *p = &x->pulls[i];
+
+		if (p->state == AGD_XFER_PULL_REQUESTED && strcmp(p->agent, agent) == 0 &&
+		    (from == NULL || strcmp(p->from, from) == 0))
+			return p;
+	}
+	return NULL;
+}
+
+/* A REFUSE that matches no attempt of ours may answer a PULL_REQUEST. */
+static void pull_refused(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m)
+{
+	struct pull *p = pull_open(x, from, m->agent);
+
+	if (p == NULL)
+		return;
+	p->state = AGD_XFER_PULL_REFUSED;
+	snprintf(p->why, sizeof p->why, "%s", m->text);
+}
+
 static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m,
 		      uint64_t now_ms)
 {
 	struct attempt *a = attempt_by_id(x, m->agent);
 	char why[AGD_WIRE_TEXT_MAX + 32];
 
-	if (a == NULL || a->epoch != m->epoch || strcmp(a->to, from) != 0)
+	if (a == NULL) {
+		pull_refused(x, from, m);
+		return;
+	}
+	if (a->epoch != m->epoch || strcmp(a->to, from) != 0)
 		return;
 	if (a->direct && m->code == AGD_XFER_ERR_SEGMENT) {
 		/* It lost the code: offer it, as for a stranger. The target
@@ -862,8 +910,15 @@ static void on_pull(struct agd_xfer *x, const char *from, const struct agd_wire_
 	const char *to = m->host[0] ? m->host : from;
 	int rc = x->ops.pull ? x->ops.pull(x->ud, m->agent, to, m->mobility) : AGD_XFER_ERR_REFUSED;
 
-	if (rc != 0)
-		send_refuse(x, from, m, rc, "pull refused");
+	if (rc != 0) {
+		/* ops->pull answers with the daemon's error codes; ours are
+		 * -300 and below. The asker shows this text to its user. */
+		char why[AGD_WIRE_TEXT_MAX];
+
+		snprintf(why, sizeof why, "pull refused: %s",
+			 rc <= AGD_XFER_ERR_NOMEM ? agd_xfer_strerror(rc) : agd_strerror(rc));
+		send_refuse(x, from, m, rc, why);
+	}
 }
 
 /* ---- target ---- */
@@ -1156,6 +1211,12 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	a.seen_len = in.seen_len;
 	agd_log(AGD_LOG_INFO, "xfer.activated", "agent=%s from=%s epoch=%llu", rec.id, from,
 		(unsigned long long)rec.epoch);
+	{
+		struct pull *p = pull_open(x, NULL, rec.id);
+
+		if (p != NULL)
+			p->state = AGD_XFER_PULL_ARRIVED;
+	}
 	x->ops.activate(x->ud, &a);
 out:
 	agd_store_agent_clear(&rec);
@@ -1217,6 +1278,21 @@ int agd_xfer_input(struct agd_xfer *x, const char *from, const struct agd_wire_m
 	}
 }
 
+/* Remembers a pull asked for; an older open one for the agent is
+ * superseded (it answers, if at all, as the new one does). */
+static void pull_note(struct agd_xfer *x, const char *from, const char *agent)
+{
+	struct pull *p = pull_open(x, NULL, agent);
+
+	if (p == NULL)
+		p = &x->pulls[x->npulls++ % PULLS_MAX];
+	memset(p, 0, sizeof *p);
+	snprintf(p->agent, sizeof p->agent, "%s", agent);
+	snprintf(p->from, sizeof p->from, "%s", from);
+	p->state = AGD_XFER_PULL_REQUESTED;
+	p->started = agd_now_ms();
+}
+
 int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int mobility)
 {
 	struct agd_wire_msg m;
@@ -1227,7 +1303,10 @@ int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int m
 	msg_init(&m, AGD_MSG_PULL_REQUEST, ++x->corr, agent, 0);
 	snprintf(m.host, sizeof m.host, "%s", x->host);
 	m.mobility = (uint8_t)mobility;
-	return x->ops.send(x->ud, from, &m) == 0 ? 0 : AGD_XFER_ERR_SEND;
+	if (x->ops.send(x->ud, from, &m) != 0)
+		return AGD_XFER_ERR_SEND;
+	pull_note(x, from, agent);
+	return 0;
 }
 
 int64_t agd_xfer_tick(struct agd_xfer *x, uint64_t now_ms)
@@ -1331,4 +1410,61 @@ int agd_xfer_recover(struct agd_xfer *x, uint64_t now_ms)
 	}
 	free(c.migrating);
 	return c.err ? c.err : c.n;
+}
+
+/* ---- progress (control `transfers`) ---- */
+
+static const char *phase_name(const struct attempt *a)
+{
+	return a->phase == PH_OFFERED ? "offered" : "transferring";
+}
+
+int agd_xfer_info(const struct agd_xfer *x, const char *agent, uint64_t now_ms,
+		  struct agd_xfer_info *out)
+{
+	const struct attempt *a;
+
+	for (a = x->attempts; a; a = a->next)
+		if (strcmp(a->agent, agent) == 0)
+			break;
+	if (a == NULL)
+		return AGD_XFER_ERR_NOTFOUND;
+	memset(out, 0, sizeof *out);
+	out->to = a->to;
+	out->phase = phase_name(a);
+	out->kind = a->kind;
+	out->mobility = a->mobility;
+	out->epoch = a->epoch;
+	out->bytes = a->state_len + a->res_len;
+	out->elapsed_ms = now_ms > a->started ? now_ms - a->started : 0;
+	return 0;
+}
+
+int agd_xfer_pull_info(const struct agd_xfer *x, const char *agent, uint64_t now_ms,
+		       struct agd_xfer_pull_info *out)
+{
+	size_t n = x->npulls < PULLS_MAX ? x->npulls : PULLS_MAX;
+	const struct pull *best = NULL;
+
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(x->pulls[i].agent, agent) == 0 &&
+		    (best == NULL || x->pulls[i].started >= best->started))
+			best = &x->pulls[i];
+	if (best == NULL)
+		return AGD_XFER_ERR_NOTFOUND;
+	out->from = best->from;
+	out->state = best->state;
+	out->why = best->why;
+	out->elapsed_ms = now_ms > best->started ? now_ms - best->started : 0;
+	return 0;
+}
+
+const char *agd_xfer_pull_state_name(int state)
+{
+	switch (state) {
+	case AGD_XFER_PULL_REQUESTED: return "requested";
+	case AGD_XFER_PULL_REFUSED: return "refused";
+	case AGD_XFER_PULL_ARRIVED: return "arrived";
+	default: return "unknown";
+	}
 }

@@ -209,4 +209,35 @@ int agd_xfer_arriving(struct agd_store *st, const char *agent);
 /* Number of attempts under way at the source, for status and tests. */
 size_t agd_xfer_pending(const struct agd_xfer *x);
 
+/* Progress of the attempt under way for agent at this source (control
+ * `transfers`, agentctl's progress display). Strings are borrowed until
+ * the next call into the module. Returns 0 or AGD_XFER_ERR_NOTFOUND. */
+struct agd_xfer_info {
+	const char *to;          /* target host */
+	const char *phase;       /* "offered" (waiting for ACCEPT, or the
+				    target fetching the code) or "transferring"
+				    (TRANSFER sent, waiting for COMMITTED) */
+	int kind;                /* AGD_KIND_* */
+	int mobility;            /* AGD_MOB_* */
+	uint64_t epoch;          /* the attempt's epoch */
+	size_t bytes;            /* state and resource segment sent */
+	uint64_t elapsed_ms;     /* since the attempt began */
+};
+int agd_xfer_info(const struct agd_xfer *x, const char *agent, uint64_t now_ms,
+		  struct agd_xfer_info *out);
+
+/* Pulls this host asked for (agd_xfer_pull), the last 32: whether the
+ * agent arrived or the source refused (with its reason). A pull the source
+ * accepted but whose transfer then failed stays "requested". */
+enum { AGD_XFER_PULL_REQUESTED = 1, AGD_XFER_PULL_REFUSED, AGD_XFER_PULL_ARRIVED };
+struct agd_xfer_pull_info {
+	const char *from;        /* the host asked */
+	int state;               /* AGD_XFER_PULL_* */
+	const char *why;         /* REFUSED: the source's reason */
+	uint64_t elapsed_ms;     /* since it was asked */
+};
+int agd_xfer_pull_info(const struct agd_xfer *x, const char *agent, uint64_t now_ms,
+		       struct agd_xfer_pull_info *out);
+const char *agd_xfer_pull_state_name(int state);
+
 #endif

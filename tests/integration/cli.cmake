@@ -5,7 +5,7 @@ agentd_test(test_agents_mock
   LIBS mig lua_pinned TIMEOUT 60)
 #   test_cli             agentctl against a real 3-host loopback cluster
 agentd_test(test_cli
-  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c
+  SOURCES ${CMAKE_CURRENT_LIST_DIR}/test_cli.c ${CMAKE_CURRENT_LIST_DIR}/itest.c
   LIBS agd TIMEOUT 600)
 add_dependencies(test_cli agentd agentctl)
 #   test_demo            scripts/demo on this build: loopback, and network

@@ -6,8 +6,10 @@
  * agent.
  */
 #include "test_cli_support.h"
+#include "itest.h"
 
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 static void setup(void)
 {
@@ -156,24 +158,35 @@ Test(cli, a_segment_directory_runs_with_key_signed_in_memory)
 	cr_assert_eq(strspn(clu_out, "0123456789abcdef"), 16, "id: %s", clu_out);
 }
 
-Test(cli, a_large_segment_is_uploaded_in_chunks_then_run)
+/* Makes agent directory clu_dir/<name> with a manifest (entry main.lua
+ * main, the mobility given) and returns main.lua opened for writing. */
+static FILE *agent_dir(const char *name, const char *mobility, char *sdir, size_t len)
 {
-	char sdir[400], path[450], key[400], seg[420];
+	char path[600];
 	FILE *f;
-	const char *id;
 
-	/* A 3 MiB source file (a long comment): over the 1 MiB inline limit. */
-	snprintf(sdir, sizeof sdir, "%s/big", clu_dir);
+	snprintf(sdir, len, "%s/%s", clu_dir, name);
 	cr_assert_eq(mkdir(sdir, 0755), 0);
 	snprintf(path, sizeof path, "%s/manifest", sdir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
-	fprintf(f, "agentd-manifest 1\nname = big\nversion = 1\nentry = main.lua main\n"
-		   "mobility = weak\nfile = main.lua\n");
+	fprintf(f, "agentd-manifest 1\nname = %s\nversion = 1\nentry = main.lua main\n"
+		   "mobility = %s\nfile = main.lua\n", name, mobility);
 	fclose(f);
 	snprintf(path, sizeof path, "%s/main.lua", sdir);
 	f = fopen(path, "w");
 	cr_assert_not_null(f);
+	return f;
+}
+
+Test(cli, a_large_segment_is_uploaded_in_chunks_then_run)
+{
+	char sdir[400], key[400], seg[420];
+	FILE *f;
+	const char *id;
+
+	/* A 3 MiB source file (a long comment): over the 1 MiB inline limit. */
+	f = agent_dir("big", "weak", sdir, sizeof sdir);
 	for (int i = 0; i < 3 * 1024; i++) {
 		fputs("-- ", f);
 		for (int k = 0; k < 1020; k++)
@@ -330,4 +343,169 @@ Test(cli, bindings_show_the_action_chosen_for_each_binding_at_each_hop)
 	cr_assert(strstr(clu_out, "h1->h3 probe: action=RB") != NULL, "%s", clu_out);
 	cr_assert_eq(ctl("--json", "bindings", tour, NULL), 0);
 	cr_assert(strstr(clu_out, "\"agents\"") != NULL, "%s", clu_out);
+}
+
+/* Host hN's control endpoint, from the cluster file. */
+static void ctl_endpoint(int host, char *buf, size_t len)
+{
+	char line[600], name[16], want[16];
+	FILE *f = fopen(clu_file, "r");
+
+	cr_assert_not_null(f);
+	snprintf(want, sizeof want, "h%d", host);
+	buf[0] = '\0';
+	while (fgets(line, sizeof line, f) != NULL) {
+		char ep[512];
+
+		if (sscanf(line, "%15s %511s", name, ep) == 2 && strcmp(name, want) == 0)
+			snprintf(buf, len, "%s", ep);
+	}
+	fclose(f);
+	cr_assert(buf[0] != '\0', "no %s in the cluster file", want);
+}
+
+/* Whether file `path` contains `what` (read whole, bounded). */
+static int file_has(const char *path, const char *what)
+{
+	static char text[1 << 16];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	return strstr(text, what) != NULL;
+}
+
+/* Waits for process pid to exit by itself, up to ms; its exit code, or -1. */
+static int wait_exit(pid_t pid, int ms)
+{
+	int status;
+
+	for (int t = 0; t < ms; t += 50) {
+		if (waitpid(pid, &status, WNOHANG) == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		usleep(50000);
+	}
+	return -1;
+}
+
+/* A strong agent holding 6 MiB is pushed to a host that is stopped for a
+ * while: the source lists the move in `transfers` (phase, bytes, elapsed),
+ * and agentctl draws a progress line from it (forced with
+ * AGENTCTL_PROGRESS=1, since stderr is a file here); once the target runs
+ * again the push completes and the agent lives on there with its data. */
+Test(cli, a_slow_push_is_listed_by_transfers_and_shown_as_progress)
+{
+	char sdir[400], path[450], key[400], seg[420], ep1[512], body[128], log[450];
+	char *argv[16], *reply = NULL;
+	const char *id_p;
+	char id[64];
+	pid_t h2 = clu_pid(2), pusher;
+	int listed = 0, n = 0, rc;
+	FILE *f;
+
+	f = agent_dir("heavy", "strong", sdir, sizeof sdir);
+	fputs("function main()\n"
+	      "  local big = string.rep('0123456789abcdef', 6 * 65536)\n"
+	      "  agent.log('heavy ready on ' .. agent.host())\n"
+	      "  while true do\n"
+	      "    agent.sleep(0.05)\n"
+	      "    if agent.host() ~= 'h1' then agent.log('heavy on ' .. agent.host() .. ' #' .. #big) "
+	      "agent.sleep(3600) end\n"
+	      "  end\n"
+	      "end\n",
+	      f);
+	fclose(f);
+	snprintf(key, sizeof key, "%s/author.key", clu_dir);
+	snprintf(seg, sizeof seg, "%s/heavy.seg", clu_dir);
+	cr_assert_eq(ctl("sign", sdir, "-k", key, "-o", seg, NULL), 0, "%s", clu_out);
+	id_p = clu_run(seg, "h1", NULL);
+	snprintf(id, sizeof id, "%s", id_p);
+	cr_assert(clu_logs_wait(id, "heavy ready on h1", 10000), "%s", clu_out);
+	ctl_endpoint(1, ep1, sizeof ep1);
+
+	cr_assert_eq(kill(h2, SIGSTOP), 0);
+	snprintf(log, sizeof log, "%s/push.log", clu_dir);
+	argv[n++] = (char *)tst_bin("AGENTCTL_BIN");
+	argv[n++] = "--cluster";
+	argv[n++] = clu_file;
+	argv[n++] = "--timeout";
+	argv[n++] = "30000";
+	argv[n++] = "push";
+	argv[n++] = id;
+	argv[n++] = "--to";
+	argv[n++] = "h2";
+	argv[n++] = "--from"; /* finding it would ask the stopped h2 too */
+	argv[n++] = "h1";
+	argv[n] = NULL;
+	setenv("AGENTCTL_PROGRESS", "1", 1);
+	pusher = tst_proc_start(argv, log);
+	unsetenv("AGENTCTL_PROGRESS");
+	cr_assert_gt(pusher, 0);
+	/* While h2 is stopped the move cannot pass its offer. */
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+	for (int t = 0; t < 100 && !listed; t++) {
+		struct agd_json *doc = NULL;
+		const struct agd_json_val *list, *x;
+		const char *phase = NULL, *to = NULL;
+		long long bytes = 0;
+
+		usleep(50000);
+		cr_assert_eq(itest_req(NULL, ep1, "transfers", body, &reply), 1, "%s", reply ? reply : "");
+		cr_assert_eq(agd_json_parse(reply, strlen(reply), &doc, NULL), 0, "%s", reply);
+		list = agd_json_get(doc, agd_json_root(doc), "transfers");
+		cr_assert_not_null(list, "%s", reply);
+		x = agd_json_first(doc, list);
+		if (x != NULL && agd_json_get_str(doc, x, "phase", &phase) == 0 &&
+		    strcmp(phase, "suspending") != 0) {
+			cr_assert_eq(agd_json_get_str(doc, x, "to", &to), 0);
+			cr_assert_str_eq(to, "h2");
+			cr_assert_eq(agd_json_get_int(doc, x, "bytes", &bytes), 0);
+			cr_assert_geq(bytes, 6 << 20, "%s", reply);
+			cr_assert_str_eq(phase, "offered", "%s", reply);
+			listed = 1;
+		}
+		agd_json_destroy(&doc);
+		free(reply);
+		reply = NULL;
+	}
+	cr_assert(listed, "the source never listed the push in transfers");
+	/* A progress line is drawn (over 4 MiB), naming the move. */
+	snprintf(path, sizeof path, "push %s h1 -> h2: offered", id);
+	for (int t = 0; t < 100 && !file_has(log, path); t++)
+		usleep(50000);
+	kill(h2, SIGCONT);
+	rc = wait_exit(pusher, 40000);
+	cr_assert(file_has(log, path), "no progress line '%s' in the push's output", path);
+	cr_assert_eq(rc, 0, "push failed (see %s)", log);
+	cr_assert(file_has(log, "pushed "), "no result line");
+	cr_assert(clu_logs_wait(id, "heavy on h2 #6291456", 15000), "%s", clu_out);
+	/* Nothing under way any more. */
+	cr_assert_eq(itest_req(NULL, ep1, "transfers", body, &reply), 1);
+	cr_assert(strstr(reply, "\"transfers\":[]") != NULL, "%s", reply);
+	free(reply);
+}
+
+/* A pull waits for the agent to arrive, and a refused pull says why with
+ * exit 4: asked of a host the agent is not on, the pull is refused there;
+ * asked of its host, it returns once the agent is on the target. */
+Test(cli, a_pull_returns_when_the_agent_has_arrived_or_says_why_it_was_refused)
+{
+	char id[64], host[64];
+
+	snprintf(id, sizeof id, "%s", clu_run(clu_sign("hello"), "h1", NULL));
+	cr_assert(clu_logs_wait(id, "hello from h1", 5000), "%s", clu_out);
+	cr_assert_eq(ctl("pull", id, "--to", "h2", "--from", "h3", NULL), 4, "%s", clu_out);
+	cr_assert_eq(ctl("--json", "pull", id, "--to", "h2", "--from", "h3", NULL), 4, "%s", clu_out);
+	cr_assert(strstr(clu_out, "h3 refused to send") != NULL && strstr(clu_out, "pull refused") != NULL,
+		  "%s", clu_out);
+	cr_assert_eq(where_is(id, host, sizeof host), 0, "a refused pull changes no epoch");
+	cr_assert_str_eq(host, "h1");
+	cr_assert_eq(ctl("pull", id, "--to", "h2", NULL), 0, "%s", clu_out);
+	/* No polling here: the pull has returned, so the agent is there. */
+	cr_assert_eq(where_is(id, host, sizeof host), 1);
+	cr_assert_str_eq(host, "h2");
 }
