@@ -32,15 +32,17 @@
  * Locking. rt->mu (agd_rt_int.h) protects, besides the rest of the runtime:
  *  - the run queue: rt->rq_head, rt->rq_tail, a->queued, a->rq_next;
  *  - the timer heap: rt->heap, rt->nheap, rt->heap_cap, a->heap_i,
- *    a->wake_at (set by agd_rt_work before agd_sched_heap_push);
+ *    a->wake_at (set by agd_rt.c before agd_sched_heap_push);
  *  - the passivation LRU: rt->lru_head, rt->lru_tail, a->lru_in,
- *    a->lru_prev, a->lru_next, a->idle_since (set by agd_rt_work);
+ *    a->lru_prev, a->lru_next, a->idle_since (set by agd_rt.c when the
+ *    agent starts waiting);
  *  - the pool's counters: rt->busy (counted by agd_rt_work around every
  *    stretch it runs without the lock, with a->on_cpu set), rt->stopped,
  *    rt->poll_deadline, rt->last_checkpoint.
  * Two condition variables go with it: rt->work_cv (the run queue is not
  * empty, or the pool halts), waited on by idle workers; rt->idle_cv (a
- * worker put an agent down), waited on by agd_sched_drain. rt->workers and
+ * worker put an agent down: broadcast by agd_rt_work and by the worker
+ * after each piece of work), waited on by agd_sched_drain. rt->workers and
  * rt->nworkers are written only by agd_sched_start and agd_sched_join, on
  * the thread that starts and stops the runtime, while no other thread
  * starts or joins workers.
