@@ -52,7 +52,7 @@ void agd_mobility_detach(struct agd_mobility **m);
  * thread. */
 int agd_mobility_available(struct agd_rt *rt);
 
-/* Worker thread, with the runtime's lock held (agd_rt.c work()): agent `id`
+/* Worker thread, with the runtime's lock held (agd_rt.c agd_rt_work()): agent `id`
  * asked to move itself to host `to` (flags AGD_MOVE_*). When *fn is NULL
  * (no other suspend pending), records the request and sets *fn and *ud to
  * the suspend callback the runtime must run at the agent's next safe point;

@@ -1,23 +1,23 @@
 /*
- * agd_rt.c: agents' life cycle and scheduling, without Lua (see agd_rt.h,
- * docs/runtime.md).
+ * agd_rt.c: agents' registry and life cycle, without Lua (see agd_rt.h,
+ * docs/runtime.md): creation, kills, mailboxes, calls and parks,
+ * passivation and activation through the store, the migration seam, the
+ * code cache, and the slice a worker runs (agd_rt_work). The run queue,
+ * the timer heap, the passivation LRU and the workers are agd_sched.c's;
+ * the records both share are in agd_rt_int.h.
  *
- * Invariants (all under rt->mu):
- * - An agent is in the run queue (a->queued) at most once, and never while
- *   a worker has it (a->on_cpu); a worker that finds it runnable again when
- *   it puts it down queues it then.
- * - a->heap_i != 0 iff the agent waits with a deadline (sleep, recv with a
- *   timeout); a->lru_in iff it is an on-demand agent waiting in memory.
+ * Invariants (all under rt->mu; the scheduler's are in agd_sched.h):
  * - Ended agents (finished, failed, killed) have no vm, no mailbox, and are
  *   in no queue; their record stays for ps and logs.
  * - a->vm is touched only by the worker that has the agent on CPU.
  */
-#include "agd_rt.h"
+#include "agd_rt_int.h"
 
 #include "agd_mobility.h" /* [mig2] agd_mobility_self_move */
 #include "agd_log.h"
 #include "agd_loop.h"
 #include "agd_park.h"
+#include "agd_sched.h"
 #include "agd_store.h"
 #include "agd_trust.h"
 #include "agd_vm.h"
@@ -33,117 +33,8 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #define PS_MAX 10000 /* agents listed by one ps */
-
-struct logring {
-	char *line[AGD_LOG_LINES]; /* malloc'd lines, oldest at head */
-	unsigned head;             /* index of the oldest */
-	unsigned n;                /* lines held */
-};
-
-enum wait_kind { W_NONE, W_SLEEP, W_RECV, W_PARK };
-
-/* The answer to a park, kept from agd_rt_unpark until the agent runs. */
-struct park_ans {
-	int code;                      /* 0 or an agd_err */
-	char *text;                    /* malloc'd, or NULL */
-	size_t len;                    /* bytes of data */
-	int has_data;                  /* data is a value (else nil) */
-	uint8_t data[];                /* the bytes */
-};
-
-struct agd_agent {
-	char id[AGD_ID_LEN + 1];      /* hex id */
-	enum agd_state state;         /* public life-cycle state */
-	char reason[128];             /* why it is in that state */
-	char home[64];                /* home host */
-	int on_demand;                /* activation policy: passivate when idle */
-	uint32_t epoch;               /* migration epoch */
-	struct agd_code *code;        /* reference */
-	struct agd_vm *vm;            /* Lua side; NULL when passivated or ended */
-	struct mig_buf saved;         /* last persisted state (when no store) */
-	int persisted;                /* a state is in the store or in saved */
-	int from_store;               /* loaded or admitted: its wait is in its state */
-	uint8_t queued;               /* in the run queue */
-	uint8_t on_cpu;               /* a worker has it */
-	uint8_t kill_req;             /* end it when next seen */
-	uint8_t passivate_req;        /* persist and close it when next seen */
-	uint8_t checkpoint_req;       /* persist it (and keep running) when next seen */
-	uint8_t timed_out;            /* its wait's deadline passed */
-	uint8_t lru_in;               /* in the idle list */
-	uint8_t had_deadline;         /* its wait had a deadline when a transfer took it */
-	uint8_t was_waiting;          /* it was waiting (not woken yet) when a transfer took it */
-	enum wait_kind wait;          /* what it waits for */
-	uint64_t wake_at;             /* deadline in agd_now_ms(), when heap_i */
-	size_t heap_i;                /* 1-based heap position, 0 = none */
-	uint64_t idle_since;          /* when it started waiting */
-	struct agd_agent *rq_next;    /* run queue link */
-	struct agd_agent *hnext;      /* registry chain */
-	struct agd_agent *lru_prev;   /* idle list links */
-	struct agd_agent *lru_next;
-	struct agd_msg *mb_head;      /* mailbox */
-	struct agd_msg *mb_tail;
-	uint32_t mb_n;                /* messages queued */
-	struct logring *log;          /* lines for `logs`, or NULL */
-	size_t memory;                /* bytes, at the last slice */
-	uint64_t instructions;        /* at the last slice */
-	uint64_t switches;            /* slices run */
-	size_t mem_quota;             /* its memory quota */
-	uint64_t instr_quota;         /* its instruction quota */
-	agd_rt_suspend_fn suspend_fn; /* migration seam callback, or NULL */
-	void *suspend_ud;             /* its argument */
-	int64_t created;              /* wall clock, ms */
-	uint64_t park_token;          /* the park it expects an answer for (agd_park.h), 0 none */
-	struct park_ans *park_ans;    /* that answer, once come; owned */
-	uint8_t park_lost;            /* parked when persisted: resume it with an error */
-	uint8_t args_kept;            /* its run arguments are in the store (ARGS_KEY) */
-	uint8_t leaving;              /* a transfer is persisting it: calls are held elsewhere */
-	struct agd_call_in *calls_head; /* calls waiting to be run (agd_call) */
-	struct agd_call_in *calls_tail;
-	uint32_t ncalls;              /* their number */
-};
-
-struct agd_rt {
-	const struct agd_config *cfg; /* borrowed */
-	struct agd_loop *loop;        /* borrowed: the dispatcher's */
-	pthread_mutex_t mu;           /* guards everything below */
-	pthread_cond_t work_cv;       /* run queue not empty, or stopping */
-	pthread_cond_t idle_cv;       /* a worker put an agent down */
-	struct agd_agent **buckets;   /* registry */
-	size_t nbuckets;              /* power of two */
-	size_t nagents;               /* records, ended ones included */
-	size_t counts[AGD_KILLED + 1]; /* agents per state */
-	size_t resident;              /* agents with a vm */
-	struct agd_agent *rq_head;    /* run queue, FIFO */
-	struct agd_agent *rq_tail;
-	struct agd_agent **heap;      /* waiting agents with a deadline, min wake_at */
-	size_t nheap;
-	size_t heap_cap;
-	struct agd_agent *lru_head;   /* idle on-demand agents, oldest first */
-	struct agd_agent *lru_tail;
-	struct agd_code *codes;       /* code cache */
-	pthread_t *workers;           /* worker threads */
-	unsigned nworkers;            /* started */
-	unsigned busy;                /* workers with an agent on CPU */
-	int stopping;                 /* no new work; persist instead of running */
-	int stopped;                  /* workers joined */
-	uint64_t poll_deadline;       /* the dispatcher sleeps until this (ms) */
-	uint64_t switches;            /* slices run, all agents */
-	uint64_t last_checkpoint;     /* ms */
-	int64_t started;              /* wall clock, ms */
-	struct agd_store *store;      /* durable store, or NULL (no data dir) */
-	struct agd_trust *trust;      /* trust store, or NULL (none: refuse all) */
-	char trust_why[256];          /* why there is no trust store */
-	struct res_registry *reg;     /* resources, or NULL */
-	pthread_mutex_t res_mu;       /* serialises every use of reg */
-	char **hosts;                 /* known host names, this one first */
-	size_t nhosts;
-	struct agd_rt_remote remote;  /* worker process: host services via the daemon */
-	agd_rt_reply_fn reply_fn;     /* where calls' outcomes go, or NULL */
-	void *reply_ud;
-};
 
 static const char *const state_names[] = { "created", "running", "waiting", "migrating",
 					   "finished", "failed", "killed" };
@@ -276,149 +167,6 @@ static void unlink_agent(struct agd_rt *rt, struct agd_agent *a)
 	}
 }
 
-/* ----------------------------------------------------- heap and queues */
-
-static void heap_swap(struct agd_rt *rt, size_t i, size_t j)
-{
-	struct agd_agent *t = rt->heap[i];
-
-	rt->heap[i] = rt->heap[j];
-	rt->heap[j] = t;
-	rt->heap[i]->heap_i = i + 1;
-	rt->heap[j]->heap_i = j + 1;
-}
-
-static void heap_up(struct agd_rt *rt, size_t i)
-{
-	while (i > 0 && rt->heap[(i - 1) / 2]->wake_at > rt->heap[i]->wake_at) {
-		heap_swap(rt, i, (i - 1) / 2);
-		i = (i - 1) / 2;
-	}
-}
-
-static void heap_down(struct agd_rt *rt, size_t i)
-{
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < rt->nheap && rt->heap[l]->wake_at < rt->heap[m]->wake_at)
-			m = l;
-		if (r < rt->nheap && rt->heap[r]->wake_at < rt->heap[m]->wake_at)
-			m = r;
-		if (m == i)
-			return;
-		heap_swap(rt, i, m);
-		i = m;
-	}
-}
-
-static int heap_push(struct agd_rt *rt, struct agd_agent *a)
-{
-	if (rt->nheap == rt->heap_cap) {
-		size_t cap = rt->heap_cap ? rt->heap_cap * 2 : 64;
-		struct agd_agent **h = realloc(rt->heap, cap * sizeof *h);
-
-		if (h == NULL)
-			return AGD_ERR_NOMEM;
-		rt->heap = h;
-		rt->heap_cap = cap;
-	}
-	rt->heap[rt->nheap] = a;
-	a->heap_i = ++rt->nheap;
-	heap_up(rt, rt->nheap - 1);
-	return 0;
-}
-
-static void heap_remove(struct agd_rt *rt, struct agd_agent *a)
-{
-	size_t i;
-
-	if (a->heap_i == 0)
-		return;
-	i = a->heap_i - 1;
-	a->heap_i = 0;
-	rt->nheap--;
-	if (i == rt->nheap)
-		return;
-	rt->heap[i] = rt->heap[rt->nheap];
-	rt->heap[i]->heap_i = i + 1;
-	heap_up(rt, i);
-	heap_down(rt, rt->heap[i]->heap_i - 1);
-}
-
-static void lru_remove(struct agd_rt *rt, struct agd_agent *a)
-{
-	if (!a->lru_in)
-		return;
-	if (a->lru_prev)
-		a->lru_prev->lru_next = a->lru_next;
-	else
-		rt->lru_head = a->lru_next;
-	if (a->lru_next)
-		a->lru_next->lru_prev = a->lru_prev;
-	else
-		rt->lru_tail = a->lru_prev;
-	a->lru_prev = a->lru_next = NULL;
-	a->lru_in = 0;
-}
-
-static void lru_append(struct agd_rt *rt, struct agd_agent *a)
-{
-	lru_remove(rt, a);
-	a->lru_prev = rt->lru_tail;
-	a->lru_next = NULL;
-	if (rt->lru_tail)
-		rt->lru_tail->lru_next = a;
-	else
-		rt->lru_head = a;
-	rt->lru_tail = a;
-	a->lru_in = 1;
-}
-
-static void enqueue(struct agd_rt *rt, struct agd_agent *a)
-{
-	if (a->queued || a->on_cpu)
-		return;
-	a->queued = 1;
-	a->rq_next = NULL;
-	if (rt->rq_tail)
-		rt->rq_tail->rq_next = a;
-	else
-		rt->rq_head = a;
-	rt->rq_tail = a;
-	pthread_cond_signal(&rt->work_cv);
-}
-
-/* Queues a at the head: passivation and checkpoints are short and free
- * memory, so they go before agents waiting to run (with many agents
- * starting at once, a FIFO would give every one a Lua state before the
- * first went back to the store). */
-static void enqueue_front(struct agd_rt *rt, struct agd_agent *a)
-{
-	if (a->queued || a->on_cpu)
-		return;
-	a->queued = 1;
-	a->rq_next = rt->rq_head;
-	rt->rq_head = a;
-	if (rt->rq_tail == NULL)
-		rt->rq_tail = a;
-	pthread_cond_signal(&rt->work_cv);
-}
-
-static struct agd_agent *dequeue(struct agd_rt *rt)
-{
-	struct agd_agent *a = rt->rq_head;
-
-	if (a == NULL)
-		return NULL;
-	rt->rq_head = a->rq_next;
-	if (rt->rq_head == NULL)
-		rt->rq_tail = NULL;
-	a->rq_next = NULL;
-	a->queued = 0;
-	return a;
-}
-
 /* ----------------------------------------------------------- life cycle */
 
 static int ended(enum agd_state s)
@@ -498,7 +246,8 @@ static void store_status(struct agd_rt *rt, struct agd_agent *a)
 
 /* Changes state, with a log line; transitions other than running<->waiting
  * also go to the agent's own log and the store. */
-static void set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason)
+void agd_rt_set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
+		      const char *reason)
 {
 	enum agd_state old = a->state;
 	int quiet = (old == AGD_RUNNING && s == AGD_WAITING) ||
@@ -568,8 +317,8 @@ static void calls_fail(struct agd_rt *rt, struct agd_agent *a, int code, const c
 static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, const char *reason,
 		   struct agd_vm **dead)
 {
-	heap_remove(rt, a);
-	lru_remove(rt, a);
+	agd_sched_heap_remove(rt, a);
+	agd_sched_lru_remove(rt, a);
 	mbox_clear(a);
 	park_clear(a);
 	calls_fail(rt, a, AGD_ERR_STATE, "the agent ended before it answered");
@@ -581,19 +330,7 @@ static void finish(struct agd_rt *rt, struct agd_agent *a, enum agd_state s, con
 	}
 	agd_buf_free(&a->saved);
 	a->persisted = 0;
-	set_state(rt, a, s, reason);
-}
-
-/* Makes a waiting agent runnable (lock held). */
-static void wake(struct agd_rt *rt, struct agd_agent *a)
-{
-	if (a->state != AGD_WAITING)
-		return;
-	heap_remove(rt, a);
-	lru_remove(rt, a);
-	set_state(rt, a, AGD_RUNNING,
-		  a->wait == W_RECV ? "message" : a->wait == W_PARK && a->park_ans ? "answer" : "timer");
-	enqueue(rt, a);
+	agd_rt_set_state(rt, a, s, reason);
 }
 
 /* ----------------------------------------------------------- persistence */
@@ -772,7 +509,7 @@ static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *
 	return rc;
 }
 
-/* -------------------------------------------------------------- workers */
+/* --------------------------------------------------------------- slices */
 
 /* Runs the calls queued for a, between its slices, with the agent off CPU
  * (lock held on entry and on return). A passivated waiting agent is
@@ -808,7 +545,7 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 		rt->resident++;
 		if (a->on_demand && a->state == AGD_WAITING && a->wait != W_PARK &&
 		    rt->cfg->passivate_after >= 0)
-			lru_append(rt, a);
+			agd_sched_lru_append(rt, a);
 	}
 	while (a->calls_head != NULL && a->vm != NULL && !a->kill_req && !ended(a->state)) {
 		struct agd_call_in *c = a->calls_head;
@@ -846,8 +583,9 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 	}
 }
 
-/* Runs one piece of work for a (lock held on entry and on return). */
-static void work(struct agd_rt *rt, struct agd_agent *a)
+/* Runs one piece of work for a (agd_rt_int.h; lock held on entry and on
+ * return). */
+void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 {
 	struct agd_vm *dead = NULL;
 	struct agd_vm_result res;
@@ -905,9 +643,9 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			if (rc == 0) {
 				a->had_deadline = a->heap_i != 0;
 				a->was_waiting = a->state == AGD_WAITING;
-				heap_remove(rt, a);
-				lru_remove(rt, a);
-				set_state(rt, a, AGD_MIGRATING, "transfer");
+				agd_sched_heap_remove(rt, a);
+				agd_sched_lru_remove(rt, a);
+				agd_rt_set_state(rt, a, AGD_MIGRATING, "transfer");
 			}
 			a->on_cpu = 1;
 			pthread_mutex_unlock(&rt->mu);
@@ -923,7 +661,7 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			pthread_mutex_lock(&rt->mu);
 			a->on_cpu = 0;
 			if (rc != 0 && a->state == AGD_MIGRATING) /* [mig2] not handed out */
-				set_state(rt, a, AGD_RUNNING, "transfer failed");
+				agd_rt_set_state(rt, a, AGD_RUNNING, "transfer failed");
 			if (a->state != AGD_MIGRATING)
 				a->leaving = 0;
 		} else if (rt->stopping || (rc == 0 && (passivate || !checkpoint))) {
@@ -933,14 +671,14 @@ static void work(struct agd_rt *rt, struct agd_agent *a)
 			agd_log(AGD_LOG_DEBUG, "agent.passivated", "agent=%s", a->id);
 		}
 		if (a->state == AGD_RUNNING && !rt->stopping)
-			enqueue(rt, a);
+			agd_sched_enqueue(rt, a);
 		goto out;
 suspend_passive:
 		a->had_deadline = a->heap_i != 0; /* [mig2] migrating before the callback */
 		a->was_waiting = a->state == AGD_WAITING;
-		heap_remove(rt, a);
-		lru_remove(rt, a);
-		set_state(rt, a, AGD_MIGRATING, "transfer");
+		agd_sched_heap_remove(rt, a);
+		agd_sched_lru_remove(rt, a);
+		agd_rt_set_state(rt, a, AGD_MIGRATING, "transfer");
 		a->on_cpu = 1;
 		pthread_mutex_unlock(&rt->mu);
 		{
@@ -960,7 +698,7 @@ suspend_passive:
 		if (a->state != AGD_MIGRATING)
 			a->leaving = 0;
 		if (a->state == AGD_RUNNING && !rt->stopping) /* [mig2] released meanwhile */
-			enqueue(rt, a);
+			agd_sched_enqueue(rt, a);
 		return;
 	}
 	if (a->state != AGD_RUNNING)
@@ -981,7 +719,7 @@ suspend_passive:
 		}
 		rt->resident++;
 		if (a->kill_req || ended(a->state)) {
-			enqueue(rt, a);
+			agd_sched_enqueue(rt, a);
 			goto out;
 		}
 		if (a->from_store) {
@@ -1000,11 +738,11 @@ suspend_passive:
 			if ((w.kind == AGD_VM_WAIT_SLEEP && left > 0) ||
 			    (w.kind == AGD_VM_WAIT_RECV && a->mb_head == NULL && left != 0)) {
 				a->wait = w.kind == AGD_VM_WAIT_SLEEP ? W_SLEEP : W_RECV;
-				set_state(rt, a, AGD_WAITING, "resumed waiting");
+				agd_rt_set_state(rt, a, AGD_WAITING, "resumed waiting");
 				a->idle_since = now;
 				if (left > 0) {
 					a->wake_at = now + (uint64_t)left;
-					if (heap_push(rt, a) != 0)
+					if (agd_sched_heap_push(rt, a) != 0)
 						finish(rt, a, AGD_FAILED, "out of memory", &dead);
 					else if (a->wake_at < rt->poll_deadline)
 						agd_loop_wake(rt->loop);
@@ -1068,26 +806,26 @@ suspend_passive:
 	a->instructions = agd_vm_instructions(a->vm);
 	switch (res.status) {
 	case AGD_VM_PREEMPTED:
-		enqueue(rt, a);
+		agd_sched_enqueue(rt, a);
 		break;
 	case AGD_VM_SLEEP:
 	case AGD_VM_RECV:
 		a->wait = res.status == AGD_VM_SLEEP ? W_SLEEP : W_RECV;
 		if (a->wait == W_RECV && a->mb_head != NULL) {
-			enqueue(rt, a); /* a message came while it ran */
+			agd_sched_enqueue(rt, a); /* a message came while it ran */
 			break;
 		}
 		if (a->kill_req) {
-			enqueue(rt, a);
+			agd_sched_enqueue(rt, a);
 			break;
 		}
-		set_state(rt, a, AGD_WAITING, a->wait == W_SLEEP ? "sleep" : "recv");
+		agd_rt_set_state(rt, a, AGD_WAITING, a->wait == W_SLEEP ? "sleep" : "recv");
 		a->idle_since = agd_now_ms();
 		if (res.timeout >= 0) {
 			double ms = res.timeout * 1000.0;
 
 			a->wake_at = a->idle_since + (ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms);
-			if (heap_push(rt, a) != 0) {
+			if (agd_sched_heap_push(rt, a) != 0) {
 				finish(rt, a, AGD_FAILED, "out of memory", &dead);
 				break;
 			}
@@ -1097,9 +835,9 @@ suspend_passive:
 		if (a->on_demand && rt->cfg->passivate_after >= 0 && agd_vm_can_persist()) {
 			if (rt->cfg->passivate_after == 0) {
 				a->passivate_req = 1;
-				enqueue_front(rt, a);
+				agd_sched_enqueue_front(rt, a);
 			} else
-				lru_append(rt, a);
+				agd_sched_lru_append(rt, a);
 		}
 		break;
 	case AGD_VM_PARK:
@@ -1111,16 +849,16 @@ suspend_passive:
 			park_clear(a); /* a token it did not take: nothing will match */
 		}
 		if (a->park_ans != NULL || a->kill_req) {
-			enqueue(rt, a); /* answered while it was yielding, or killed */
+			agd_sched_enqueue(rt, a); /* answered while it was yielding, or killed */
 			break;
 		}
-		set_state(rt, a, AGD_WAITING, "park");
+		agd_rt_set_state(rt, a, AGD_WAITING, "park");
 		a->idle_since = agd_now_ms();
 		{
 			double ms = res.timeout * 1000.0;
 
 			a->wake_at = a->idle_since + (ms > 1e15 ? (uint64_t)1e15 : (uint64_t)ms);
-			if (heap_push(rt, a) != 0) {
+			if (agd_sched_heap_push(rt, a) != 0) {
 				finish(rt, a, AGD_FAILED, "out of memory", &dead);
 				break;
 			}
@@ -1141,42 +879,20 @@ suspend_passive:
 	case AGD_VM_MIGRATE: /* [mig2] agent.migrate/clone: suspend now; agd_mobility moves it */
 		agd_mobility_self_move(rt, a->id, res.reason, res.move_flags, &a->suspend_fn,
 				       &a->suspend_ud);
-		enqueue_front(rt, a);
+		agd_sched_enqueue_front(rt, a);
 		break;
 	}
 out:
 	if (a->suspend_fn != NULL && !ended(a->state)) /* [mig2] asked while it was on CPU */
-		enqueue(rt, a);
+		agd_sched_enqueue(rt, a);
 	if (a->calls_head != NULL && !ended(a->state) && !a->leaving) /* [call] came while on CPU */
-		enqueue(rt, a);
+		agd_sched_enqueue(rt, a);
 	pthread_cond_broadcast(&rt->idle_cv);
 	if (dead != NULL) {
 		pthread_mutex_unlock(&rt->mu);
 		agd_vm_destroy(&dead, 0);
 		pthread_mutex_lock(&rt->mu);
 	}
-}
-
-static void *worker_main(void *arg)
-{
-	struct agd_rt *rt = arg;
-
-	pthread_mutex_lock(&rt->mu);
-	for (;;) {
-		struct agd_agent *a;
-
-		while (rt->rq_head == NULL && !rt->stopped)
-			pthread_cond_wait(&rt->work_cv, &rt->mu);
-		if (rt->stopped && rt->rq_head == NULL)
-			break;
-		a = dequeue(rt);
-		if (a != NULL)
-			work(rt, a);
-		/* agd_rt_stop waits for the queue to drain. */
-		pthread_cond_broadcast(&rt->idle_cv);
-	}
-	pthread_mutex_unlock(&rt->mu);
-	return NULL;
 }
 
 /* --------------------------------------------------------------- public */
@@ -1285,8 +1001,7 @@ int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_r
 	rt->poll_deadline = UINT64_MAX;
 	rt->started = wall_ms();
 	pthread_mutex_init(&rt->mu, NULL);
-	pthread_cond_init(&rt->work_cv, NULL);
-	pthread_cond_init(&rt->idle_cv, NULL);
+	agd_sched_init(rt);
 	if (rt->buckets == NULL) {
 		agd_rt_destroy(&rt);
 		return AGD_ERR_NOMEM;
@@ -1375,7 +1090,7 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 		return 0;
 	}
 	ring_add(a, "[state] resumed after restart", 29);
-	enqueue(rt, a);
+	agd_sched_enqueue(rt, a);
 	pthread_mutex_unlock(&rt->mu);
 	agd_log(AGD_LOG_INFO, "agent.resumed", "agent=%s status=%s", a->id, rec->status);
 	lc->n++;
@@ -1384,23 +1099,11 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 
 int agd_rt_start(struct agd_rt *rt)
 {
-	unsigned n = rt->cfg->workers;
 	struct load_ctx lc = { rt, 0 };
+	int rc = agd_sched_start(rt);
 
-	if (n == 0) {
-		long c = sysconf(_SC_NPROCESSORS_ONLN);
-		n = c > 0 ? (unsigned)c : 1;
-	}
-	rt->workers = calloc(n, sizeof *rt->workers);
-	if (rt->workers == NULL)
-		return AGD_ERR_NOMEM;
-	for (unsigned i = 0; i < n; i++) {
-		if (pthread_create(&rt->workers[i], NULL, worker_main, rt) != 0)
-			break;
-		rt->nworkers++;
-	}
-	if (rt->nworkers == 0)
-		return AGD_ERR_NOMEM;
+	if (rc != 0)
+		return rc;
 	if (rt->store != NULL) {
 		agd_store_agent_list(rt->store, NULL, 0, load_one, &lc);
 		if (lc.n > 0)
@@ -1432,23 +1135,18 @@ void agd_rt_stop(struct agd_rt *rt, int persist)
 				for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
 					if (a->vm != NULL && !ended(a->state) &&
 					    a->state != AGD_MIGRATING) {
-						enqueue(rt, a);
+						agd_sched_enqueue(rt, a);
 						left++;
 					}
 			if (left == 0)
 				break;
 			persisted += left;
-			while (rt->rq_head != NULL || rt->busy > 0)
-				pthread_cond_wait(&rt->idle_cv, &rt->mu);
+			agd_sched_drain(rt);
 		}
 	}
-	rt->stopped = 1;
-	rt->rq_head = rt->rq_tail = NULL;
-	pthread_cond_broadcast(&rt->work_cv);
+	agd_sched_halt(rt);
 	pthread_mutex_unlock(&rt->mu);
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		pthread_join(rt->workers[i], NULL);
-	rt->nworkers = 0;
+	agd_sched_join(rt);
 	agd_log(AGD_LOG_INFO, "daemon.persisted", "agents=%zu", persisted);
 }
 
@@ -1494,8 +1192,7 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 		free(c);
 	}
 	free(rt->buckets);
-	free(rt->heap);
-	free(rt->workers);
+	agd_sched_fini(rt);
 	agd_store_close(&rt->store);
 	agd_trust_destroy(&rt->trust);
 	res_registry_destroy(&rt->reg);
@@ -1504,71 +1201,20 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 	free(rt->hosts);
 	pthread_mutex_destroy(&rt->res_mu);
 	pthread_mutex_destroy(&rt->mu);
-	pthread_cond_destroy(&rt->work_cv);
-	pthread_cond_destroy(&rt->idle_cv);
 	free(rt);
 	*rt_p = NULL;
 }
 
-int agd_rt_tick(struct agd_loop *loop, void *ud)
+/* The tick's checkpoint timer (agd_sched.c) asks for checkpoints here: it
+ * knows the queues, not which agents have a state worth keeping. */
+void agd_rt_checkpoint_all(struct agd_rt *rt)
 {
-	struct agd_rt *rt = ud;
-	uint64_t now = agd_now_ms();
-	int wait = -1;
-	uint64_t idle_ms = (uint64_t)(rt->cfg->passivate_after * 1000.0);
-	size_t scanned = 0;
-
-	(void)loop;
-	pthread_mutex_lock(&rt->mu);
-	while (rt->nheap > 0 && rt->heap[0]->wake_at <= now) {
-		struct agd_agent *a = rt->heap[0];
-
-		heap_remove(rt, a);
-		a->timed_out = 1;
-		wake(rt, a);
-	}
-	/* Idle on-demand agents, oldest first; bounded per tick so the
-	 * dispatcher never stalls on a long list. */
-	while (rt->lru_head != NULL && !rt->stopping && scanned++ < 4096 &&
-	       now - rt->lru_head->idle_since >= idle_ms) {
-		struct agd_agent *a = rt->lru_head;
-
-		lru_remove(rt, a);
-		a->passivate_req = 1;
-		enqueue_front(rt, a);
-	}
-	if (rt->cfg->checkpoint_interval > 0 && !rt->stopping &&
-	    now - rt->last_checkpoint >= (uint64_t)(rt->cfg->checkpoint_interval * 1000.0)) {
-		rt->last_checkpoint = now;
-		for (size_t i = 0; i < rt->nbuckets; i++)
-			for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
-				if (a->vm != NULL && !ended(a->state) && a->state != AGD_MIGRATING) {
-					a->checkpoint_req = 1;
-					enqueue(rt, a);
-				}
-	}
-	if (rt->nheap > 0) {
-		uint64_t d = rt->heap[0]->wake_at - now;
-		wait = d > 1000 ? 1000 : (int)d;
-	}
-	if (rt->lru_head != NULL) {
-		uint64_t since = now - rt->lru_head->idle_since;
-		int d = since >= idle_ms ? 1 : (int)(idle_ms - since > 1000 ? 1000 : idle_ms - since);
-
-		if (wait < 0 || d < wait)
-			wait = d;
-	}
-	if (rt->cfg->checkpoint_interval > 0) {
-		uint64_t iv = (uint64_t)(rt->cfg->checkpoint_interval * 1000.0);
-		uint64_t due = rt->last_checkpoint + iv;
-		int d = due > now ? (int)(due - now > 1000 ? 1000 : due - now) : 1;
-
-		if (wait < 0 || d < wait)
-			wait = d;
-	}
-	rt->poll_deadline = wait < 0 ? UINT64_MAX : now + (uint64_t)wait;
-	pthread_mutex_unlock(&rt->mu);
-	return wait;
+	for (size_t i = 0; i < rt->nbuckets; i++)
+		for (struct agd_agent *a = rt->buckets[i]; a; a = a->hnext)
+			if (a->vm != NULL && !ended(a->state) && a->state != AGD_MIGRATING) {
+				a->checkpoint_req = 1;
+				agd_sched_enqueue(rt, a);
+			}
 }
 
 /* ------------------------------------------------------------ code cache */
@@ -1754,8 +1400,7 @@ int agd_rt_child_new(const struct agd_config *cfg, const struct agd_rt_remote *r
 	rt->buckets = calloc(rt->nbuckets, sizeof *rt->buckets);
 	rt->hosts = calloc(nhosts + 1, sizeof *rt->hosts);
 	pthread_mutex_init(&rt->mu, NULL);
-	pthread_cond_init(&rt->work_cv, NULL);
-	pthread_cond_init(&rt->idle_cv, NULL);
+	agd_sched_init(rt);
 	pthread_mutex_init(&rt->res_mu, NULL);
 	if (rt->buckets == NULL || rt->hosts == NULL) {
 		agd_rt_destroy(&rt);
@@ -1796,8 +1441,8 @@ static int add_agent(struct agd_rt *rt, struct agd_agent *a, int start)
 		a->code->refs++;
 		ring_add(a, "[state] created", 15);
 		if (start) {
-			set_state(rt, a, AGD_RUNNING, "started");
-			enqueue(rt, a);
+			agd_rt_set_state(rt, a, AGD_RUNNING, "started");
+			agd_sched_enqueue(rt, a);
 		}
 	}
 	pthread_mutex_unlock(&rt->mu);
@@ -1971,9 +1616,9 @@ int agd_rt_kill(struct agd_rt *rt, const char *id, const char *reason)
 		snprintf(r, sizeof r, "%s", a->reason);
 		finish(rt, a, AGD_KILLED, r, &dead);
 	} else {
-		heap_remove(rt, a);
-		lru_remove(rt, a);
-		enqueue(rt, a);
+		agd_sched_heap_remove(rt, a);
+		agd_sched_lru_remove(rt, a);
+		agd_sched_enqueue(rt, a);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	agd_vm_destroy(&dead, 0);
@@ -2013,7 +1658,7 @@ int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void 
 	a->mb_tail = m;
 	a->mb_n++;
 	if (a->state == AGD_WAITING && a->wait == W_RECV)
-		wake(rt, a);
+		agd_sched_wake(rt, a);
 	pthread_mutex_unlock(&rt->mu);
 	return 0;
 }
@@ -2034,7 +1679,7 @@ int agd_rt_suspend(struct agd_rt *rt, const char *id, agd_rt_suspend_fn done, vo
 	else {
 		a->suspend_fn = done;
 		a->suspend_ud = ud;
-		enqueue(rt, a);
+		agd_sched_enqueue(rt, a);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return rc;
@@ -2060,15 +1705,15 @@ int agd_rt_release(struct agd_rt *rt, const char *id)
 		 * already woken (its wait still set until it runs) is runnable
 		 * again instead: it had no deadline left to wait for, and waited
 		 * forever (a refused push of a ticker under load). */
-		set_state(rt, a, AGD_WAITING, "transfer abandoned");
+		agd_rt_set_state(rt, a, AGD_WAITING, "transfer abandoned");
 		a->idle_since = agd_now_ms();
-		if (a->had_deadline && heap_push(rt, a) == 0)
+		if (a->had_deadline && agd_sched_heap_push(rt, a) == 0)
 			agd_loop_wake(rt->loop);
 		if (a->on_demand && a->vm != NULL && rt->cfg->passivate_after > 0)
-			lru_append(rt, a);
+			agd_sched_lru_append(rt, a);
 	} else {
-		set_state(rt, a, AGD_RUNNING, "transfer abandoned");
-		enqueue(rt, a);
+		agd_rt_set_state(rt, a, AGD_RUNNING, "transfer abandoned");
+		agd_sched_enqueue(rt, a);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return rc;
@@ -2102,8 +1747,8 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 		pthread_mutex_unlock(&rt->mu);
 		return a == NULL ? AGD_ERR_NOTFOUND : AGD_ERR_STATE;
 	}
-	heap_remove(rt, a);
-	lru_remove(rt, a);
+	agd_sched_heap_remove(rt, a);
+	agd_sched_lru_remove(rt, a);
 	if (a->vm != NULL) {
 		dead = a->vm;
 		a->vm = NULL;
@@ -2200,7 +1845,7 @@ int agd_rt_call_in(struct agd_rt *rt, const char *agent, struct agd_call_in **ca
 		a->ncalls++;
 		/* Served at its next turn on a worker, whatever it waits for
 		 * (it stays waiting); on CPU now: when it is put down. */
-		enqueue(rt, a);
+		agd_sched_enqueue(rt, a);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return rc;
@@ -2260,8 +1905,8 @@ int agd_rt_unpark(struct agd_rt *rt, const char *agent, uint64_t token, int code
 	}
 	a->park_ans = ans;
 	if (a->state == AGD_WAITING && a->wait == W_PARK)
-		wake(rt, a);
-	/* Otherwise it is still yielding on a worker: work() finds the
+		agd_sched_wake(rt, a);
+	/* Otherwise it is still yielding on a worker: agd_rt_work() finds the
 	 * answer when the slice ends. */
 	pthread_mutex_unlock(&rt->mu);
 	return 0;

@@ -2,6 +2,9 @@
  * agd_rt.h: the agent runtime without Lua: the registry of agents, their
  * life cycle, mailboxes, the run queue and the worker pool, sleeping agents,
  * passivation and activation, and the code cache (docs/runtime.md).
+ * Implemented by agd_rt.c and, for the scheduler (run queue, timer heap,
+ * passivation LRU, worker pool, agd_rt_tick), agd_sched.c: agd_sched.h
+ * tells how agents are multiplexed over the workers.
  *
  * Model (the seeds' LWP server): agents are user-level threads (a Lua
  * coroutine each, in its own lua_State) multiplexed over N kernel worker
