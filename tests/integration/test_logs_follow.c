@@ -1,0 +1,269 @@
+/*
+ * test_logs_follow.c: an agent's log follows it (issue "agentctl logs" for
+ * a touring agent). Real daemons on loopback (migcluster.h): an agent logs
+ * on h1, agent.migrate()s to h2, logs, goes on to h3, logs; `agentctl logs`
+ * (human and --json, which is the control reply) shows every line in
+ * order, each with the host it was logged on and a time that never goes
+ * back. After kill -9 of h3's daemon and a restart, the lines stored with
+ * its last state are still there. A clone's log starts with its parent's
+ * lines, then its own.
+ */
+#include "tst_proc.h"
+
+#include <criterion/criterion.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "migcluster.h"
+
+TestSuite(logs_follow, .init = setup, .fini = teardown, .timeout = 150);
+
+/* Daemons learn each other's peer endpoints from agentctl's push (which
+ * names the target's endpoint) and from HELLO: a ticker pushed round the
+ * first n hosts introduces each to the next and back. */
+static void introduce(int n)
+{
+	char id[32], out[512];
+
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	for (int i = 0; i < n; i++) {
+		struct host *from = &hosts[i];
+		const char *to = hosts[(i + 1) % n].name;
+
+		cr_assert_eq(ctl(from, out, sizeof out, 20000, "push", id, "--to", to, "--weak"), 0,
+			     "introduce %s -> %s: %s", from->name, to, out);
+	}
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "kill", id, NULL, NULL, NULL), 0, "%s", out);
+}
+
+/* Signs an agent `name` whose main.lua is `lua`; writes the segment's path
+ * to out. */
+static void make_seg(const char *name, const char *lua, char *out, size_t len)
+{
+	char dir[300], path[400], key[300], text[512];
+
+	snprintf(dir, sizeof dir, "%.200s/%s", tmp, name);
+	mkdir(dir, 0700);
+	snprintf(path, sizeof path, "%s/manifest", dir);
+	snprintf(text, sizeof text,
+		 "agentd-manifest 1\nname = %s\nversion = 1.0\nentry = main.lua main\n"
+		 "mobility = both\nactivation = resident\nfile = main.lua\n", name);
+	write_file(path, text);
+	snprintf(path, sizeof path, "%s/main.lua", dir);
+	write_file(path, lua);
+	snprintf(out, len, "%.200s/%s.seg", tmp, name);
+	snprintf(key, sizeof key, "%.200s/author.key", tmp);
+	{
+		char *argv[] = { (char *)ctlbin(), "sign", dir, "-k", key, "-o", out, NULL };
+
+		cr_assert_eq(tst_run(argv, NULL, 0, 10000), 0, "sign %s", name);
+	}
+}
+
+static void run_seg(struct host *h, const char *segpath, char id[32])
+{
+	char out[256];
+
+	cr_assert_eq(ctl(h, out, sizeof out, 10000, "run", segpath, NULL, NULL, NULL), 0, "run: %s", out);
+	cr_assert_geq(strlen(out), 16);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+}
+
+/* Polls `agentctl [--json] logs id` through h until the output holds
+ * needle, at most ms; 1 when found (the output is left in out). */
+static int wait_logs(struct host *h, int json, const char *id, const char *needle, int ms, char *out,
+		     size_t len)
+{
+	long end = now_ms() + ms;
+
+	do {
+		int rc = json ? ctl(h, out, len, 10000, "--json", "logs", id, NULL, NULL)
+			      : ctl(h, out, len, 10000, "logs", id, NULL, NULL, NULL);
+
+		if (rc == 0 && strstr(out, needle))
+			return 1;
+		usleep(50000);
+	} while (now_ms() < end);
+	return 0;
+}
+
+/* The line of the human output holding needle: its HOST column into host
+ * and its TIME column's milliseconds into *t; the line's offset, or -1. */
+static long line_of(const char *out, const char *needle, char *host, size_t hlen, long long *t)
+{
+	const char *p = strstr(out, needle), *start, *sp, *sp2;
+	struct tm tm;
+	int ms = 0;
+
+	if (p == NULL)
+		return -1;
+	start = p;
+	while (start > out && start[-1] != '\n')
+		start--;
+	sp = strchr(start, ' ');
+	cr_assert(sp != NULL && sp < p, "no TIME HOST columns: %s", start);
+	sp2 = strchr(sp + 1, ' ');
+	cr_assert(sp2 != NULL && sp2 <= p, "no HOST column: %s", start);
+	snprintf(host, hlen, "%.*s", (int)(sp2 - sp - 1), sp + 1);
+	memset(&tm, 0, sizeof tm);
+	cr_assert_not_null(strptime(start, "%Y-%m-%dT%H:%M:%S", &tm), "bad TIME column: %s", start);
+	cr_assert_eq(sscanf(start + 20, "%3d", &ms), 1, "no milliseconds: %s", start);
+	*t = (long long)timegm(&tm) * 1000 + ms;
+	return (long)(start - out);
+}
+
+/* Checks that the lines holding needles[0..n) come in that order, logged on
+ * hosts[0..n), at times that never go back. */
+static void check_order(const char *out, const char *const *needles, const char *const *where, int n)
+{
+	long prev = -1;
+	long long prev_t = 0;
+
+	for (int i = 0; i < n; i++) {
+		char host[64];
+		long long t = 0;
+		long at = line_of(out, needles[i], host, sizeof host, &t);
+
+		cr_assert_geq(at, 0, "line '%s' missing: %s", needles[i], out);
+		cr_assert_gt(at, prev, "line '%s' out of order: %s", needles[i], out);
+		cr_assert_str_eq(host, where[i], "line '%s' logged on %s, shown as %s: %s", needles[i],
+				 where[i], host, out);
+		cr_assert_geq(t, prev_t, "time went back at '%s': %s", needles[i], out);
+		prev = at;
+		prev_t = t;
+	}
+}
+
+static const char tour_lua[] =
+	"function main()\n"
+	"  agent.log('one on ' .. agent.host())\n"
+	"  agent.migrate('h2')\n"
+	"  agent.log('two on ' .. agent.host())\n"
+	"  agent.migrate('h3')\n"
+	"  agent.log('three on ' .. agent.host())\n"
+	"  while true do agent.sleep(1) end\n"
+	"end\n";
+
+Test(logs_follow, a_touring_agent_shows_every_line_with_its_host_in_order)
+{
+	static const char *const needles[] = { "one on h1", "two on h2", "three on h3" };
+	static const char *const where[] = { "h1", "h2", "h3" };
+	char segp[300], id[32], out[16384];
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(HOSTS);
+	make_seg("tour", tour_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	/* Asked at h1, agentctl follows the agent to h3. */
+	cr_assert(wait_logs(&hosts[0], 0, id, "three on h3", 30000, out, sizeof out),
+		  "the agent did not reach h3: %s", out);
+	check_order(out, needles, where, 3);
+	cr_assert_eq(lists(&hosts[2], id), 1, "not on h3");
+	/* The state changes on the way are there too, each where it happened. */
+	cr_assert_not_null(strstr(out, " h1 [state] running -> migrating: transfer"), "%s", out);
+	cr_assert_not_null(strstr(out, " h2 [state] created -> running: started"), "%s", out);
+	/* --json: the control reply, lines as before and entries with hosts. */
+	cr_assert(wait_logs(&hosts[2], 1, id, "three on h3", 10000, out, sizeof out), "%s", out);
+	{
+		const char *lines = strstr(out, "\"lines\""), *entries = strstr(out, "\"entries\"");
+		const char *e1 = strstr(out, "{\"t\":"), *h1 = strstr(out, "\"host\":\"h1\",\"text\":\"one on h1\""),
+			   *h2 = strstr(out, "\"host\":\"h2\",\"text\":\"two on h2\""),
+			   *h3 = strstr(out, "\"host\":\"h3\",\"text\":\"three on h3\"");
+
+		cr_assert(lines && entries && e1, "no lines or entries: %s", out);
+		cr_assert(strstr(lines, "\"one on h1\"") != NULL && strstr(lines, "\"one on h1\"") < entries,
+			  "\"lines\" lost the plain texts: %s", out);
+		cr_assert(h1 && h2 && h3 && h1 < h2 && h2 < h3, "entries without hosts or out of order: %s",
+			  out);
+	}
+}
+
+Test(logs_follow, lines_stored_with_the_last_state_survive_kill_9_and_restart)
+{
+	static const char *const needles[] = { "one on h1", "two on h2", "[state] resumed after restart",
+					       "three on h3" };
+	static const char *const where[] = { "h1", "h2", "h3", "h3" };
+	char segp[300], id[32], out[16384];
+	int status = 0;
+
+	for (int i = 0; i < HOSTS; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(HOSTS);
+	make_seg("tour", tour_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_logs(&hosts[2], 0, id, "three on h3", 30000, out, sizeof out),
+		  "the agent did not reach h3: %s", out);
+	/* Its state was stored as it arrived (with its log); what it logged
+	 * after that is redone from that state. */
+	kill(hosts[2].pid, SIGKILL);
+	waitpid(hosts[2].pid, &status, 0);
+	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	hosts[2].pid = 0;
+	start_host(&hosts[2], NULL, NULL);
+	cr_assert(wait_logs(&hosts[2], 0, id, "restart", 20000, out, sizeof out),
+		  "the agent was not resumed on h3: %s", out);
+	cr_assert(wait_logs(&hosts[2], 0, id, "\n", 0, out, sizeof out));
+	{
+		long end = now_ms() + 10000;
+
+		/* The run resumed after the restart logs its line again. */
+		while (now_ms() < end) {
+			const char *r = strstr(out, "resumed after restart");
+
+			if (r && strstr(r, "three on h3"))
+				break;
+			usleep(100000);
+			wait_logs(&hosts[2], 0, id, "\n", 0, out, sizeof out);
+		}
+	}
+	check_order(out, needles, where, 4);
+}
+
+static const char parent_lua[] =
+	"function main()\n"
+	"  agent.log('parent before clone on ' .. agent.host())\n"
+	"  local r, err = agent.clone('h2')\n"
+	"  if r == agent.id() then\n"
+	"    agent.log('clone own line on ' .. agent.host())\n"
+	"  else\n"
+	"    agent.log('parent made ' .. tostring(r) .. ' ' .. tostring(err))\n"
+	"  end\n"
+	"  while true do agent.sleep(1) end\n"
+	"end\n";
+
+Test(logs_follow, a_clone_shows_its_parents_lines_then_its_own)
+{
+	static const char *const needles[] = { "parent before clone on h1", "clone own line on h2" };
+	static const char *const where[] = { "h1", "h2" };
+	char segp[300], id[32], clone[32], out[16384];
+	const char *p;
+
+	for (int i = 0; i < 2; i++)
+		start_host(&hosts[i], NULL, NULL);
+	introduce(2);
+	make_seg("parent", parent_lua, segp, sizeof segp);
+	run_seg(&hosts[0], segp, id);
+	cr_assert(wait_logs(&hosts[0], 0, id, "parent made ", 30000, out, sizeof out), "no clone: %s", out);
+	p = strstr(out, "parent made ") + strlen("parent made ");
+	cr_assert_eq(strspn(p, "0123456789abcdef"), 16, "the clone failed: %s", out);
+	memcpy(clone, p, 16);
+	clone[16] = '\0';
+	cr_assert(wait_logs(&hosts[1], 0, clone, "clone own line on h2", 20000, out, sizeof out),
+		  "the clone did not log on h2: %s", out);
+	check_order(out, needles, where, 2);
+	cr_assert_null(strstr(out, "parent made"), "the clone has a line its parent logged after it: %s",
+		       out);
+	/* The parent's own log is its own: no line of the clone's. */
+	cr_assert(wait_logs(&hosts[0], 0, id, "parent made", 10000, out, sizeof out), "%s", out);
+	cr_assert_null(strstr(out, "clone own line"), "the parent shows the clone's line: %s", out);
+}
