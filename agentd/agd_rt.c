@@ -81,8 +81,9 @@ struct agd_agent {
 	struct agd_msg *mb_head;      /* mailbox */
 	struct agd_msg *mb_tail;
 	uint32_t mb_n;                /* messages queued */
+	uint32_t log_saved;           /* agd_logring_seq of the log last stored (in
+				       * mb_n's padding: no bigger per agent) */
 	struct agd_logring *log;      /* lines for `logs` (time, host, text), or NULL */
-	uint32_t log_saved;           /* agd_logring_seq of the log last stored */
 	size_t memory;                /* bytes, at the last slice */
 	uint64_t instructions;        /* at the last slice */
 	uint64_t switches;            /* slices run */
