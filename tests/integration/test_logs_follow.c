@@ -6,7 +6,7 @@
  * order, each with the host it was logged on and a time that never goes
  * back. After kill -9 of h3's daemon and a restart, the lines stored with
  * its last state are still there. A clone's log starts with its parent's
- * lines, then its own.
+ * lines, then its own. A weak push carries the log too.
  */
 #include "tst_proc.h"
 
@@ -266,4 +266,24 @@ Test(logs_follow, a_clone_shows_its_parents_lines_then_its_own)
 	/* The parent's own log is its own: no line of the clone's. */
 	cr_assert(wait_logs(&hosts[0], 0, id, "parent made", 10000, out, sizeof out), "%s", out);
 	cr_assert_null(strstr(out, "clone own line"), "the parent shows the clone's line: %s", out);
+}
+
+Test(logs_follow, a_weak_push_carries_the_log_too)
+{
+	static const char *const needles[] = { "tick 1 on h1", "-> migrating: transfer", "tick 1 on h2" };
+	static const char *const where[] = { "h1", "h1", "h2" };
+	char id[32], out[16384];
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, NULL);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	wait_ticks(&hosts[0], id, 3);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 20000, "push", id, "--to", "h2", "--weak"), 0,
+		     "push: %s", out);
+	/* Weak: it starts over at its entry on h2, after its lines from h1. */
+	cr_assert(wait_logs(&hosts[1], 0, id, "tick 1 on h2", 10000, out, sizeof out),
+		  "not running on h2: %s", out);
+	check_order(out, needles, where, 3);
 }
