@@ -1108,7 +1108,9 @@ static void on_transfer(struct agd_xfer *x, const char *from, const struct agd_w
 			in.log_len = m->blob[3].len;
 		} else
 			agd_log(AGD_LOG_WARN, "xfer.log_dropped", "agent=%s from=%s bytes=%zu error=\"%s\"",
-				m->agent, from, m->blob[3].len, agd_strerror(lrc));
+				m->agent, from, m->blob[3].len,
+				lrc == AGD_ERR_TOOBIG ? "log part over its caps"
+				: lrc == AGD_ERR_ARG ? "malformed log part" : agd_strerror(lrc));
 	}
 
 	/* Durable before the acknowledgement: after COMMITTED goes out, this

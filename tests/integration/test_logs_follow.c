@@ -6,7 +6,12 @@
  * order, each with the host it was logged on and a time that never goes
  * back. After kill -9 of h3's daemon and a restart, the lines stored with
  * its last state are still there. A clone's log starts with its parent's
- * lines, then its own. A weak push carries the log too.
+ * lines, then its own. A weak push carries the log too. And at a real
+ * daemon, TRANSFERs sent by this test as a trusted peer (h3's key over
+ * CURVE): one without a log (a version-1 peer) and one with a log are
+ * admitted, the second with its lines; malformed, oversized and NUL-laden
+ * log parts are dropped, the agents admitted all the same, and the daemon
+ * goes on answering.
  */
 #include "tst_proc.h"
 
@@ -20,7 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agd_logring.h"
+#include "agd_wire.h"
+#include "mig_key.h"
+#include "mig_segment.h"
 #include "migcluster.h"
+
+#include <zmq.h>
 
 TestSuite(logs_follow, .init = setup, .fini = teardown, .timeout = 150);
 
@@ -286,4 +297,224 @@ Test(logs_follow, a_weak_push_carries_the_log_too)
 	cr_assert(wait_logs(&hosts[1], 0, id, "tick 1 on h2", 10000, out, sizeof out),
 		  "not running on h2: %s", out);
 	check_order(out, needles, where, 3);
+}
+
+/* ---- a trusted peer played by the test ---- */
+
+/* A DEALER to h's peer endpoint, authenticated with `as`'s host key. */
+static void *peer_dealer(void *zctx, struct host *h, struct host *as)
+{
+	char path[400];
+	struct mig_key *key = NULL;
+	struct mig_error merr;
+	uint8_t pk[MIG_KEY_PUBLIC_LEN], server[MIG_KEY_CURVE_LEN], pub[MIG_KEY_CURVE_LEN],
+		sec[MIG_KEY_CURVE_LEN];
+	char name[80];
+	void *s;
+
+	snprintf(path, sizeof path, "%.250s/%s.pub", h->dir, h->name);
+	cr_assert_eq(mig_key_load_public(path, pk, name, &merr), 0, "%s", merr.msg);
+	cr_assert_eq(mig_key_curve_public(pk, server), 0);
+	snprintf(path, sizeof path, "%.250s/%s.key", as->dir, as->name);
+	cr_assert_eq(mig_key_load(path, &key, &merr), 0, "%s", merr.msg);
+	cr_assert_eq(mig_key_curve_secret(key, sec), 0);
+	cr_assert_eq(mig_key_curve_public(mig_key_public(key), pub), 0);
+	mig_key_destroy(&key);
+	s = zmq_socket(zctx, ZMQ_DEALER);
+	cr_assert_not_null(s);
+	cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_SERVERKEY, server, sizeof server), 0);
+	cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_PUBLICKEY, pub, sizeof pub), 0);
+	cr_assert_eq(zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, sec, sizeof sec), 0);
+	cr_assert_eq(zmq_connect(s, h->peer), 0, "connect %s", h->peer);
+	return s;
+}
+
+static void peer_send(void *s, const struct agd_wire_msg *m)
+{
+	static struct agd_wire_frames fr;
+
+	cr_assert_eq(agd_wire_encode(m, &fr), 0);
+	for (size_t i = 0; i < fr.n; i++)
+		cr_assert_geq(zmq_send(s, fr.f[i].data, fr.f[i].len, i + 1 < fr.n ? ZMQ_SNDMORE : 0), 0);
+}
+
+/* One message into m (its strings copied, its blobs dropped); 0 when
+ * nothing came within ms or it does not decode. */
+static int peer_recv(void *s, struct agd_wire_msg *m, int ms)
+{
+	zmq_pollitem_t it = { s, 0, ZMQ_POLLIN, 0 };
+	zmq_msg_t parts[AGD_WIRE_FRAMES_MAX + 1];
+	struct agd_wire_bytes f[AGD_WIRE_FRAMES_MAX + 1];
+	size_t n = 0;
+	int more = 1, rc;
+
+	if (zmq_poll(&it, 1, ms) <= 0)
+		return 0;
+	while (more) {
+		size_t sz = sizeof more;
+
+		cr_assert_lt(n, (size_t)AGD_WIRE_FRAMES_MAX + 1);
+		zmq_msg_init(&parts[n]);
+		cr_assert_geq(zmq_msg_recv(&parts[n], s, 0), 0);
+		f[n].data = zmq_msg_data(&parts[n]);
+		f[n].len = zmq_msg_size(&parts[n]);
+		n++;
+		zmq_getsockopt(s, ZMQ_RCVMORE, &more, &sz);
+	}
+	rc = agd_wire_decode(f, n, m);
+	for (size_t i = 0; i < n; i++)
+		zmq_msg_close(&parts[i]);
+	memset(m->blob, 0, sizeof m->blob);
+	return rc == 0;
+}
+
+/* Hand-made log parts: one good line from h3, and broken ones. */
+static size_t log_line(uint8_t *p, const char *host, const char *text, size_t tlen)
+{
+	size_t hl = strlen(host), n = 0;
+
+	memset(p, 0, 8);
+	p[6] = 0x01; /* some time in 1970: a peer's clock is its own */
+	n = 8;
+	p[n++] = (uint8_t)hl;
+	memcpy(p + n, host, hl);
+	n += hl;
+	p[n++] = (uint8_t)(tlen >> 8);
+	p[n++] = (uint8_t)tlen;
+	memcpy(p + n, text, tlen);
+	return n + tlen;
+}
+
+Test(logs_follow, a_peers_log_part_is_taken_when_good_and_dropped_when_hostile_never_a_crash)
+{
+	static uint8_t big[AGD_LOGRING_BYTES + 4000];
+	uint8_t good[256], bad_count[256], nul[256];
+	size_t good_len, bad_len, nul_len;
+	struct {
+		const char *id;
+		const uint8_t *log; /* NULL: a version-1 TRANSFER */
+		size_t len;
+		int keeps;          /* its line from h3 is expected in the log */
+	} cases[5];
+	uint8_t hash[AGD_WIRE_HASH_LEN];
+	char id[32], out[16384];
+	int activated[5] = { 0 };
+	void *zctx, *dealer;
+	long end;
+
+	/* The log parts. */
+	memcpy(good, "AGL\x01\x01", 5);
+	good_len = 5 + log_line(good + 5, "h3", "from h3 before", 14);
+	memcpy(bad_count, "AGL\x01\x05", 5); /* says 5 lines, holds 1 */
+	bad_len = 5 + log_line(bad_count + 5, "h3", "from h3 bad count", 17);
+	memcpy(nul, "AGL\x01\x01", 5);
+	nul_len = 5 + log_line(nul + 5, "h3", "from h3\0nul", 11);
+	memset(big, 'x', sizeof big);
+	memcpy(big, "AGL\x01\x01", 5);
+	cases[0].id = "00000000000000a0";
+	cases[0].log = NULL;
+	cases[0].len = 0;
+	cases[0].keeps = 0;
+	cases[1].id = "00000000000000a1";
+	cases[1].log = good;
+	cases[1].len = good_len;
+	cases[1].keeps = 1;
+	cases[2].id = "00000000000000a2";
+	cases[2].log = bad_count;
+	cases[2].len = bad_len;
+	cases[2].keeps = 0;
+	cases[3].id = "00000000000000a3";
+	cases[3].log = big;
+	cases[3].len = sizeof big;
+	cases[3].keeps = 0;
+	cases[4].id = "00000000000000a4";
+	cases[4].log = nul;
+	cases[4].len = nul_len;
+	cases[4].keeps = 0;
+
+	/* h1 caches the ticker's code (a run of it), so a TRANSFER of it
+	 * needs no OFFER. */
+	start_host(&hosts[0], NULL, NULL);
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 10000, "run", seg, NULL, NULL, NULL), 0, "run: %s", out);
+	memcpy(id, out, 16);
+	id[16] = '\0';
+	wait_ticks(&hosts[0], id, 1);
+	{
+		FILE *f = fopen(seg, "rb");
+		static uint8_t bytes[1 << 16];
+		size_t n;
+		struct mig_segment *sg = NULL;
+
+		cr_assert_not_null(f);
+		n = fread(bytes, 1, sizeof bytes, f);
+		fclose(f);
+		cr_assert_eq(mig_segment_decode(bytes, n, &sg, NULL), 0);
+		memcpy(hash, mig_segment_hash(sg), sizeof hash);
+		mig_segment_destroy(&sg);
+	}
+
+	zctx = zmq_ctx_new();
+	dealer = peer_dealer(zctx, &hosts[0], &hosts[2]);
+	for (int k = 0; k < 5; k++) {
+		struct agd_wire_msg m;
+
+		memset(&m, 0, sizeof m);
+		m.type = AGD_MSG_TRANSFER;
+		m.corr = 100 + (uint64_t)k;
+		snprintf(m.host, sizeof m.host, "h3");
+		snprintf(m.agent, sizeof m.agent, "%s", cases[k].id);
+		m.epoch = 1;
+		memcpy(m.hash, hash, sizeof hash);
+		m.mobility = AGD_MOB_WEAK; /* starts at its entry: no state to forge */
+		m.kind = AGD_KIND_PUSH;
+		m.blob[3].data = cases[k].log;
+		m.blob[3].len = cases[k].len;
+		peer_send(dealer, &m);
+	}
+	/* h1 stores each and acknowledges (COMMITTED, asked again until it
+	 * hears back); this source has committed: ACTIVATE. */
+	end = now_ms() + 20000;
+	while (now_ms() < end) {
+		struct agd_wire_msg m;
+		int all = 1;
+
+		for (int k = 0; k < 5; k++)
+			all &= activated[k];
+		if (all)
+			break;
+		if (!peer_recv(dealer, &m, 200) || m.type != AGD_MSG_COMMITTED)
+			continue;
+		for (int k = 0; k < 5; k++)
+			if (strcmp(m.agent, cases[k].id) == 0 && m.epoch == 1) {
+				struct agd_wire_msg a;
+
+				memset(&a, 0, sizeof a);
+				a.type = AGD_MSG_ACTIVATE;
+				a.corr = m.corr;
+				snprintf(a.agent, sizeof a.agent, "%s", cases[k].id);
+				a.epoch = 1;
+				peer_send(dealer, &a);
+				activated[k] = 1;
+			}
+	}
+	zmq_close(dealer);
+	zmq_ctx_term(zctx);
+	for (int k = 0; k < 5; k++)
+		cr_assert(activated[k], "case %d: h1 never acknowledged the TRANSFER", k);
+	/* Each runs at h1, the daemon alive; only the good part's line came. */
+	for (int k = 0; k < 5; k++) {
+		cr_assert(wait_logs(&hosts[0], 0, cases[k].id, "tick 2 on h1", 15000, out, sizeof out),
+			  "case %d: not running on h1: %s", k, out);
+		if (cases[k].keeps) {
+			static const char *const needles[] = { "from h3 before", "tick 1 on h1" };
+			static const char *const where[] = { "h3", "h1" };
+
+			check_order(out, needles, where, 2);
+		} else {
+			cr_assert_null(strstr(out, " h3 "), "case %d: a line from h3 got in: %s", k, out);
+		}
+	}
+	cr_assert_eq(ctl(&hosts[0], out, sizeof out, 5000, "status", NULL, NULL, NULL, NULL), 0,
+		     "h1 stopped answering: %s", out);
+	cr_assert_eq(kill(hosts[0].pid, 0), 0, "h1 died");
 }
