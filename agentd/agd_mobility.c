@@ -744,8 +744,8 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 {
 	struct req *r = req_find(m, it->id);
 	struct agd_xfer_req x = { 0 };
-	uint8_t *seen = NULL;
-	size_t seen_len = 0;
+	uint8_t *seen = NULL, *log = NULL;
+	size_t seen_len = 0, log_len = 0;
 	int rc;
 
 	if (it->self && it->rc == 0) {
@@ -781,6 +781,9 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 		return;
 	}
 	agd_dir_export_seen(m->dir, it->id, &seen, &seen_len);
+	/* Its log lines go with it (a clone's copy starts with them); without
+	 * them (out of memory) it moves all the same. */
+	agd_rt_log_export(m->rt, it->id, &log, &log_len);
 	x.agent = r->id;
 	x.to = r->to;
 	x.kind = r->kind;
@@ -791,9 +794,12 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 	x.state_len = r->mobility == AGD_MOB_STRONG ? it->len : 0;
 	x.seen = seen;
 	x.seen_len = seen_len;
+	x.log = log;
+	x.log_len = log_len;
 	x.res = agd_res_segment(m->res, r->id, &x.res_len); /* [resint] */
 	rc = agd_xfer_push(m->xfer, &x, agd_now_ms());
 	free(seen);
+	free(log);
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "mobility.push_failed", "agent=%s to=%s error=\"%s\"", r->id, r->to,
 			agd_xfer_strerror(rc));
@@ -1046,6 +1052,8 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	in.activation = m->cfg->activation;
 	in.state = a->mobility == AGD_MOB_STRONG && a->state_len ? a->state : NULL;
 	in.state_len = in.state ? a->state_len : 0;
+	in.log = a->log;
+	in.log_len = a->log_len;
 	agd_res_arrive(m->res, a->id, a->from, a->res, a->res_len); /* [resint] import, rebind */
 	rc = agd_rt_admit(m->rt, &in, code, err, sizeof err);
 	agd_code_unref(m->rt, &code);

@@ -406,7 +406,7 @@ static int read_one(struct agd_peer *p, void *s, int is_router)
 		}
 	}
 	if (m.type == AGD_MSG_HELLO) {
-		if (strcmp(m.host, from) != 0 || m.proto != AGD_WIRE_VERSION)
+		if (strcmp(m.host, from) != 0 || m.proto < AGD_WIRE_VERSION_MIN || m.proto > AGD_WIRE_VERSION)
 			agd_log(AGD_LOG_WARN, "peer.hello_mismatch", "from=%s claims=%s proto=%u", from,
 				m.host, m.proto);
 		else {

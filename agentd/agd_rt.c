@@ -15,6 +15,7 @@
 
 #include "agd_mobility.h" /* [mig2] agd_mobility_self_move */
 #include "agd_log.h"
+#include "agd_logring.h"
 #include "agd_loop.h"
 #include "agd_park.h"
 #include "agd_sched.h"
@@ -174,28 +175,46 @@ static int ended(enum agd_state s)
 	return s == AGD_FINISHED || s == AGD_FAILED || s == AGD_KILLED;
 }
 
-static void ring_add(struct agd_agent *a, const char *text, size_t len)
+/* Appends a line to a's log, stamped with the time and this host (lock
+ * held, or a not yet published). A line lost to memory is only a line. */
+static void ring_add(struct agd_rt *rt, struct agd_agent *a, const char *text, size_t len)
 {
-	char *line;
+	(void)agd_logring_add(&a->log, wall_ms(), rt->cfg->host, text, len);
+}
 
-	if (a->log == NULL) {
-		a->log = calloc(1, sizeof *a->log);
-		if (a->log == NULL)
-			return;
-	}
-	line = malloc(len + 1);
-	if (line == NULL)
-		return;
-	memcpy(line, text, len);
-	line[len] = '\0';
-	if (a->log->n == AGD_LOG_LINES) {
-		free(a->log->line[a->log->head]);
-		a->log->line[a->log->head] = line;
-		a->log->head = (a->log->head + 1) % AGD_LOG_LINES;
-	} else {
-		a->log->line[(a->log->head + a->log->n) % AGD_LOG_LINES] = line;
-		a->log->n++;
-	}
+/* a's log for the store when it changed since it was last stored (*out
+ * malloc'd, NULL when unchanged or empty; *seq what it was encoded at).
+ * Takes the lock: the ring is guarded by it. */
+static void log_snapshot(struct agd_rt *rt, struct agd_agent *a, uint8_t **out, size_t *len,
+			 uint32_t *seq)
+{
+	*out = NULL;
+	*len = 0;
+	pthread_mutex_lock(&rt->mu);
+	*seq = agd_logring_seq(a->log);
+	if (*seq != a->log_saved && agd_logring_encode(a->log, out, len) != 0)
+		*seq = a->log_saved; /* out of memory: stored another time */
+	pthread_mutex_unlock(&rt->mu);
+}
+
+/* Agent id's log as last stored, or NULL (none, or unreadable: logged). */
+static struct agd_logring *log_load(struct agd_rt *rt, const char *id)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	struct agd_logring *r = NULL;
+	void *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	agd_logring_key(key, sizeof key, id);
+	if (rt->store == NULL || agd_store_kv_get(rt->store, key, &v, &len) != 0)
+		return NULL;
+	rc = agd_logring_decode(v, len, &r);
+	if (rc != 0)
+		agd_log(AGD_LOG_WARN, "agent.log_unreadable", "agent=%s error=\"%s\"", id,
+			agd_strerror(rc));
+	free(v);
+	return r;
 }
 
 /* Run arguments are kept in the store's kv table under this key until the
@@ -234,6 +253,15 @@ static void store_status(struct agd_rt *rt, struct agd_agent *a)
 						a->reason);
 		if (rc == 0 && ended(a->state))
 			rc = args_forget(rt, a);
+		if (rc == 0 && ended(a->state)) {
+			/* An ended agent is not loaded again: its stored log
+			 * would never be read. */
+			char key[AGD_STORE_KEY_MAX + 1];
+
+			agd_logring_key(key, sizeof key, a->id);
+			rc = agd_store_kv_delete(rt->store, key);
+			rc = rc == AGD_STORE_ERR_NOTFOUND ? 0 : rc;
+		}
 		if (rc == 0)
 			rc = agd_store_commit(rt->store);
 		else
@@ -271,7 +299,7 @@ void agd_rt_set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
 		int n = snprintf(line, sizeof line, "[state] %s -> %s: %s", agd_state_name(old),
 				 agd_state_name(s), a->reason);
 
-		ring_add(a, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
+		ring_add(rt, a, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
 	}
 	store_status(rt, a);
 }
@@ -349,10 +377,16 @@ static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t 
 			  const char *status, const struct agd_msg *args)
 {
 	struct agd_agent_rec rec;
+	uint8_t *log = NULL;
+	size_t log_len = 0;
+	uint32_t log_seq = 0;
 	int rc;
 
 	if (rt->store == NULL || a->code->seg == NULL)
 		return AGD_ERR_UNAVAILABLE;
+	/* Its log goes with each state it stores (never a write per line),
+	 * when it changed since the last. */
+	log_snapshot(rt, a, &log, &log_len, &log_seq);
 	memset(&rec, 0, sizeof rec);
 	snprintf(rec.id, sizeof rec.id, "%s", a->id);
 	memcpy(rec.segment, a->code->hash, sizeof rec.segment);
@@ -376,11 +410,18 @@ static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t 
 			rc = agd_store_kv_put(rt->store, key, args->data, args->len);
 		} else if (rc == 0 && state != NULL)
 			rc = args_forget(rt, a);
+		if (rc == 0 && log != NULL) {
+			char key[AGD_STORE_KEY_MAX + 1];
+
+			agd_logring_key(key, sizeof key, a->id);
+			rc = agd_store_kv_put(rt->store, key, log, log_len);
+		}
 		if (rc == 0)
 			rc = agd_store_commit(rt->store);
 		else
 			agd_store_rollback(rt->store);
 	}
+	free(log);
 	if (rc != 0) {
 		agd_log(AGD_LOG_WARN, "store.failed", "op=agent_put agent=%s error=\"%s\" sqlite=\"%s\"",
 			a->id, agd_store_strerror(rc), agd_store_errmsg(rt->store));
@@ -390,6 +431,11 @@ static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t 
 		a->args_kept = 1;
 	else if (state != NULL)
 		a->args_kept = 0;
+	if (log != NULL) {
+		pthread_mutex_lock(&rt->mu);
+		a->log_saved = log_seq;
+		pthread_mutex_unlock(&rt->mu);
+	}
 	return 0;
 }
 
@@ -1050,6 +1096,7 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 	struct agd_rt *rt = lc->rt;
 	struct agd_code *code;
 	struct agd_agent *a;
+	struct agd_logring *log;
 	int terminal = strcmp(rec->status, "finished") == 0 || strcmp(rec->status, "failed") == 0 ||
 		       strcmp(rec->status, "killed") == 0 || strcmp(rec->status, "migrating") == 0 ||
 		       strcmp(rec->status, "gone") == 0;
@@ -1082,14 +1129,18 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 	a->created = rec->updated_ms;
 	snprintf(a->reason, sizeof a->reason, "resumed after restart");
 	a->from_store = 1;
+	log = log_load(rt, a->id);
 	pthread_mutex_lock(&rt->mu);
 	if (find(rt, a->id) != NULL || insert(rt, a) != 0) {
 		pthread_mutex_unlock(&rt->mu);
+		agd_logring_destroy(&log);
 		agd_code_unref(rt, &a->code);
 		free(a);
 		return 0;
 	}
-	ring_add(a, "[state] resumed after restart", 29);
+	a->log = log;
+	a->log_saved = agd_logring_seq(log);
+	ring_add(rt, a, "[state] resumed after restart", 29);
 	agd_sched_enqueue(rt, a);
 	pthread_mutex_unlock(&rt->mu);
 	agd_log(AGD_LOG_INFO, "agent.resumed", "agent=%s status=%s", a->id, rec->status);
@@ -1174,11 +1225,7 @@ void agd_rt_destroy(struct agd_rt **rt_p)
 				free(c);
 			}
 			agd_buf_free(&a->saved);
-			if (a->log) {
-				for (unsigned k = 0; k < a->log->n; k++)
-					free(a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
-				free(a->log);
-			}
+			agd_logring_destroy(&a->log);
 			a->code->refs--;
 			free(a);
 		}
@@ -1439,7 +1486,7 @@ static int add_agent(struct agd_rt *rt, struct agd_agent *a, int start)
 	rc = insert(rt, a);
 	if (rc == 0) {
 		a->code->refs++;
-		ring_add(a, "[state] created", 15);
+		ring_add(rt, a, "[state] created", 15);
 		if (start) {
 			agd_rt_set_state(rt, a, AGD_RUNNING, "started");
 			agd_sched_enqueue(rt, a);
@@ -1562,16 +1609,39 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 	a->on_demand = in->activation == AGD_ACTIVATION_ON_DEMAND;
 	if (in->home != NULL)
 		snprintf(a->home, sizeof a->home, "%s", in->home);
+	if (in->log != NULL && in->log_len > 0) {
+		/* Its lines from the hosts it came through go first; a bad
+		 * log part costs the lines, not the agent. */
+		rc = agd_logring_decode(in->log, in->log_len, &a->log);
+		if (rc != 0)
+			agd_log(AGD_LOG_WARN, "agent.log_refused", "agent=%s bytes=%zu error=\"%s\"",
+				a->id, in->log_len, agd_strerror(rc));
+	}
+	if (in->state == NULL && a->log != NULL && rt->store != NULL && a->code->seg != NULL) {
+		/* Weak: no row is written here; the log is stored on its own
+		 * so a restart before its first state still has it. */
+		char key[AGD_STORE_KEY_MAX + 1];
+		uint8_t *b = NULL;
+		size_t blen = 0;
+
+		agd_logring_key(key, sizeof key, a->id);
+		if (agd_logring_encode(a->log, &b, &blen) == 0 && b != NULL &&
+		    agd_store_kv_put(rt->store, key, b, blen) == 0)
+			a->log_saved = agd_logring_seq(a->log);
+		free(b);
+	}
 	if (in->state != NULL) {
 		rc = store_put(rt, a, in->state, in->state_len, "running");
 		if (rc != 0) {
 			if (rc != AGD_ERR_UNAVAILABLE) {
 				snprintf(err, err_len, "cannot store the agent");
+				agd_logring_destroy(&a->log);
 				free(a);
 				return rc;
 			}
 			a->saved.data = malloc(in->state_len ? in->state_len : 1);
 			if (a->saved.data == NULL) {
+				agd_logring_destroy(&a->log);
 				free(a);
 				return AGD_ERR_NOMEM;
 			}
@@ -1585,6 +1655,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 	if (rc != 0) {
 		snprintf(err, err_len, "%s", agd_strerror(rc));
 		agd_buf_free(&a->saved);
+		agd_logring_destroy(&a->log);
 		free(a);
 	}
 	return rc;
@@ -1736,6 +1807,20 @@ struct agd_msg *agd_rt_mbox_take_all(struct agd_rt *rt, const char *id)
 	return list;
 }
 
+int agd_rt_log_export(struct agd_rt *rt, const char *id, uint8_t **out, size_t *len)
+{
+	struct agd_agent *a;
+	int rc;
+
+	*out = NULL;
+	*len = 0;
+	pthread_mutex_lock(&rt->mu);
+	a = find(rt, id);
+	rc = a == NULL ? AGD_ERR_NOTFOUND : agd_logring_encode(a->log, out, len);
+	pthread_mutex_unlock(&rt->mu);
+	return rc;
+}
+
 int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 {
 	struct agd_agent *a;
@@ -1764,11 +1849,7 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where)
 	unlink_agent(rt, a);
 	pthread_mutex_unlock(&rt->mu);
 	agd_vm_destroy(&dead, 1);
-	if (a->log) {
-		for (unsigned k = 0; k < a->log->n; k++)
-			free(a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
-		free(a->log);
-	}
+	agd_logring_destroy(&a->log);
 	agd_code_unref(rt, &a->code);
 	free(a);
 	return 0;
@@ -1805,7 +1886,7 @@ void agd_agent_log(struct agd_rt *rt, struct agd_agent *a, const char *text, siz
 	agd_log(AGD_LOG_INFO, "agent.log", "agent=%s text=\"%.*s\"", a->id,
 		(int)(len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len), text);
 	pthread_mutex_lock(&rt->mu);
-	ring_add(a, text, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
+	ring_add(rt, a, text, len > AGD_LOG_TEXT_MAX ? AGD_LOG_TEXT_MAX : len);
 	pthread_mutex_unlock(&rt->mu);
 }
 
@@ -2096,14 +2177,7 @@ int agd_rt_logs_json(struct agd_rt *rt, const char *id, unsigned max_lines, stru
 		agd_jw_str(w, agd_state_name(a->state));
 		agd_jw_key(w, "reason");
 		agd_jw_str(w, a->reason);
-		agd_jw_key(w, "lines");
-		agd_jw_arr_begin(w);
-		unsigned n = a->log ? a->log->n : 0;
-		unsigned skip = max_lines > 0 && max_lines < n ? n - max_lines : 0;
-
-		for (unsigned k = skip; k < n; k++)
-			agd_jw_str(w, a->log->line[(a->log->head + k) % AGD_LOG_LINES]);
-		agd_jw_arr_end(w);
+		agd_logring_json(a->log, max_lines, w);
 	}
 	pthread_mutex_unlock(&rt->mu);
 	return a ? 0 : AGD_ERR_NOTFOUND;

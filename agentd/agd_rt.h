@@ -134,8 +134,11 @@ int agd_rt_send(struct agd_rt *rt, const char *from, const char *to, const void 
 /* JSON writers for the control channel. */
 void agd_rt_status_json(struct agd_rt *rt, struct agd_jw *w);
 void agd_rt_ps_json(struct agd_rt *rt, struct agd_jw *w, int include_ended);
-/* Writes {"id":..,"state":..,"lines":[..]} with the last max_lines lines
- * (0: all kept); AGD_ERR_NOTFOUND when unknown. */
+/* Writes {"id":..,"state":..,"reason":..,"lines":[..],"entries":[..]}
+ * with the last max_lines lines (0: all kept): "lines" the texts,
+ * "entries" the same lines as {"t":ms,"host":..,"text":..} (where and when
+ * each was logged; the log follows the agent from host to host).
+ * AGD_ERR_NOTFOUND when unknown. */
 int agd_rt_logs_json(struct agd_rt *rt, const char *id, unsigned max_lines, struct agd_jw *w);
 /* Writes one agent's ps entry; AGD_ERR_NOTFOUND when unknown. */
 int agd_rt_agent_json(struct agd_rt *rt, const char *id, struct agd_jw *w);
@@ -168,6 +171,11 @@ int agd_rt_forget(struct agd_rt *rt, const char *id, const char *where);
  * caller frees each with free()), so that they follow it rather than being
  * dropped by agd_rt_forget. NULL when none or not migrating. */
 struct agd_msg *agd_rt_mbox_take_all(struct agd_rt *rt, const char *id);
+/* The log part of agent `id` for its transfer (agd_logring_encode: the
+ * newest lines within 16 KiB). *out is malloc'd (the caller frees it), or
+ * NULL with *len 0 when it has logged nothing. 0, AGD_ERR_NOTFOUND or
+ * AGD_ERR_NOMEM. */
+int agd_rt_log_export(struct agd_rt *rt, const char *id, uint8_t **out, size_t *len);
 
 /* agd_rt_admit: admits an arriving agent with its id, persisted state bytes
  * (copied) and code (borrowed; the runtime takes its own reference) and
@@ -179,6 +187,10 @@ struct agd_admit {
 	int activation;          /* enum agd_activation */
 	const uint8_t *state;    /* persisted state, or NULL to start at the entry */
 	size_t state_len;        /* bytes */
+	const uint8_t *log;      /* its log part from the source (the lines it logged
+				  * before it came), or NULL; a malformed one is
+				  * ignored (logged), the agent admitted all the same */
+	size_t log_len;          /* bytes */
 };
 int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code,
 		 char *err, size_t err_len);

@@ -20,12 +20,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct logring {
-	char *line[AGD_LOG_LINES]; /* malloc'd lines, oldest at head */
-	unsigned head;             /* index of the oldest */
-	unsigned n;                /* lines held */
-};
-
 enum wait_kind { W_NONE, W_SLEEP, W_RECV, W_PARK };
 
 /* The answer to a park, kept from agd_rt_unpark until the agent runs. */
@@ -69,7 +63,9 @@ struct agd_agent {
 	struct agd_msg *mb_head;      /* mailbox */
 	struct agd_msg *mb_tail;
 	uint32_t mb_n;                /* messages queued */
-	struct logring *log;          /* lines for `logs`, or NULL */
+	uint32_t log_saved;           /* agd_logring_seq of the log last stored (in
+				       * mb_n's padding: no bigger per agent) */
+	struct agd_logring *log;      /* lines for `logs` (time, host, text), or NULL */
 	size_t memory;                /* bytes, at the last slice */
 	uint64_t instructions;        /* at the last slice */
 	uint64_t switches;            /* slices run */

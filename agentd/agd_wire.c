@@ -4,7 +4,8 @@
  * Table-driven: each type names the fields its body carries, as a bit mask
  * over one canonical field order, and how many blobs follow. The body also
  * declares each blob's length, so a blob frame cut short is told apart from
- * a complete one. Decoding reads through a cursor that checks every read
+ * a complete one. Version 2 adds optional trailing blobs to some types; the
+ * header's version says how many blobs the body declares. Decoding reads through a cursor that checks every read
  * against the end of its frame; it never allocates and never recurses.
  */
 #include "agd_wire.h"
@@ -38,6 +39,7 @@ struct type_info {
 	const char *name; /* for logs */
 	uint32_t fields;  /* mask of enum field */
 	int blobs;        /* blob frames after the body */
+	int opt;          /* optional trailing blobs, from version 2 on */
 };
 
 /* Indexed by type; entries with a NULL name are unknown types. */
@@ -54,7 +56,7 @@ static const struct type_info types[AGD_MSG_TYPE_MAX + 1] = {
 	[AGD_MSG_ACCEPT] = { "ACCEPT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_REFUSE] = { "REFUSE", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
 	[AGD_MSG_TRANSFER] = { "TRANSFER", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_NAME) | B(F_EPOCH) |
-						   B(F_HASH) | B(F_MOB) | B(F_KIND), 3 },
+						   B(F_HASH) | B(F_MOB) | B(F_KIND), 3, 1 },
 	[AGD_MSG_COMMITTED] = { "COMMITTED", B(F_CORR) | B(F_AGENT) | B(F_EPOCH), 0 },
 	[AGD_MSG_ABORT] = { "ABORT", B(F_CORR) | B(F_AGENT) | B(F_EPOCH) | B(F_CODE) | B(F_TEXT), 0 },
 	[AGD_MSG_PULL_REQUEST] = { "PULL_REQUEST", B(F_CORR) | B(F_HOST) | B(F_AGENT) | B(F_MOB), 0 },
@@ -108,7 +110,13 @@ int agd_wire_type_blobs(int type)
 {
 	const struct type_info *t = type_get(type);
 
-	return t ? t->blobs : -1;
+	return t ? t->blobs + t->opt : -1;
+}
+
+/* Blobs a message of type t has at version v. */
+static int blobs_at(const struct type_info *t, int v)
+{
+	return t->blobs + (v >= 2 ? t->opt : 0);
 }
 
 /* ---- writing: into a fixed buffer of AGD_WIRE_BODY_MAX ---- */
@@ -171,6 +179,7 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 	const struct type_info *t;
 	struct wcur w;
 	uint8_t *body;
+	int version = 1, nb;
 
 	out->n = 0;
 	t = type_get(m->type);
@@ -182,7 +191,13 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 		return AGD_WIRE_ERR_ARG;
 	if ((t->fields & B(F_KIND)) && (m->kind < AGD_KIND_PUSH || m->kind > AGD_KIND_CLONE))
 		return AGD_WIRE_ERR_ARG;
-	for (int i = 0; i < t->blobs; i++) {
+	/* The lowest version that carries it: a version-1 peer reads all
+	 * but a message with an optional blob. */
+	for (int i = t->blobs; i < t->blobs + t->opt; i++)
+		if (m->blob[i].len > 0)
+			version = 2;
+	nb = blobs_at(t, version);
+	for (int i = 0; i < nb; i++) {
 		if (m->blob[i].len > AGD_WIRE_BLOB_MAX)
 			return AGD_WIRE_ERR_TOOBIG;
 		if (m->blob[i].len && m->blob[i].data == NULL)
@@ -190,7 +205,7 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 	}
 
 	memcpy(out->head, AGD_WIRE_MAGIC, 4);
-	out->head[4] = AGD_WIRE_VERSION;
+	out->head[4] = (uint8_t)version;
 	out->head[5] = m->type;
 	body = out->head + AGD_WIRE_HEADER_LEN;
 	w.p = body;
@@ -217,7 +232,7 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 		case F_TEXT: put_str(&w, m->text, AGD_WIRE_TEXT_MAX); break;
 		}
 	}
-	for (int i = 0; i < t->blobs; i++)
+	for (int i = 0; i < nb; i++)
 		put_u32(&w, (uint32_t)m->blob[i].len);
 	if (w.err)
 		return w.err;
@@ -226,9 +241,9 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 	out->f[0].len = AGD_WIRE_HEADER_LEN;
 	out->f[1].data = body;
 	out->f[1].len = (size_t)(w.p - body);
-	for (int i = 0; i < t->blobs; i++)
+	for (int i = 0; i < nb; i++)
 		out->f[2 + i] = m->blob[i];
-	out->n = 2 + (size_t)t->blobs;
+	out->n = 2 + (size_t)nb;
 	return 0;
 }
 
@@ -316,19 +331,20 @@ static void get_str(struct rcur *r, char *dst, size_t cap)
 
 /* Checks frame 0. A short frame that matches the magic so far is
  * incomplete; anything else that differs is malformed. */
-static int check_header(const struct agd_wire_bytes *h, uint8_t *type)
+static int check_header(const struct agd_wire_bytes *h, uint8_t *type, int *version)
 {
-	static const uint8_t want[5] = { 'A', 'G', 'D', 'P', AGD_WIRE_VERSION };
+	static const uint8_t want[4] = { 'A', 'G', 'D', 'P' };
 	size_t n = h->len < 4 ? h->len : 4;
 
 	if (n && memcmp(h->data, want, n) != 0)
 		return AGD_WIRE_ERR_MALFORMED;
-	if (h->len > 4 && h->data[4] != AGD_WIRE_VERSION)
+	if (h->len > 4 && (h->data[4] < AGD_WIRE_VERSION_MIN || h->data[4] > AGD_WIRE_VERSION))
 		return AGD_WIRE_ERR_VERSION;
 	if (h->len < AGD_WIRE_HEADER_LEN)
 		return AGD_WIRE_ERR_TRUNCATED;
 	if (h->len > AGD_WIRE_HEADER_LEN)
 		return AGD_WIRE_ERR_MALFORMED;
+	*version = h->data[4];
 	*type = h->data[5];
 	return 0;
 }
@@ -338,19 +354,20 @@ int agd_wire_decode(const struct agd_wire_bytes *frames, size_t n, struct agd_wi
 	const struct type_info *t;
 	struct rcur r;
 	uint8_t type = 0;
-	int rc;
+	int rc, version = 0, nb;
 
 	memset(m, 0, sizeof *m);
 	if (n == 0)
 		return AGD_WIRE_ERR_TRUNCATED;
 	if (n > AGD_WIRE_FRAMES_MAX)
 		return AGD_WIRE_ERR_TOOBIG;
-	rc = check_header(&frames[0], &type);
+	rc = check_header(&frames[0], &type, &version);
 	if (rc != 0)
 		return rc;
 	t = type_get(type);
 	if (t == NULL)
 		return AGD_WIRE_ERR_TYPE;
+	nb = blobs_at(t, version);
 	if (n < 2)
 		return AGD_WIRE_ERR_TRUNCATED;
 	if (frames[1].len > AGD_WIRE_BODY_MAX)
@@ -397,7 +414,7 @@ int agd_wire_decode(const struct agd_wire_bytes *frames, size_t n, struct agd_wi
 		case F_TEXT: get_str(&r, m->text, AGD_WIRE_TEXT_MAX); break;
 		}
 	}
-	for (int i = 0; i < t->blobs && !r.err; i++) {
+	for (int i = 0; i < nb && !r.err; i++) {
 		uint32_t len = get_u32(&r);
 
 		if (!r.err && len > AGD_WIRE_BLOB_MAX)
@@ -406,11 +423,11 @@ int agd_wire_decode(const struct agd_wire_bytes *frames, size_t n, struct agd_wi
 	}
 	if (!r.err && r.p != r.end)
 		r.err = AGD_WIRE_ERR_MALFORMED;
-	if (!r.err && n < 2 + (size_t)t->blobs)
+	if (!r.err && n < 2 + (size_t)nb)
 		r.err = AGD_WIRE_ERR_TRUNCATED;
-	if (!r.err && n > 2 + (size_t)t->blobs)
+	if (!r.err && n > 2 + (size_t)nb)
 		r.err = AGD_WIRE_ERR_MALFORMED;
-	for (int i = 0; i < t->blobs && !r.err; i++) {
+	for (int i = 0; i < nb && !r.err; i++) {
 		const struct agd_wire_bytes *fb = &frames[2 + i];
 
 		if (fb->len < m->blob[i].len)

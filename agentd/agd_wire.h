@@ -6,7 +6,11 @@
  *   frame 0  header: "AGDP", version (u8), type (u8)             6 bytes
  *   frame 1  body: the type's fields, in a fixed order, big-endian
  *   frame 2+ blobs: bulk bytes (state, segment, payload), as many as the
- *            type declares
+ *            type declares at that version
+ * Versions: a version-2 message differs from version 1 only in a type's
+ * optional trailing blobs (TRANSFER's blob 3, the agent's log). The encoder
+ * writes version 1 whenever those are empty, so a version-1 peer reads
+ * every message but a TRANSFER that carries a log; the decoder reads both.
  * The codec is pure: no sockets, no allocation on decode (a decoded message
  * borrows its strings' and blobs' bytes from the frames), no logging.
  *
@@ -29,7 +33,8 @@
 #include <stdint.h>
 
 #define AGD_WIRE_MAGIC "AGDP"
-#define AGD_WIRE_VERSION 1
+#define AGD_WIRE_VERSION 2      /* spoken (HELLO's proto); written when needed */
+#define AGD_WIRE_VERSION_MIN 1  /* oldest read */
 #define AGD_WIRE_HEADER_LEN 6
 
 /* Caps. A peer sending more is refused; they bound what one message can
@@ -37,7 +42,7 @@
 #define AGD_WIRE_NAME_MAX 64          /* host names, agent ids, method names */
 #define AGD_WIRE_TEXT_MAX 512         /* reasons and error texts */
 #define AGD_WIRE_BODY_MAX 4096        /* frame 1 */
-#define AGD_WIRE_BLOBS_MAX 3          /* frames after the body */
+#define AGD_WIRE_BLOBS_MAX 4          /* frames after the body */
 #define AGD_WIRE_BLOB_MAX (64u << 20) /* one blob: states up to 64 MiB */
 #define AGD_WIRE_FRAME_MAX AGD_WIRE_BLOB_MAX /* largest frame (ZMQ_MAXMSGSIZE) */
 #define AGD_WIRE_FRAMES_MAX (2 + AGD_WIRE_BLOBS_MAX)
@@ -69,7 +74,7 @@ enum agd_wire_type {
 	AGD_MSG_OFFER = 8,         /* corr, agent, epoch, hash, mobility, kind, size, name(new id for clone); blob0 bindings summary */
 	AGD_MSG_ACCEPT = 9,        /* corr, agent, epoch */
 	AGD_MSG_REFUSE = 10,       /* corr, agent, epoch, code, text */
-	AGD_MSG_TRANSFER = 11,     /* corr, host (home), agent, name, epoch, hash, mobility, kind; blob0 state or initial data, blob1 resource segment, blob2 delivered message ids */
+	AGD_MSG_TRANSFER = 11,     /* corr, host (home), agent, name, epoch, hash, mobility, kind; blob0 state or initial data, blob1 resource segment, blob2 delivered message ids, [version 2] blob3 the agent's log (optional) */
 	AGD_MSG_COMMITTED = 12,    /* corr, agent, epoch (the new epoch, at the target) */
 	AGD_MSG_ABORT = 13,        /* corr, agent, epoch, code, text */
 	AGD_MSG_PULL_REQUEST = 14, /* corr, agent, host (where to send it), mobility */
@@ -138,16 +143,19 @@ struct agd_wire_frames {
 /* The name of a type ("OFFER"), or "?" for an unknown one. */
 const char *agd_wire_type_name(int type);
 
-/* How many blobs a type carries (0..AGD_WIRE_BLOBS_MAX), or -1 if unknown. */
+/* How many blobs a type can carry (0..AGD_WIRE_BLOBS_MAX; the optional
+ * trailing ones of version 2 included), or -1 if unknown. */
 int agd_wire_type_blobs(int type);
 
-/* Encodes m into out. Returns 0, AGD_WIRE_ERR_TYPE, AGD_WIRE_ERR_TOOBIG (a
+/* Encodes m into out, as version 1 unless an optional blob is not empty.
+ * Returns 0, AGD_WIRE_ERR_TYPE, AGD_WIRE_ERR_TOOBIG (a
  * string or blob over its cap) or AGD_WIRE_ERR_ARG (a string with a NUL in
  * its counted part cannot happen; a blob with len but no data can). */
 int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out);
 
-/* Decodes n frames into m (cleared on entry). Blobs borrow frame bytes.
- * Returns 0 or a negative agd_wire_err. */
+/* Decodes n frames into m (cleared on entry), of version 1 or 2 (optional
+ * blobs absent from a version-1 message are empty). Blobs borrow frame
+ * bytes. Returns 0 or a negative agd_wire_err. */
 int agd_wire_decode(const struct agd_wire_bytes *frames, size_t n, struct agd_wire_msg *m);
 
 /*

@@ -18,6 +18,7 @@
 
 #include "agd_err.h"
 #include "agd_log.h"
+#include "agd_logring.h"
 #include "agd_loop.h"
 
 #include <stdio.h>
@@ -52,6 +53,8 @@ struct attempt {
 	size_t res_len;
 	uint8_t *seen;                      /* owned copy, or NULL */
 	size_t seen_len;
+	uint8_t *log;                       /* owned copy of its log part, or NULL */
+	size_t log_len;
 	struct attempt *next;
 };
 
@@ -166,6 +169,7 @@ static void attempt_free(struct attempt *a)
 	free(a->state);
 	free(a->res);
 	free(a->seen);
+	free(a->log);
 	free(a);
 }
 
@@ -319,8 +323,10 @@ static int arrival_note(struct agd_xfer *x, const char *id, const char *from, ui
 
 /* ---- the target's durable arrival record (kv "xfer.in.<id>") ----
  * u8 len | source host | u8 len | origin id | u8 kind | u8 mobility
- * | u32 len | resource segment | u32 len | delivered ids. Big-endian; read with bounds checks, since a
- * damaged store must not crash the daemon either. */
+ * | u32 len | resource segment | u32 len | delivered ids [| u32 len | log
+ * part]. Big-endian; read with bounds checks, since a damaged store must
+ * not crash the daemon either. The log part is left out when empty, so a
+ * record written before it existed reads the same. */
 
 struct inrec {
 	char from[AGD_WIRE_NAME_MAX + 1];
@@ -331,14 +337,18 @@ struct inrec {
 	size_t res_len;
 	uint8_t *seen; /* as res */
 	size_t seen_len;
+	uint8_t *log; /* as res */
+	size_t log_len;
 };
 
 static void inrec_free(struct inrec *r)
 {
 	free(r->res);
 	free(r->seen);
+	free(r->log);
 	r->res = NULL;
 	r->seen = NULL;
+	r->log = NULL;
 }
 
 static void put32(uint8_t *p, size_t v)
@@ -384,7 +394,8 @@ static void kv_key(char *key, size_t len, const char *id)
 static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 {
 	size_t fl = strlen(r->from), ol = strlen(r->origin);
-	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len + 4 + r->seen_len;
+	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len + 4 + r->seen_len +
+		     (r->log_len ? 4 + r->log_len : 0);
 	uint8_t *b = malloc(len), *p;
 	char key[AGD_STORE_KEY_MAX + 1];
 	int rc;
@@ -409,6 +420,11 @@ static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 	p += 4;
 	if (r->seen_len)
 		memcpy(p, r->seen, r->seen_len);
+	p += r->seen_len;
+	if (r->log_len) {
+		put32(p, r->log_len);
+		memcpy(p + 4, r->log, r->log_len);
+	}
 	kv_key(key, sizeof key, id);
 	rc = agd_store_kv_put(x->st, key, b, len);
 	free(b);
@@ -447,6 +463,8 @@ static int inrec_get(struct agd_xfer *x, const char *id, struct inrec *r)
 	rc = take_blob(&p, end, &r->res, &r->res_len);
 	if (rc == 0)
 		rc = take_blob(&p, end, &r->seen, &r->seen_len);
+	if (rc == 0 && p != end)
+		rc = take_blob(&p, end, &r->log, &r->log_len);
 	if (rc == 0 && p != end)
 		rc = AGD_XFER_ERR_STORE;
 out:
@@ -566,7 +584,8 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 	     (req->clone_id == NULL || req->clone_id[0] == '\0' ||
 	      strlen(req->clone_id) > AGD_WIRE_NAME_MAX)) ||
 	    req->state_len > AGD_WIRE_BLOB_MAX || req->res_len > AGD_WIRE_BLOB_MAX ||
-	    req->bindings_len > AGD_WIRE_BLOB_MAX || req->seen_len > AGD_WIRE_BLOB_MAX)
+	    req->bindings_len > AGD_WIRE_BLOB_MAX || req->seen_len > AGD_WIRE_BLOB_MAX ||
+	    req->log_len > AGD_LOGRING_BYTES)
 		return AGD_XFER_ERR_ARG;
 	if (attempt_by_agent(x, req->agent) != NULL ||
 	    (req->kind == AGD_KIND_CLONE && attempt_by_agent(x, req->clone_id) != NULL))
@@ -621,6 +640,15 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 		}
 		memcpy(a->seen, req->seen, req->seen_len);
 		a->seen_len = req->seen_len;
+	}
+	if (req->log_len) {
+		a->log = malloc(req->log_len);
+		if (a->log == NULL) {
+			rc = AGD_XFER_ERR_NOMEM;
+			goto out;
+		}
+		memcpy(a->log, req->log, req->log_len);
+		a->log_len = req->log_len;
 	}
 
 	if (req->kind == AGD_KIND_CLONE) {
@@ -738,6 +766,10 @@ static int transfer_msg_send(struct agd_xfer *x, struct attempt *a)
 	m.blob[1].len = a->res_len;
 	m.blob[2].data = a->seen;
 	m.blob[2].len = a->seen_len;
+	/* Blob 3, the log part, is optional (docs/protocol.md): without one
+	 * the message is the version-1 TRANSFER every peer reads. */
+	m.blob[3].data = a->log;
+	m.blob[3].len = a->log_len;
 	return x->ops.send(x->ud, a->to, &m);
 }
 
@@ -758,7 +790,14 @@ static int commit(struct agd_xfer *x, struct attempt *a)
 	if (rc != 0)
 		return rc;
 	if (a->kind != AGD_KIND_CLONE) {
+		char key[AGD_STORE_KEY_MAX + 1];
+
 		rc = agd_store_agent_delete(x->st, a->agent);
+		if (rc != 0 && rc != AGD_STORE_ERR_NOTFOUND)
+			goto fail;
+		/* Its log went with it (TRANSFER blob 3). */
+		agd_logring_key(key, sizeof key, a->agent);
+		rc = agd_store_kv_delete(x->st, key);
 		if (rc != 0 && rc != AGD_STORE_ERR_NOTFOUND)
 			goto fail;
 	}
@@ -1110,6 +1149,23 @@ static void on_transfer(struct agd_xfer *x, const char *from, const struct agd_w
 	in.res_len = m->blob[1].len;
 	in.seen = (uint8_t *)m->blob[2].data;
 	in.seen_len = m->blob[2].len;
+	if (m->blob[3].len > 0) {
+		/* The agent's log lines from the hosts it came through: kept
+		 * with the arrival when well-formed; a bad one is dropped and
+		 * the agent comes all the same (its lines are only lines). */
+		struct agd_logring *lr = NULL;
+		int lrc = agd_logring_decode(m->blob[3].data, m->blob[3].len, &lr);
+
+		agd_logring_destroy(&lr);
+		if (lrc == 0) {
+			in.log = (uint8_t *)m->blob[3].data;
+			in.log_len = m->blob[3].len;
+		} else
+			agd_log(AGD_LOG_WARN, "xfer.log_dropped", "agent=%s from=%s bytes=%zu error=\"%s\"",
+				m->agent, from, m->blob[3].len,
+				lrc == AGD_ERR_TOOBIG ? "log part over its caps"
+				: lrc == AGD_ERR_ARG ? "malformed log part" : agd_strerror(lrc));
+	}
 
 	/* Durable before the acknowledgement: after COMMITTED goes out, this
 	 * host must still hold the agent whatever happens to it. */
@@ -1209,6 +1265,8 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	a.res_len = in.res_len;
 	a.seen = in.seen;
 	a.seen_len = in.seen_len;
+	a.log = in.log;
+	a.log_len = in.log_len;
 	agd_log(AGD_LOG_INFO, "xfer.activated", "agent=%s from=%s epoch=%llu", rec.id, from,
 		(unsigned long long)rec.epoch);
 	{

@@ -93,6 +93,9 @@ struct agd_xfer_arrival {
 	size_t res_len;          /* bytes */
 	const uint8_t *seen;     /* message ids delivered to it (agd_dir), or NULL */
 	size_t seen_len;         /* bytes */
+	const uint8_t *log;      /* its log part (agd_logring.h), or NULL: none came,
+				  * or a malformed one was dropped */
+	size_t log_len;          /* bytes */
 };
 
 struct agd_xfer_ops {
@@ -178,6 +181,8 @@ struct agd_xfer_req {
 	size_t bindings_len;
 	const uint8_t *seen;     /* message ids delivered to it (agd_dir_export_seen), or NULL */
 	size_t seen_len;
+	const uint8_t *log;      /* its log part (agd_rt_log_export), or NULL */
+	size_t log_len;          /* at most AGD_LOGRING_BYTES */
 };
 
 /*

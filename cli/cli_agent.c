@@ -18,6 +18,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define MAX_REPLICAS 32
 #define MAX_ARGS 32
@@ -162,6 +163,29 @@ static int cmd_kill(struct cli_ctx *ctx, int argc, char **argv)
 	return rc;
 }
 
+/* Prints one log entry for people: "TIME HOST TEXT", the time in UTC to
+ * the millisecond (the hosts' clocks are what order lines across hosts). */
+static void print_entry(struct cli_ctx *ctx, const struct agd_json *doc, const struct agd_json_val *e)
+{
+	long long t = 0;
+	const char *host = "?", *text = "";
+	char when[40] = "-";
+	struct tm tm;
+	time_t secs;
+
+	agd_json_get_int(doc, e, "t", &t);
+	agd_json_get_str(doc, e, "host", &host);
+	agd_json_get_str(doc, e, "text", &text);
+	secs = (time_t)(t / 1000);
+	if (t > 0 && gmtime_r(&secs, &tm) != NULL) {
+		char day[32];
+
+		strftime(day, sizeof day, "%Y-%m-%dT%H:%M:%S", &tm);
+		snprintf(when, sizeof when, "%s.%03lldZ", day, t % 1000);
+	}
+	fprintf(ctx->out, "%s %s %s\n", when, host[0] ? host : "?", text);
+}
+
 static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 {
 	const char *lines_s = NULL;
@@ -198,7 +222,13 @@ static int cmd_logs(struct cli_ctx *ctx, int argc, char **argv)
 		agd_jw_init(&w);
 		cli_json_copy(&w, doc, agd_json_root(doc));
 		rc = cli_emit_jw(ctx, &w);
+	} else if ((list = agd_json_get(doc, agd_json_root(doc), "entries")) != NULL &&
+		   list->type == AGD_JSON_ARR) {
+		for (l = agd_json_first(doc, list); l != NULL; l = agd_json_next(doc, l))
+			if (l->type == AGD_JSON_OBJ)
+				print_entry(ctx, doc, l);
 	} else {
+		/* A daemon from before entries: the bare lines. */
 		list = agd_json_get(doc, agd_json_root(doc), "lines");
 		if (list == NULL || list->type != AGD_JSON_ARR) {
 			cli_errorf(ctx, "the reply to logs has no \"lines\" array");

@@ -2,8 +2,11 @@
  * fuzz_wire.c: libFuzzer target for the peer wire codec. The input is the
  * packed form of a multipart message (agd_wire_pack); whatever decodes must
  * re-encode and decode to the same message, and nothing may read out of
- * bounds, leak or crash.
+ * bounds, leak or crash. A TRANSFER's log part (blob 3) goes through the
+ * log-ring decoder as the target's does; what it accepts must encode again
+ * within the caps.
  */
+#include "agd_logring.h"
 #include "agd_wire.h"
 
 #include <stdint.h>
@@ -34,5 +37,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (agd_wire_pack(&fr, &buf, &len) != 0)
 		abort();
 	free(buf);
+	if (m.type == AGD_MSG_TRANSFER && m.blob[3].len > 0) {
+		struct agd_logring *r = NULL;
+
+		if (agd_logring_decode(m.blob[3].data, m.blob[3].len, &r) == 0) {
+			buf = NULL;
+			len = 0;
+			if (agd_logring_encode(r, &buf, &len) != 0 || len > m.blob[3].len ||
+			    agd_logring_count(r) > AGD_LOGRING_LINES)
+				abort();
+			free(buf);
+		}
+		agd_logring_destroy(&r);
+	}
 	return 0;
 }

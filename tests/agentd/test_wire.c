@@ -90,7 +90,9 @@ Test(agd_wire, every_type_round_trips_byte_for_byte)
 		cr_assert_eq(memcmp(a, b, alen), 0, "%s re-encodes differently", agd_wire_type_name(t));
 		for (int i = 0; i < agd_wire_type_blobs(t); i++) {
 			cr_assert_eq(d.blob[i].len, m.blob[i].len);
-			cr_assert_eq(memcmp(d.blob[i].data, m.blob[i].data, d.blob[i].len), 0);
+			/* An optional blob left empty has no bytes to compare. */
+			if (d.blob[i].len > 0)
+				cr_assert_eq(memcmp(d.blob[i].data, m.blob[i].data, d.blob[i].len), 0);
 		}
 		free(a);
 		free(b);
@@ -415,4 +417,81 @@ Test(agd_wire, encode_refuses_unknown_types_and_empty_agents)
 	cr_assert_eq(agd_wire_encode(&m, &fr), AGD_WIRE_ERR_ARG);
 	cr_assert_str_eq(agd_wire_type_name(AGD_MSG_OFFER), "OFFER");
 	cr_assert_str_eq(agd_wire_type_name(99), "?");
+}
+
+/* [logs] TRANSFER's optional blob 3, the agent's log: without it the
+ * message is exactly version 1's (3 blobs), so a version-1 peer reads it;
+ * with it, version 2 and 4 blobs, which round-trip. */
+Test(agd_wire, a_transfer_without_a_log_is_a_version_1_message)
+{
+	struct agd_wire_msg m, d;
+	struct agd_wire_frames fr;
+
+	fill(&m, AGD_MSG_TRANSFER);
+	cr_assert_eq(agd_wire_encode(&m, &fr), 0);
+	cr_assert_eq(fr.f[0].data[4], 1, "version byte");
+	cr_assert_eq(fr.n, 2 + 3, "three blobs");
+	cr_assert_eq(agd_wire_decode(fr.f, fr.n, &d), 0);
+	cr_assert_eq(d.blob[3].len, 0);
+	cr_assert_null(d.blob[3].data);
+	/* Every other type too: none has an optional blob filled. */
+	for (int t = AGD_MSG_TYPE_MIN; t <= AGD_MSG_TYPE_MAX; t++) {
+		fill(&m, t);
+		cr_assert_eq(agd_wire_encode(&m, &fr), 0);
+		cr_assert_eq(fr.f[0].data[4], 1, "%s is written as version 1", agd_wire_type_name(t));
+	}
+}
+
+Test(agd_wire, a_transfer_with_a_log_is_version_2_and_round_trips)
+{
+	static const uint8_t log[] = "AGL\x01\x00";
+	struct agd_wire_msg m, d;
+	struct agd_wire_frames fr;
+	uint8_t *a, *b;
+	size_t alen, blen;
+
+	fill(&m, AGD_MSG_TRANSFER);
+	m.blob[3].data = log;
+	m.blob[3].len = 5;
+	cr_assert_eq(agd_wire_encode(&m, &fr), 0);
+	cr_assert_eq(fr.f[0].data[4], 2, "version byte");
+	cr_assert_eq(fr.n, 2 + 4, "four blobs");
+	pack(&m, &a, &alen);
+	cr_assert_eq(unpack_decode(a, alen, &d), 0);
+	cr_assert_eq(d.blob[3].len, 5);
+	cr_assert_eq(memcmp(d.blob[3].data, log, 5), 0);
+	cr_assert_eq(d.blob[2].len, m.blob[2].len, "the blobs before it are where they were");
+	pack(&d, &b, &blen);
+	cr_assert_eq(blen, alen);
+	cr_assert_eq(memcmp(a, b, alen), 0);
+	/* Cut anywhere, or a frame short: truncated, as for version 1. */
+	for (size_t cut = 0; cut < alen; cut++)
+		cr_assert_eq(unpack_decode(a, cut, &d), AGD_WIRE_ERR_TRUNCATED, "cut at %zu", cut);
+	cr_assert_eq(agd_wire_decode(fr.f, fr.n - 1, &d), AGD_WIRE_ERR_TRUNCATED,
+		     "a version-2 TRANSFER with 3 blobs");
+	free(a);
+	free(b);
+}
+
+Test(agd_wire, versions_1_and_2_are_read_and_others_refused)
+{
+	struct agd_wire_msg m, d;
+	struct agd_wire_frames fr;
+	struct agd_wire_bytes f[AGD_WIRE_FRAMES_MAX];
+	uint8_t h[AGD_WIRE_HEADER_LEN];
+
+	fill(&m, AGD_MSG_ACCEPT);
+	cr_assert_eq(agd_wire_encode(&m, &fr), 0);
+	memcpy(f, fr.f, sizeof f);
+	memcpy(h, fr.f[0].data, sizeof h);
+	f[0].data = h;
+	h[4] = 2; /* a type without optional blobs has the same layout in 2 */
+	cr_assert_eq(agd_wire_decode(f, fr.n, &d), 0);
+	cr_assert_str_eq(d.agent, m.agent);
+	h[4] = 0;
+	cr_assert_eq(agd_wire_decode(f, fr.n, &d), AGD_WIRE_ERR_VERSION);
+	h[4] = 3;
+	cr_assert_eq(agd_wire_decode(f, fr.n, &d), AGD_WIRE_ERR_VERSION);
+	cr_assert_eq(AGD_WIRE_VERSION_MIN, 1);
+	cr_assert_eq(AGD_WIRE_VERSION, 2);
 }

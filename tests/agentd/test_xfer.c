@@ -6,6 +6,8 @@
  * After each scenario the agent must live on exactly one host, activated
  * there at most once, with its state intact.
  */
+#include "agd_err.h"
+#include "agd_logring.h"
 #include "agd_store.h"
 #include "agd_xfer.h"
 #include "mig_key.h"
@@ -32,6 +34,8 @@ struct node {
 	int done_calls;
 	int done_rc;
 	int refuse_segments;       /* segment_in says "untrusted" */
+	uint8_t last_log[AGD_LOGRING_BYTES]; /* log part of the last activation */
+	size_t last_log_len;
 };
 
 struct packet {
@@ -111,6 +115,10 @@ static int op_activate(void *ud, const struct agd_xfer_arrival *a)
 	n->activations++;
 	snprintf(n->last_state, sizeof n->last_state, "%.*s", (int)a->state_len, (const char *)a->state);
 	snprintf(n->last_origin, sizeof n->last_origin, "%.60s", a->origin);
+	cr_assert_leq(a->log_len, sizeof n->last_log, "an arrival's log part over its cap");
+	n->last_log_len = a->log_len;
+	if (a->log_len)
+		memcpy(n->last_log, a->log, a->log_len);
 	return 0;
 }
 
@@ -839,4 +847,113 @@ Test(agd_xfer, a_host_that_lost_the_code_is_offered_it_again)
 		cr_assert_eq(live_on("agent-1", &where), 1);
 		cr_assert_eq(where, 1);
 	}
+}
+
+/* [logs] The agent's log part (TRANSFER blob 3) comes with it, kept with
+ * the stored arrival, so a target killed before the ACTIVATE still has it;
+ * a malformed or oversized one is dropped and the agent arrives all the
+ * same. */
+static void log_part(uint8_t **b, size_t *len)
+{
+	struct agd_logring *r = NULL;
+
+	cr_assert_eq(agd_logring_add(&r, 1700000000000, "host-a", "hello from a", 12), 0);
+	cr_assert_eq(agd_logring_add(&r, 1700000000001, "host-a", "[state] running -> migrating", 28), 0);
+	cr_assert_eq(agd_logring_encode(r, b, len), 0);
+	agd_logring_destroy(&r);
+}
+
+Test(agd_xfer, the_log_part_arrives_with_the_agent_even_over_a_target_crash)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	uint8_t *log = NULL;
+	size_t len = 0;
+
+	log_part(&log, &len);
+	r.log = log;
+	r.log_len = len;
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	/* Up to the stored arrival and its COMMITTED; the ACTIVATE is lost
+	 * with the target. */
+	while (qn > 0) {
+		struct packet p = take(0);
+
+		if (p.type == AGD_MSG_ACTIVATE)
+			node_crash(&nodes[1]);
+		else
+			deliver(&p);
+		free(p.bytes);
+	}
+	cr_assert_eq(nodes[1].activations, 0);
+	node_start(&nodes[1]);
+	settle();
+	assert_exactly_once("agent-1", "log part over a target crash");
+	cr_assert_eq(nodes[1].last_log_len, len);
+	cr_assert_eq(memcmp(nodes[1].last_log, log, len), 0, "the log part changed on the way");
+	free(log);
+}
+
+/* Replaces the log part of the first queued TRANSFER with bad bytes. */
+static void spoil_transfer_log(const uint8_t *bad, size_t len)
+{
+	for (size_t i = 0; i < qn; i++) {
+		struct agd_wire_bytes f[AGD_WIRE_FRAMES_MAX];
+		struct agd_wire_msg m;
+		struct agd_wire_frames fr;
+		uint8_t *packed = NULL;
+		size_t n, plen = 0;
+
+		if (q[i].type != AGD_MSG_TRANSFER)
+			continue;
+		cr_assert_eq(agd_wire_unpack(q[i].bytes, q[i].len, f, AGD_WIRE_FRAMES_MAX, &n), 0);
+		cr_assert_eq(agd_wire_decode(f, n, &m), 0);
+		m.blob[3].data = bad;
+		m.blob[3].len = len;
+		cr_assert_eq(agd_wire_encode(&m, &fr), 0);
+		cr_assert_eq(agd_wire_pack(&fr, &packed, &plen), 0);
+		free(q[i].bytes);
+		q[i].bytes = packed;
+		q[i].len = plen;
+		return;
+	}
+	cr_assert_fail("no TRANSFER queued");
+}
+
+Test(agd_xfer, a_malformed_or_oversized_log_part_is_dropped_and_the_agent_still_arrives)
+{
+	static uint8_t big[AGD_LOGRING_BYTES + 100];
+	static const uint8_t junk[] = "AGL\x01\x05 not five lines at all";
+	struct {
+		const uint8_t *bytes;
+		size_t len;
+	} bad[] = { { junk, sizeof junk - 1 }, { big, sizeof big } };
+
+	memset(big, 'x', sizeof big);
+	memcpy(big, "AGL\x01\x01", 5);
+	for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+		struct agd_xfer_req r = push_req("agent-1", k == 0 ? "host-b" : "host-a");
+		int from = k == 0 ? 0 : 1, to = k == 0 ? 1 : 0;
+		uint8_t *log = NULL;
+		size_t len = 0;
+
+		log_part(&log, &len);
+		r.log = log;
+		r.log_len = len;
+		cr_assert_eq(agd_xfer_push(nodes[from].x, &r, now), 0);
+		/* The OFFER first (and the code): then the TRANSFER is queued. */
+		while (qn > 0 && q[0].type != AGD_MSG_TRANSFER) {
+			struct packet p = take(0);
+
+			deliver(&p);
+			free(p.bytes);
+		}
+		spoil_transfer_log(bad[k].bytes, bad[k].len);
+		settle();
+		cr_assert_eq(nodes[from].done_rc, 0, "case %zu: the move failed", k);
+		cr_assert_eq(nodes[to].last_log_len, 0, "case %zu: a bad log part reached the runtime", k);
+		cr_assert_str_eq(nodes[to].last_state, state_v1, "case %zu", k);
+		free(log);
+	}
+	cr_assert_eq(nodes[1].activations, 1);
+	cr_assert_eq(nodes[0].activations, 1, "and back: the agent came home");
 }

@@ -262,19 +262,34 @@ static __attribute__((unused)) int last_tick(struct host *h, const char *id)
 	return best;
 }
 
-/* The smallest "tick N" logged on h (where its run there began), or -1. */
+/* The smallest "tick N" logged on h since its run there began, or -1. The
+ * log follows the agent and survives restarts, so only lines logged on h
+ * (the HOST column of "TIME HOST TEXT") after the last "[state] created"
+ * (it arrived) or "[state] resumed after restart" there count. */
 static __attribute__((unused)) int first_tick(struct host *h, const char *id)
 {
 	char out[16384];
 	int best = -1;
+	char *save = NULL;
+	size_t hl = strlen(h->name);
 
 	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
 		return -1;
-	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
-		int n = atoi(p + 5);
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *host = strchr(line, ' '), *text, *p;
 
-		if (best < 0 || n < best)
-			best = n;
+		if (host == NULL || strncmp(host + 1, h->name, hl) != 0 || host[1 + hl] != ' ')
+			continue;
+		text = host + 2 + hl;
+		if (strcmp(text, "[state] created") == 0 ||
+		    strcmp(text, "[state] resumed after restart") == 0)
+			best = -1;
+		else if ((p = strstr(text, "tick ")) != NULL) {
+			int n = atoi(p + 5);
+
+			if (best < 0 || n < best)
+				best = n;
+		}
 	}
 	return best;
 }

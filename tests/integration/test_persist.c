@@ -156,6 +156,39 @@ Test(daemon_persist, after_kill_9_a_restart_resumes_agents_from_their_checkpoint
 	cr_assert_str_eq(st, "waiting");
 }
 
+/* [logs] The log lives outside the agent's Lua state: passivation keeps
+ * it, and it is stored with the state, so SIGTERM and a restart keep the
+ * lines logged before (each with its host and time in "entries"). */
+Test(daemon_persist, the_log_outlives_passivation_and_a_restart)
+{
+	char id[17], body[64], *reply = NULL;
+	const char *one, *two, *again;
+	int st;
+
+	itest_run(&t, "counter", counter, "main", ",\"activation\":\"on-demand\"", id);
+	send_msg(id, "\"a\"");
+	cr_assert(itest_wait_log(&t, id, "count 1 a", 5000));
+	cr_assert(wait_passive(id, 5000), "never passivated");
+	send_msg(id, "\"b\"");
+	cr_assert(itest_wait_log(&t, id, "count 2 a,b", 5000));
+	cr_assert(itest_log_has(&t, id, "count 1 a"), "a line logged before passivation is gone");
+	cr_assert(wait_passive(id, 5000), "not passivated again");
+	st = itest_stop(&t);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	itest_start(&t);
+	cr_assert(itest_wait_log(&t, id, "resumed after restart", 5000));
+	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+	cr_assert_eq(itest_req(&t, NULL, "logs", body, &reply), 1, "%s", reply);
+	one = strstr(reply, "{\"t\":");
+	cr_assert_not_null(one, "no entries: %s", reply);
+	one = strstr(reply, "\"host\":\"h1\",\"text\":\"count 1 a\"");
+	two = strstr(reply, "\"host\":\"h1\",\"text\":\"count 2 a,b\"");
+	again = strstr(reply, "\"host\":\"h1\",\"text\":\"[state] resumed after restart\"");
+	cr_assert(one && two && again && one < two && two < again,
+		  "lines lost or out of order over passivation and restart: %s", reply);
+	free(reply);
+}
+
 #ifndef ITEST_ISOLATION
 /* A resource handle is part of the agent's state: it survives passivation
  * (through the resources library's engine hooks) and works after. */
