@@ -46,7 +46,7 @@ function main(args)
     local ok = agent.migrate(agent.home())
     if ok then visit(#hosts + 1) end
   end
-  -- Each host keeps the log lines written there; sum the hops up at home.
+  -- The log travels with the agent; still, sum the hops up in one line at home.
   agent.log("binding notes, hop by hop: " .. table.concat(actions, " "))
   local text = notes:read()
   agent.log(("notes now (%d bytes, kept on %s):"):format(#(text or ""), tostring(notes:info().home)))

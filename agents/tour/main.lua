@@ -72,7 +72,7 @@ function main(args)
     parts[#parts + 1] = ("%s=%s"):format(v.host, tostring(v.value))
   end
   result = { itinerary = itinerary, visits = visits, sum = sum }
-  -- Each host keeps the log lines written there; say it all again at home.
+  -- The log travels with the agent; still, say it all in one line at home.
   for i, v in ipairs(visits) do
     agent.log(("visit %d: host=%s binding=probe action=%s mode=%s value=%s"):format(
       i, v.host, v.action, v.mode, tostring(v.value)))

@@ -9,6 +9,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,22 +18,42 @@
 #include <time.h>
 #include <unistd.h>
 
-int tst_free_port(void)
+/* Whether `port` on loopback can be bound now. */
+static int port_bindable(int port)
 {
 	struct sockaddr_in a;
-	socklen_t len = sizeof a;
-	int fd = socket(AF_INET, SOCK_STREAM, 0), port = -1;
+	int fd = socket(AF_INET, SOCK_STREAM, 0), ok;
 
 	if (fd < 0)
-		return -1;
+		return 0;
 	memset(&a, 0, sizeof a);
 	a.sin_family = AF_INET;
 	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
-	    getsockname(fd, (struct sockaddr *)&a, &len) == 0)
-		port = ntohs(a.sin_port);
+	a.sin_port = htons((uint16_t)port);
+	ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
 	close(fd);
-	return port;
+	return ok;
+}
+
+/* A port below the kernel's ephemeral range (32768 and up by default):
+ * the source port of any outgoing connection, of this test or of another
+ * one running beside it, is taken from that range, and one taken between
+ * our check and the daemon's bind made the daemon fail with "Address
+ * already in use". Random, so that tests running at once rarely try the
+ * same one; checked free. */
+int tst_free_port(void)
+{
+	static unsigned seed;
+
+	if (seed == 0)
+		seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+	for (int tries = 0; tries < 500; tries++) {
+		int port = 20000 + (int)(rand_r(&seed) % 12000);
+
+		if (port_bindable(port))
+			return port;
+	}
+	return -1;
 }
 
 const char *tst_bin(const char *env)
