@@ -672,6 +672,14 @@ void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 		if (a->vm == NULL) {
 			if (fn != NULL)
 				goto suspend_passive;
+			/* Nothing in memory to persist: a checkpoint asked for
+			 * while its passivation was persisting it (the tick
+			 * cannot queue an agent on CPU, so the request stayed)
+			 * meets the agent only when a message wakes it. The
+			 * request is void; the woken agent must still run, or
+			 * it would sit running and unqueued for good. */
+			if (a->state == AGD_RUNNING && !rt->stopping)
+				agd_sched_enqueue(rt, a);
 			return;
 		}
 		a->on_cpu = 1;

@@ -207,6 +207,49 @@ Test(daemon_persist, a_resource_handle_survives_passivation)
 	cr_assert(itest_wait_log(&t, id, "before 7", 5000));
 	cr_assert(wait_passive(id, 5000), "agent with a handle never passivated");
 	send_msg(id, "\"go\"");
-	cr_assert(itest_wait_log(&t, id, "after 7", 5000));
+	if (!itest_wait_log(&t, id, "after 7", 15000)) {
+		char body[64], *reply = NULL;
+
+		/* Its log says what became of it (a [state] line with the
+		 * reason). */
+		snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
+		itest_req(&t, NULL, "logs", body, &reply);
+		cr_assert_fail("no 'after 7' from the activated agent: %s", reply ? reply : "(no reply)");
+	}
 }
 #endif
+
+/* Checkpoints every 5 ms and passivation as soon as an agent waits: the
+ * tick asks for checkpoints while workers are persisting agents into the
+ * store. Such a request used to outlive the passivation and, when the
+ * next message woke the agent, swallow the wake-up: the agent stayed
+ * "running", never queued, and the message unanswered. */
+static void up_busy(void)
+{
+	itest_setup(&t, "[agents]\npassivate_after = 0\ncheckpoint_interval = 5ms\n");
+	itest_start(&t);
+}
+
+TestSuite(daemon_wake, .init = up_busy, .fini = down, .timeout = 120);
+
+Test(daemon_wake, every_message_wakes_a_passivated_agent_while_checkpoints_run)
+{
+	enum { AGENTS = 6, ROUNDS = 15 };
+	char ids[AGENTS][17], want[64];
+
+	for (int i = 0; i < AGENTS; i++)
+		itest_run(&t, "counter", counter, "main", ",\"activation\":\"on-demand\"", ids[i]);
+	for (int r = 1; r <= ROUNDS; r++) {
+		for (int i = 0; i < AGENTS; i++) {
+			char msg[16];
+
+			snprintf(msg, sizeof msg, "\"m%d\"", r);
+			send_msg(ids[i], msg);
+		}
+		for (int i = 0; i < AGENTS; i++) {
+			snprintf(want, sizeof want, "count %d ", r);
+			cr_assert(itest_wait_log(&t, ids[i], want, 10000),
+				  "agent %s did not answer message %d", ids[i], r);
+		}
+	}
+}
