@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -39,19 +40,32 @@ static int port_bindable(int port)
  * the source port of any outgoing connection, of this test or of another
  * one running beside it, is taken from that range, and one taken between
  * our check and the daemon's bind made the daemon fail with "Address
- * already in use". Random, so that tests running at once rarely try the
- * same one; checked free. */
+ * already in use". Random (seeded from the kernel's generator, so that
+ * tests running at once, forked from one runner, do not walk the same
+ * sequence), checked free, and never the same twice in one process: a test
+ * asks for several before its daemons bind any. */
 int tst_free_port(void)
 {
 	static unsigned seed;
+	static pid_t seeded_by; /* a forked child seeds again */
+	static int given[256];
+	static size_t ngiven;
 
-	if (seed == 0)
-		seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
-	for (int tries = 0; tries < 500; tries++) {
-		int port = 20000 + (int)(rand_r(&seed) % 12000);
+	if (seeded_by != getpid()) {
+		seeded_by = getpid();
+		if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed)
+			seed = (unsigned)getpid() * 2654435761u ^ (unsigned)time(NULL);
+	}
+	for (int tries = 0; tries < 1000; tries++) {
+		int port = 20000 + (int)(rand_r(&seed) % 12000), dup = 0;
 
-		if (port_bindable(port))
-			return port;
+		for (size_t i = 0; i < ngiven; i++)
+			dup |= given[i] == port;
+		if (dup || !port_bindable(port))
+			continue;
+		if (ngiven < sizeof given / sizeof given[0])
+			given[ngiven++] = port;
+		return port;
 	}
 	return -1;
 }
