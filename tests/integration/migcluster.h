@@ -245,19 +245,34 @@ static __attribute__((unused)) int lists(struct host *h, const char *id)
 	return strstr(out, id) != NULL;
 }
 
-/* The highest "tick N" in the agent's log on h, or -1. */
+/* The text of log line `line` ("TIME HOST TEXT") when it was logged on
+ * host `name`, else NULL. */
+static __attribute__((unused)) char *logged_on(char *line, const char *name)
+{
+	char *host = strchr(line, ' ');
+	size_t hl = strlen(name);
+
+	if (host == NULL || strncmp(host + 1, name, hl) != 0 || host[1 + hl] != ' ')
+		return NULL;
+	return host + 2 + hl;
+}
+
+/* The highest "tick N" logged on h, or -1. Only h's lines count: the log
+ * follows the agent, and asked after a push h forwards to the target,
+ * whose later ticks are not h's. */
 static __attribute__((unused)) int last_tick(struct host *h, const char *id)
 {
 	char out[16384];
 	int best = -1;
+	char *save = NULL;
 
-	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "30", NULL) != 0)
+	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
 		return -1;
-	for (char *p = strstr(out, "tick "); p; p = strstr(p + 5, "tick ")) {
-		int n = atoi(p + 5);
+	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
+		char *text = logged_on(line, h->name), *p;
 
-		if (n > best)
-			best = n;
+		if (text != NULL && (p = strstr(text, "tick ")) != NULL && atoi(p + 5) > best)
+			best = atoi(p + 5);
 	}
 	return best;
 }
@@ -271,16 +286,14 @@ static __attribute__((unused)) int first_tick(struct host *h, const char *id)
 	char out[16384];
 	int best = -1;
 	char *save = NULL;
-	size_t hl = strlen(h->name);
 
 	if (ctl(h, out, sizeof out, 10000, "logs", id, "--lines", "200", NULL) != 0)
 		return -1;
 	for (char *line = strtok_r(out, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
-		char *host = strchr(line, ' '), *text, *p;
+		char *text = logged_on(line, h->name), *p;
 
-		if (host == NULL || strncmp(host + 1, h->name, hl) != 0 || host[1 + hl] != ' ')
+		if (text == NULL)
 			continue;
-		text = host + 2 + hl;
 		if (strcmp(text, "[state] created") == 0 ||
 		    strcmp(text, "[state] resumed after restart") == 0)
 			best = -1;
