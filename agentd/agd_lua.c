@@ -143,11 +143,10 @@ static struct agd_vm *vm_of(lua_State *L)
 
 /* ------------------------------------------------------------------ hook */
 
-static void vm_hook(lua_State *L, lua_Debug *ar)
+/* Counts one slice's instructions against the quota, asking for the kill
+ * when it is spent (both hooks, the agent's and a method's). */
+static void count_slice(struct agd_vm *vm)
 {
-	struct agd_vm *vm = vm_of(L);
-
-	(void)ar;
 	vm->instr += vm->slice;
 	if (vm->instr_limit != 0 && vm->instr > vm->instr_limit && !atomic_load(&vm->kill)) {
 		snprintf(vm->kill_reason, sizeof vm->kill_reason,
@@ -155,6 +154,14 @@ static void vm_hook(lua_State *L, lua_Debug *ar)
 			 (unsigned long long)vm->instr_limit);
 		atomic_store(&vm->kill, 1);
 	}
+}
+
+static void vm_hook(lua_State *L, lua_Debug *ar)
+{
+	struct agd_vm *vm = vm_of(L);
+
+	(void)ar;
+	count_slice(vm);
 	if (atomic_load(&vm->kill)) {
 		if (L == vm->co && lua_isyieldable(L)) {
 			vm->why = Y_KILL;
@@ -1639,13 +1646,7 @@ static void call_hook(lua_State *L, lua_Debug *ar)
 	struct agd_vm *vm = vm_of(L);
 
 	(void)ar;
-	vm->instr += vm->slice;
-	if (vm->instr_limit != 0 && vm->instr > vm->instr_limit && !atomic_load(&vm->kill)) {
-		snprintf(vm->kill_reason, sizeof vm->kill_reason,
-			 "instruction quota exceeded (%llu instructions)",
-			 (unsigned long long)vm->instr_limit);
-		atomic_store(&vm->kill, 1);
-	}
+	count_slice(vm);
 	if (atomic_load(&vm->kill)) {
 		lua_sethook(L, call_hook, LUA_MASKCOUNT, 1);
 		luaL_error(L, "agent killed: %s", vm->kill_reason);
@@ -1977,12 +1978,14 @@ static int json_build(lua_State *L)
 }
 #endif
 
-int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
-		      struct mig_buf *out, char *err, size_t err_len)
-{
 #if AGD_HAVE_ENGINE
+/* Runs fn(ud) in a throw-away Lua state of its own (the JSON conversions
+ * build Lua values to encode them, or decode values to write them). On a
+ * Lua error, its message goes to err when err_len > 0. Returns 0, or
+ * AGD_ERR_NOMEM when the state cannot be made or fn raised. */
+static int scratch_run(lua_CFunction fn, void *ud, char *err, size_t err_len)
+{
 	struct agd_vm scratch;
-	struct json_args j = { doc, v, out, 0, err, err_len, 0 };
 	lua_State *L;
 	int rc;
 
@@ -1991,15 +1994,25 @@ int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
 	L = mig_lua_newstate_random(vm_alloc, &scratch);
 	if (L == NULL)
 		return AGD_ERR_NOMEM;
-	lua_pushcfunction(L, json_build);
-	lua_pushlightuserdata(L, &j);
+	lua_pushcfunction(L, fn);
+	lua_pushlightuserdata(L, ud);
 	rc = lua_pcall(L, 1, 0, 0);
-	if (rc != LUA_OK) {
+	if (rc != LUA_OK && err_len > 0)
 		snprintf(err, err_len, "%s", lua_tostring(L, -1));
-		lua_close(L);
-		return AGD_ERR_NOMEM;
-	}
 	lua_close(L);
+	return rc == LUA_OK ? 0 : AGD_ERR_NOMEM;
+}
+#endif
+
+int agd_msg_from_json(const struct agd_json *doc, const struct agd_json_val *v,
+		      struct mig_buf *out, char *err, size_t err_len)
+{
+#if AGD_HAVE_ENGINE
+	struct json_args j = { doc, v, out, 0, err, err_len, 0 };
+	int rc = scratch_run(json_build, &j, err, err_len);
+
+	if (rc != 0)
+		return rc;
 	return j.rc != 0 ? AGD_ERR_ARG : 0;
 #else
 	uint8_t *p;
@@ -2026,9 +2039,7 @@ int agd_call_args_from_json(const struct agd_json *doc, const struct agd_json_va
 			    struct mig_buf *out, char *err, size_t err_len)
 {
 #if AGD_HAVE_ENGINE
-	struct agd_vm scratch;
 	struct json_args j = { doc, v, out, 0, err, err_len, 1 };
-	lua_State *L;
 	int rc;
 
 	if (v->type != AGD_JSON_ARR) {
@@ -2039,20 +2050,8 @@ int agd_call_args_from_json(const struct agd_json *doc, const struct agd_json_va
 		snprintf(err, err_len, "at most %d arguments", CALL_VALUES_MAX);
 		return AGD_ERR_ARG;
 	}
-	memset(&scratch, 0, sizeof scratch);
-	scratch.mem_limit = 256u << 20;
-	L = mig_lua_newstate_random(vm_alloc, &scratch);
-	if (L == NULL)
-		return AGD_ERR_NOMEM;
-	lua_pushcfunction(L, json_build);
-	lua_pushlightuserdata(L, &j);
-	rc = lua_pcall(L, 1, 0, 0);
-	if (rc != LUA_OK) {
-		snprintf(err, err_len, "%s", lua_tostring(L, -1));
-		lua_close(L);
-		return AGD_ERR_NOMEM;
-	}
-	lua_close(L);
+	if ((rc = scratch_run(json_build, &j, err, err_len)) != 0)
+		return rc;
 	return j.rc != 0 ? AGD_ERR_ARG : 0;
 #else
 	(void)doc;
@@ -2217,21 +2216,10 @@ static int results_build(lua_State *L)
 int agd_call_results_json(const void *data, size_t len, struct agd_jw *w)
 {
 #if AGD_HAVE_ENGINE
-	struct agd_vm scratch;
 	struct results_args r = { data, len, w, AGD_ERR_LUA };
-	lua_State *L;
-	int rc;
+	int rc = scratch_run(results_build, &r, NULL, 0);
 
-	memset(&scratch, 0, sizeof scratch);
-	scratch.mem_limit = 256u << 20;
-	L = mig_lua_newstate_random(vm_alloc, &scratch);
-	if (L == NULL)
-		return AGD_ERR_NOMEM;
-	lua_pushcfunction(L, results_build);
-	lua_pushlightuserdata(L, &r);
-	rc = lua_pcall(L, 1, 0, 0);
-	lua_close(L);
-	return rc != LUA_OK ? AGD_ERR_NOMEM : r.rc;
+	return rc != 0 ? rc : r.rc;
 #else
 	(void)data;
 	(void)len;

@@ -555,6 +555,25 @@ static int activate(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *
 	return rc;
 }
 
+/* activate() with a on CPU and the lock released meanwhile (lock held on
+ * entry and on return); a failure is logged, err says why. */
+static int activate_here(struct agd_rt *rt, struct agd_agent *a, struct agd_vm_wait *w, char *err,
+			 size_t err_len)
+{
+	int rc;
+
+	a->on_cpu = 1;
+	rt->busy++;
+	pthread_mutex_unlock(&rt->mu);
+	rc = activate(rt, a, w, err, err_len);
+	pthread_mutex_lock(&rt->mu);
+	a->on_cpu = 0;
+	rt->busy--;
+	if (rc != 0)
+		agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id, err);
+	return rc;
+}
+
 /* --------------------------------------------------------------- slices */
 
 /* Runs the calls queued for a, between its slices, with the agent off CPU
@@ -575,16 +594,7 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 		 * stopping daemon activates nothing (its callers time out). */
 		if (a->state != AGD_WAITING || rt->stopping)
 			return;
-		a->on_cpu = 1;
-		rt->busy++;
-		pthread_mutex_unlock(&rt->mu);
-		rc = activate(rt, a, &w, err, sizeof err);
-		pthread_mutex_lock(&rt->mu);
-		a->on_cpu = 0;
-		rt->busy--;
-		if (rc != 0) {
-			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
-				err);
+		if (activate_here(rt, a, &w, err, sizeof err) != 0) {
 			finish(rt, a, AGD_FAILED, err, dead);
 			return;
 		}
@@ -758,16 +768,7 @@ suspend_passive:
 	if (a->state != AGD_RUNNING)
 		return; /* stale: woken and put to sleep again, or migrating */
 	if (a->vm == NULL) {
-		a->on_cpu = 1;
-		rt->busy++;
-		pthread_mutex_unlock(&rt->mu);
-		rc = activate(rt, a, &w, err, sizeof err);
-		pthread_mutex_lock(&rt->mu);
-		a->on_cpu = 0;
-		rt->busy--;
-		if (rc != 0) {
-			agd_log(AGD_LOG_WARN, "agent.activate_failed", "agent=%s error=\"%s\"", a->id,
-				err);
+		if (activate_here(rt, a, &w, err, sizeof err) != 0) {
 			finish(rt, a, AGD_FAILED, err, &dead);
 			goto out;
 		}

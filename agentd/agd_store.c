@@ -846,7 +846,10 @@ static int agent_from_row(sqlite3_stmt *s, struct agd_agent_rec *rec, int with_s
 	return 0;
 }
 
-int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_rec *rec)
+/* One agent's row by id through statement `which`, with its state
+ * (copied) or without. */
+static int agent_read(struct agd_store *st, enum stmt_id which, int with_state, const char *id,
+		      struct agd_agent_rec *rec)
 {
 	sqlite3_stmt *s;
 	int rc = 0, r;
@@ -856,11 +859,11 @@ int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_r
 	if (st == NULL || rec == NULL || !text_ok(id, AGD_STORE_ID_MAX, 0))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_AGENT_GET, &rc)) != NULL) {
+	if ((s = stmt(st, which, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 		r = sqlite3_step(s);
 		if (r == SQLITE_ROW)
-			rc = agent_from_row(s, rec, 1, 1);
+			rc = agent_from_row(s, rec, with_state, with_state);
 		else
 			rc = r == SQLITE_DONE ? AGD_STORE_ERR_NOTFOUND : map(r);
 		done(s);
@@ -869,27 +872,14 @@ int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_r
 	return rc;
 }
 
+int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_rec *rec)
+{
+	return agent_read(st, S_AGENT_GET, 1, id, rec);
+}
+
 int agd_store_agent_peek(struct agd_store *st, const char *id, struct agd_agent_rec *rec)
 {
-	sqlite3_stmt *s;
-	int rc = 0, r;
-
-	if (rec != NULL)
-		memset(rec, 0, sizeof *rec);
-	if (st == NULL || rec == NULL || !text_ok(id, AGD_STORE_ID_MAX, 0))
-		return AGD_STORE_ERR_ARG;
-	lock(st);
-	if ((s = stmt(st, S_AGENT_PEEK, &rc)) != NULL) {
-		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
-		r = sqlite3_step(s);
-		if (r == SQLITE_ROW)
-			rc = agent_from_row(s, rec, 0, 0);
-		else
-			rc = r == SQLITE_DONE ? AGD_STORE_ERR_NOTFOUND : map(r);
-		done(s);
-	}
-	unlock(st);
-	return rc;
+	return agent_read(st, S_AGENT_PEEK, 0, id, rec);
 }
 
 void agd_store_agent_clear(struct agd_agent_rec *rec)
