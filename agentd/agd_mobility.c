@@ -1054,6 +1054,7 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	in.state_len = in.state ? a->state_len : 0;
 	in.log = a->log;
 	in.log_len = a->log_len;
+	in.stored = a->stored;
 	agd_res_arrive(m->res, a->id, a->from, a->res, a->res_len); /* [resint] import, rebind */
 	rc = agd_rt_admit(m->rt, &in, code, err, sizeof err);
 	agd_code_unref(m->rt, &code);
@@ -1775,9 +1776,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 		rc = AGD_ERR_NOMEM;
 		goto fail;
 	}
-	/* x_activate's admission writes a strong arrival's row whole. */
-	agd_xfer_set_options(m->xfer, AGD_XFER_OPT_ADMIT_WRITES_ROW |
-				      (cfg->durability ? AGD_XFER_OPT_CRASH_DURABLE : 0));
+	agd_xfer_set_options(m->xfer, cfg->durability ? AGD_XFER_OPT_CRASH_DURABLE : 0);
 	dc.host = cfg->host;
 	dc.directory = cfg->directory[0] ? cfg->directory : NULL;
 	dc.store = m->st;

@@ -273,9 +273,10 @@ static void store_status(struct agd_rt *rt, struct agd_agent *a)
 }
 
 /* Changes state, with a log line; transitions other than running<->waiting
- * also go to the agent's own log and the store. */
-void agd_rt_set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
-		      const char *reason)
+ * also go to the agent's own log and, with `store`, to the store (without:
+ * the caller has just written the row with this status). */
+static void change_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
+			 const char *reason, int store)
 {
 	enum agd_state old = a->state;
 	int quiet = (old == AGD_RUNNING && s == AGD_WAITING) ||
@@ -301,7 +302,14 @@ void agd_rt_set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
 
 		ring_add(rt, a, line, n < 0 ? 0 : (size_t)n >= sizeof line ? sizeof line - 1 : (size_t)n);
 	}
-	store_status(rt, a);
+	if (store)
+		store_status(rt, a);
+}
+
+void agd_rt_set_state(struct agd_rt *rt, struct agd_agent *a, enum agd_state s,
+		      const char *reason)
+{
+	change_state(rt, a, s, reason, 1);
 }
 
 static void mbox_clear(struct agd_agent *a)
@@ -371,10 +379,11 @@ static void limits_of(const struct agd_rt *rt, const struct agd_agent *a, struct
 	l->instructions = a->instr_quota;
 }
 
-/* Writes a's row; with args (at spawn), its run arguments too; with a
- * state, drops the run arguments kept so far. One transaction. */
+/* Writes a's row with status and reason (NULL: a's own); with args (at
+ * spawn), its run arguments too; with a state, drops the run arguments
+ * kept so far. One transaction. */
 static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
-			  const char *status, const struct agd_msg *args)
+			  const char *status, const char *reason, const struct agd_msg *args)
 {
 	struct agd_agent_rec rec;
 	uint8_t *log = NULL;
@@ -397,7 +406,7 @@ static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t 
 	snprintf(rec.home, sizeof rec.home, "%s", a->home);
 	rec.mobility = 3;
 	rec.activation = a->on_demand ? 2 : 1;
-	snprintf(rec.reason, sizeof rec.reason, "%s", a->reason);
+	snprintf(rec.reason, sizeof rec.reason, "%s", reason != NULL ? reason : a->reason);
 	/* synchronous=NORMAL: survives kill -9 (the WAL is written), not a
 	 * power cut; full durability is for transfers (agd_xfer). */
 	rc = agd_store_begin(rt->store, 0);
@@ -440,15 +449,15 @@ static int store_put_args(struct agd_rt *rt, struct agd_agent *a, const uint8_t 
 }
 
 static int store_put(struct agd_rt *rt, struct agd_agent *a, const uint8_t *state, size_t len,
-		     const char *status)
+		     const char *status, const char *reason)
 {
-	return store_put_args(rt, a, state, len, status, NULL);
+	return store_put_args(rt, a, state, len, status, reason, NULL);
 }
 
 /* Persists a's vm (worker, on CPU, lock NOT held). On success the bytes are
  * in the store (or in a->saved when there is no store for this code). */
 static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const struct agd_vm_wait *w,
-		      const char *status)
+		      const char *status, const char *reason)
 {
 	struct mig_buf buf = { 0 };
 	char err[256];
@@ -459,7 +468,7 @@ static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const struct agd_v
 		agd_buf_free(&buf);
 		return rc;
 	}
-	rc = store_put(rt, a, buf.data, buf.len, status);
+	rc = store_put(rt, a, buf.data, buf.len, status, reason);
 	if (rc == 0) {
 		agd_buf_free(&buf);
 		agd_buf_free(&a->saved);
@@ -696,7 +705,8 @@ void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 		rt->busy++;
 		wait_of(a, &w);
 		pthread_mutex_unlock(&rt->mu);
-		rc = persist_vm(rt, a, &w, fn ? "migrating" : agd_state_name(a->state));
+		rc = fn ? persist_vm(rt, a, &w, "migrating", "transfer")
+			: persist_vm(rt, a, &w, agd_state_name(a->state), NULL);
 		pthread_mutex_lock(&rt->mu);
 		a->on_cpu = 0;
 		rt->busy--;
@@ -709,7 +719,9 @@ void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 				a->was_waiting = a->state == AGD_WAITING;
 				agd_sched_heap_remove(rt, a);
 				agd_sched_lru_remove(rt, a);
-				agd_rt_set_state(rt, a, AGD_MIGRATING, "transfer");
+				/* The row says so already when the state went to
+				 * the store: one transaction less per move. */
+				change_state(rt, a, AGD_MIGRATING, "transfer", a->saved.data != NULL);
 			}
 			a->on_cpu = 1;
 			pthread_mutex_unlock(&rt->mu);
@@ -1479,6 +1491,8 @@ static void new_id(char out[AGD_ID_LEN + 1])
 	sodium_bin2hex(out, AGD_ID_LEN + 1, b, sizeof b);
 }
 
+/* Adds a; with start, runs it (status "running" to the store unless the
+ * row says so already: start == 2). */
 static int add_agent(struct agd_rt *rt, struct agd_agent *a, int start)
 {
 	int rc;
@@ -1497,7 +1511,7 @@ static int add_agent(struct agd_rt *rt, struct agd_agent *a, int start)
 		a->code->refs++;
 		ring_add(rt, a, "[state] created", 15);
 		if (start) {
-			agd_rt_set_state(rt, a, AGD_RUNNING, "started");
+			change_state(rt, a, AGD_RUNNING, "started", start != 2);
 			agd_sched_enqueue(rt, a);
 		}
 	}
@@ -1561,7 +1575,7 @@ int agd_rt_spawn(struct agd_rt *rt, struct agd_code *code, const struct agd_run_
 	/* The record goes to the store first, so that a crash right after the
 	 * reply still finds the agent (it starts again at its entry, with its
 	 * run arguments). */
-	rc = store_put_args(rt, a, NULL, 0, "created", opts != NULL && opts->args != NULL ? a->mb_head : NULL);
+	rc = store_put_args(rt, a, NULL, 0, "created", NULL, opts != NULL && opts->args != NULL ? a->mb_head : NULL);
 	if (rc != 0 && rc != AGD_ERR_UNAVAILABLE) {
 		snprintf(err, err_len, "cannot record the agent in the store");
 		mbox_clear(a);
@@ -1604,7 +1618,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 		 size_t err_len)
 {
 	struct agd_agent *a;
-	int rc;
+	int rc, stored;
 
 	if (in->id == NULL || strlen(in->id) != AGD_ID_LEN) {
 		snprintf(err, err_len, "bad agent id");
@@ -1613,6 +1627,9 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 	a = agent_alloc(rt, code);
 	if (a == NULL)
 		return AGD_ERR_NOMEM;
+	/* Written already (by the transfer's activation) only counts where
+	 * this runtime would have written it: its store, code from a segment. */
+	stored = in->stored && rt->store != NULL && a->code->seg != NULL;
 	memcpy(a->id, in->id, AGD_ID_LEN + 1);
 	a->epoch = in->epoch;
 	a->on_demand = in->activation == AGD_ACTIVATION_ON_DEMAND;
@@ -1626,7 +1643,9 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 			agd_log(AGD_LOG_WARN, "agent.log_refused", "agent=%s bytes=%zu error=\"%s\"",
 				a->id, in->log_len, agd_strerror(rc));
 	}
-	if (in->state == NULL && a->log != NULL && rt->store != NULL && a->code->seg != NULL) {
+	if (stored && a->log != NULL)
+		a->log_saved = agd_logring_seq(a->log);
+	if (!stored && in->state == NULL && a->log != NULL && rt->store != NULL && a->code->seg != NULL) {
 		/* Weak: no row is written here; the log is stored on its own
 		 * so a restart before its first state still has it. */
 		char key[AGD_STORE_KEY_MAX + 1];
@@ -1639,8 +1658,11 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 			a->log_saved = agd_logring_seq(a->log);
 		free(b);
 	}
-	if (in->state != NULL) {
-		rc = store_put(rt, a, in->state, in->state_len, "running");
+	if (in->state != NULL && stored) {
+		a->persisted = 1;
+		a->from_store = 1;
+	} else if (in->state != NULL) {
+		rc = store_put(rt, a, in->state, in->state_len, "running", NULL);
 		if (rc != 0) {
 			if (rc != AGD_ERR_UNAVAILABLE) {
 				snprintf(err, err_len, "cannot store the agent");
@@ -1660,7 +1682,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 		a->persisted = 1;
 		a->from_store = 1;
 	}
-	rc = add_agent(rt, a, 1);
+	rc = add_agent(rt, a, stored ? 2 : 1);
 	if (rc != 0) {
 		snprintf(err, err_len, "%s", agd_strerror(rc));
 		agd_buf_free(&a->saved);

@@ -191,6 +191,9 @@ struct agd_admit {
 				  * before it came), or NULL; a malformed one is
 				  * ignored (logged), the agent admitted all the same */
 	size_t log_len;          /* bytes */
+	int stored;              /* 1: the store holds its row (status running, this
+				  * state) and this log part under its log key,
+				  * committed: admission writes neither again */
 };
 int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code *code,
 		 char *err, size_t err_len);

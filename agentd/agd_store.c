@@ -46,6 +46,16 @@ enum stmt_id {
 	S_KV_PUT,
 	S_KV_GET,
 	S_KV_DEL,
+	/* Transaction control, run by ctl(): sqlite3_exec would parse each
+	 * anew, and a hop runs a dozen of them on each side. */
+	S_BEGIN,
+	S_COMMIT,
+	S_ROLLBACK,
+	S_SAVEPOINT,
+	S_RELEASE,
+	S_ROLLBACK_TO,
+	S_SYNC_NORMAL,
+	S_SYNC_FULL,
 	S_COUNT,
 };
 
@@ -93,6 +103,14 @@ static const char *const stmt_sql[S_COUNT] = {
 		     "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
 	[S_KV_GET] = "SELECT value FROM kv WHERE key = ?1",
 	[S_KV_DEL] = "DELETE FROM kv WHERE key = ?1",
+	[S_BEGIN] = "BEGIN IMMEDIATE",
+	[S_COMMIT] = "COMMIT",
+	[S_ROLLBACK] = "ROLLBACK",
+	[S_SAVEPOINT] = "SAVEPOINT agd_group",
+	[S_RELEASE] = "RELEASE agd_group",
+	[S_ROLLBACK_TO] = "ROLLBACK TO agd_group",
+	[S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
+	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
 };
 
 /* Schema version 2. Segments and agent states are rowid tables: their
@@ -158,8 +176,8 @@ struct agd_store {
 	sqlite3 *db;                  /* the one connection */
 	pthread_mutex_t lock;         /* recursive; held from begin to commit */
 	int in_tx;                    /* a transaction is open (by the lock's holder) */
-	int tx_normal;                /* ...begun with durable == 0: synchronous=NORMAL until
-					 it ends; FULL at every other time */
+	int sync_normal;              /* the connection's synchronous level is NORMAL now
+					 (else FULL): see sync_level */
 	struct timespec busy_since;   /* when the lock we wait for was first found busy */
 	sqlite3_stmt *stmts[S_COUNT]; /* prepared on first use */
 };
@@ -330,6 +348,49 @@ static void done(sqlite3_stmt *s)
 static int exec(struct agd_store *st, const char *sql)
 {
 	return map(sqlite3_exec(st->db, sql, NULL, NULL, NULL));
+}
+
+/* Runs the cached transaction-control statement `id` (S_BEGIN...), even
+ * in a transaction SQLite has aborted (a ROLLBACK must still run). */
+static int ctl(struct agd_store *st, enum stmt_id id)
+{
+	int r;
+
+	if (st->stmts[id] == NULL) {
+		r = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[id],
+				       NULL);
+		if (r != SQLITE_OK) {
+			st->stmts[id] = NULL;
+			return map(r);
+		}
+	}
+	r = sqlite3_step(st->stmts[id]);
+	sqlite3_reset(st->stmts[id]);
+	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : map(r);
+}
+
+/* Sets the synchronous level the next commit gets, only when it changes:
+ * NORMAL for a transaction begun with durable == 0, FULL for a durable one
+ * and for every write outside a transaction. The pragma costs two
+ * statement runs; switching back to FULL after each NORMAL transaction
+ * made the runtime's connection, which writes almost only those, pay it
+ * twice per transaction. Outside a transaction only. */
+static int sync_level(struct agd_store *st, int normal)
+{
+	int rc;
+
+	if (st->sync_normal == normal)
+		return 0;
+	rc = ctl(st, normal ? S_SYNC_NORMAL : S_SYNC_FULL);
+	if (rc == 0)
+		st->sync_normal = normal;
+	return rc;
+}
+
+/* Before a write: one outside a transaction commits on its own, durably. */
+static int write_level(struct agd_store *st)
+{
+	return st->in_tx ? 0 : sync_level(st, 0);
 }
 
 /* Runs a statement expected to produce no row; returns 0 or a code. */
@@ -551,20 +612,15 @@ int agd_store_begin(struct agd_store *st, int durable)
 		unlock(st);
 		return AGD_STORE_ERR_ARG;
 	}
-	/* The safety level cannot change inside a transaction: set it now.
-	 * It is FULL outside transactions (set at open, restored at the end of
-	 * every NORMAL one), so a durable one costs no pragma at all. */
-	rc = durable ? 0 : exec(st, "PRAGMA synchronous = NORMAL");
+	/* The safety level cannot change inside a transaction: set it now. */
+	rc = sync_level(st, !durable);
 	if (rc == 0)
-		rc = exec(st, "BEGIN IMMEDIATE");
+		rc = ctl(st, S_BEGIN);
 	if (rc != 0) {
-		if (!durable)
-			exec(st, "PRAGMA synchronous = FULL");
 		unlock(st);
 		return rc;
 	}
 	st->in_tx = 1;
-	st->tx_normal = !durable;
 	return 0; /* the lock stays held until commit or rollback */
 }
 
@@ -584,16 +640,13 @@ static int end_tx(struct agd_store *st, int commit)
 		 * do, a commit must not pretend it kept anything. */
 		rc = commit ? AGD_STORE_ERR_ABORTED : 0;
 	} else {
-		rc = exec(st, commit ? "COMMIT" : "ROLLBACK");
+		rc = ctl(st, commit ? S_COMMIT : S_ROLLBACK);
 		/* A failed COMMIT (full disk, I/O) may leave the transaction
 		 * open: roll it back so nothing half-done stays. */
 		if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
-			exec(st, "ROLLBACK");
+			ctl(st, S_ROLLBACK);
 	}
-	if (st->tx_normal)
-		exec(st, "PRAGMA synchronous = FULL");
 	st->in_tx = 0;
-	st->tx_normal = 0;
 	unlock(st); /* this call's */
 	unlock(st); /* begin's */
 	return rc;
@@ -621,7 +674,7 @@ int agd_store_segment_put(struct agd_store *st, const struct mig_segment *seg)
 	if (st == NULL || seg == NULL || (bytes = mig_segment_signed_bytes(seg, &len)) == NULL)
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_SEG_PUT, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, S_SEG_PUT, &rc)) != NULL) {
 		sqlite3_bind_blob(s, 1, mig_segment_hash(seg), MIG_SEGMENT_HASH_LEN, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, mig_segment_manifest(seg)->name, -1, SQLITE_STATIC);
 		rc = map(sqlite3_bind_blob64(s, 3, bytes, len, SQLITE_STATIC));
@@ -685,7 +738,7 @@ static int delete_by(struct agd_store *st, enum stmt_id id, const void *key, int
 	int rc = 0;
 
 	lock(st);
-	if ((s = stmt(st, id, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, id, &rc)) != NULL) {
 		if (text)
 			sqlite3_bind_text(s, 1, key, key_len, SQLITE_STATIC);
 		else
@@ -751,13 +804,18 @@ static int agent_rec_ok(const struct agd_agent_rec *rec)
 
 /* A call that runs several statements is atomic as a single statement
  * was: in the caller's transaction, under a savepoint undone on failure;
- * else in a transaction of its own (durable: synchronous is FULL outside
- * transactions). group_end returns rc, or the commit's failure. */
+ * else in a transaction of its own (durable: FULL, see sync_level).
+ * group_end returns rc, or the commit's failure. */
 static int group_begin(struct agd_store *st)
 {
 	if (tx_aborted(st))
 		return AGD_STORE_ERR_ABORTED;
-	return exec(st, st->in_tx ? "SAVEPOINT agd_group" : "BEGIN IMMEDIATE");
+	if (!st->in_tx) {
+		int rc = sync_level(st, 0);
+
+		return rc != 0 ? rc : ctl(st, S_BEGIN);
+	}
+	return ctl(st, S_SAVEPOINT);
 }
 
 static int group_end(struct agd_store *st, int rc)
@@ -766,15 +824,15 @@ static int group_end(struct agd_store *st, int rc)
 		/* SQLite may have rolled the whole transaction back (full
 		 * disk): then there is no savepoint left to undo. */
 		if (rc != 0 && !tx_aborted(st))
-			exec(st, "ROLLBACK TO agd_group");
+			ctl(st, S_ROLLBACK_TO);
 		if (!tx_aborted(st))
-			exec(st, "RELEASE agd_group");
+			ctl(st, S_RELEASE);
 		return rc;
 	}
 	if (rc == 0)
-		rc = exec(st, "COMMIT");
+		rc = ctl(st, S_COMMIT);
 	if (rc != 0 && !sqlite3_get_autocommit(st->db))
-		exec(st, "ROLLBACK");
+		ctl(st, S_ROLLBACK);
 	return rc;
 }
 
@@ -910,7 +968,7 @@ int agd_store_agent_set_status(struct agd_store *st, const char *id, const char 
 	    !text_ok(status, AGD_STORE_STATUS_MAX, 0) || !text_ok(reason, AGD_STORE_REASON_MAX, 1))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_AGENT_STATUS, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, S_AGENT_STATUS, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
@@ -1006,7 +1064,7 @@ int agd_store_forward_put(struct agd_store *st, const char *id, const char *host
 	if (st == NULL || !text_ok(id, AGD_STORE_ID_MAX, 0) || !text_ok(host, AGD_STORE_HOST_MAX, 0))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_FWD_PUT, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, S_FWD_PUT, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, host, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 3, (sqlite3_int64)epoch);
@@ -1063,7 +1121,7 @@ int agd_store_resource_put(struct agd_store *st, const struct agd_resource_rec *
 	    !text_ok(rec->home, AGD_STORE_HOST_MAX, 1) || (rec->meta == NULL && rec->meta_len > 0))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_RES_PUT, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, S_RES_PUT, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, rec->id, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 2, rec->kind, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, rec->attachment, -1, SQLITE_STATIC);
@@ -1170,7 +1228,7 @@ int agd_store_kv_put(struct agd_store *st, const char *key, const void *value, s
 	if (st == NULL || !text_ok(key, AGD_STORE_KEY_MAX, 0) || (value == NULL && len > 0))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((s = stmt(st, S_KV_PUT, &rc)) != NULL) {
+	if ((rc = write_level(st)) == 0 && (s = stmt(st, S_KV_PUT, &rc)) != NULL) {
 		sqlite3_bind_text(s, 1, key, -1, SQLITE_STATIC);
 		/* zeroblob for an empty value: NOT NULL holds and get gives 0 bytes. */
 		if (len > 0)
@@ -1229,6 +1287,10 @@ int agd_store_kv_prune(struct agd_store *st, const char *prefix, uint64_t keep, 
 		return AGD_STORE_ERR_ARG;
 	hi[n - 1] = (char)((unsigned char)hi[n - 1] + 1);
 	lock(st);
+	if ((rc = write_level(st)) != 0) {
+		unlock(st);
+		return rc;
+	}
 	/* A key keeps its rowid when its value is replaced: rowid order is
 	 * the order keys were first written in. */
 	rc = map(sqlite3_prepare_v2(st->db,

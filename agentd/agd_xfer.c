@@ -109,7 +109,6 @@ struct agd_xfer {
 					     exactly-once rules rest on (epoch, stored
 					     arrival, commit point): 1 survives power loss,
 					     0 only a crash of the process */
-	int admit_writes_row;             /* AGD_XFER_OPT_ADMIT_WRITES_ROW */
 	uint64_t corr;                    /* last correlation id used */
 	struct attempt *attempts;         /* source side */
 	struct arriving *arrivals;        /* target side */
@@ -211,7 +210,6 @@ void agd_xfer_destroy(struct agd_xfer **xp)
 void agd_xfer_set_options(struct agd_xfer *x, unsigned options)
 {
 	x->durable = !(options & AGD_XFER_OPT_CRASH_DURABLE);
-	x->admit_writes_row = (options & AGD_XFER_OPT_ADMIT_WRITES_ROW) != 0;
 }
 
 size_t agd_xfer_pending(const struct agd_xfer *x)
@@ -1218,14 +1216,19 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	if (!arriving_row(x, m->agent, m->epoch, from, &rec, &in))
 		return; /* activated already, aborted, or stale: nothing to do */
 	/* Not durable: lost in a power cut, the arrival is asked about again
-	 * and the source, which has committed, answers ACTIVATE again. */
+	 * and the source, which has committed, answers ACTIVATE again. One
+	 * transaction leaves the agent as the runtime keeps an agent it runs
+	 * (its row running, its log part under its log key), so that the
+	 * admission writes nothing more (a.stored). */
 	rc = agd_store_begin(x->st, 0);
 	if (rc == 0) {
-		/* AGD_XFER_OPT_ADMIT_WRITES_ROW: the admission writes it. */
-		if (x->admit_writes_row && in.mobility == AGD_MOB_STRONG && rec.state_len > 0)
-			rc = 0;
-		else
-			rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
+		rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
+		if (rc == 0 && in.log_len > 0) {
+			char key[AGD_STORE_KEY_MAX + 1];
+
+			agd_logring_key(key, sizeof key, m->agent);
+			rc = agd_store_kv_put(x->st, key, in.log, in.log_len);
+		}
 		if (rc == 0) {
 			char key[AGD_STORE_KEY_MAX + 1];
 			int frc;
@@ -1267,6 +1270,7 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	a.seen_len = in.seen_len;
 	a.log = in.log;
 	a.log_len = in.log_len;
+	a.stored = 1;
 	agd_log(AGD_LOG_INFO, "xfer.activated", "agent=%s from=%s epoch=%llu", rec.id, from,
 		(unsigned long long)rec.epoch);
 	{

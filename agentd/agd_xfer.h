@@ -96,6 +96,10 @@ struct agd_xfer_arrival {
 	const uint8_t *log;      /* its log part (agd_logring.h), or NULL: none came,
 				  * or a malformed one was dropped */
 	size_t log_len;          /* bytes */
+	int stored;              /* 1: its row (status running, state) and its log
+				  * part (under agd_logring_key) are in the store
+				  * already, committed: the callee need not write
+				  * them again */
 };
 
 struct agd_xfer_ops {
@@ -106,7 +110,7 @@ struct agd_xfer_ops {
 	int (*segment_in)(void *ud, const uint8_t *bytes, size_t len, uint8_t hash[AGD_WIRE_HASH_LEN],
 			  char *why, size_t why_len);
 	/* Target: an agent is ours now; run it. Its row is in the store with
-	 * status "running" (but see agd_xfer_set_options). Non-zero: it could
+	 * status "running", its log part beside it (a->stored). Non-zero: it could
 	 * not be started (logged by the callee); its row stays for the next
 	 * start, which runs it. */
 	int (*activate)(void *ud, const struct agd_xfer_arrival *a);
@@ -140,13 +144,6 @@ enum agd_xfer_option {
 	 * need more: lost, they are redone from the stores and the
 	 * questions the target asks. */
 	AGD_XFER_OPT_CRASH_DURABLE = 1,
-	/* ops->activate writes a strong arrival's row itself, its state and
-	 * status "running", as it admits the agent: the activation leaves
-	 * such a row "migrating" (its arrival record gone) rather than
-	 * rewrite a state that may be megabytes once more. Should the daemon
-	 * die in between, agd_xfer_recover sets such a row running: the same
-	 * outcome. */
-	AGD_XFER_OPT_ADMIT_WRITES_ROW = 2,
 };
 
 /* Sets the options (an OR of enum agd_xfer_option), replacing the old. */
