@@ -606,6 +606,18 @@ static void req_drop(struct agd_mobility *m, struct req *r)
 		}
 }
 
+/* Ends request r that failed before its attempt began: its client hears
+ * the error, and so does the host that asked for a pull, which would
+ * otherwise wait for an agent that is not coming. */
+static void req_fail(struct agd_mobility *m, struct req *r, const char *code, int err,
+		     const char *text)
+{
+	if (r->kind == AGD_KIND_PULL && agd_xfer_pull_failed(m->xfer, r->to, r->id, err, text) != 0)
+		agd_log(AGD_LOG_WARN, "mobility.pull_unanswered", "agent=%s to=%s", r->id, r->to);
+	answer_error(m, &r->tok, code, text);
+	req_drop(m, r);
+}
+
 static void arm_poll(struct agd_mobility *m);
 static void settle_pending(struct agd_mobility *m, const char *id);
 
@@ -776,8 +788,7 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 		return;
 	}
 	if (it->rc != 0) {
-		answer_error(m, &r->tok, "unavailable", agd_strerror(it->rc));
-		req_drop(m, r);
+		req_fail(m, r, "unavailable", it->rc, agd_strerror(it->rc));
 		return;
 	}
 	agd_dir_export_seen(m->dir, it->id, &seen, &seen_len);
@@ -806,8 +817,7 @@ static void start_transfer(struct agd_mobility *m, struct item *it)
 		if (r->self)
 			outcome_set(m, r->id, 0, NULL, agd_xfer_strerror(rc));
 		rt_settle(m, r->id, 0, NULL);
-		answer_error(m, &r->tok, "io", agd_xfer_strerror(rc));
-		req_drop(m, r);
+		req_fail(m, r, "io", rc, agd_xfer_strerror(rc));
 		return;
 	}
 	/* The original goes on now; one that cloned itself waits for the
@@ -1075,10 +1085,8 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 
 			r->awaiting = 0;
 			rc2 = agd_rt_suspend(m->rt, r->id, on_suspended, m);
-			if (rc2 != 0) {
-				answer_error(m, &r->tok, agd_errname(rc2), agd_strerror(rc2));
-				req_drop(m, r);
-			}
+			if (rc2 != 0)
+				req_fail(m, r, agd_errname(rc2), rc2, agd_strerror(rc2));
 		}
 	}
 	agd_dir_settled(m->dir, a->id, agd_now_ms());
@@ -1568,10 +1576,8 @@ static void on_timer(struct agd_loop *loop, uint64_t id, void *ud)
 		agd_peer_poll(m->peer, 0); /* [bal] DEALERs the loop cannot watch */
 	for (struct req *r = m->reqs, *n; r; r = n) {
 		n = r->next;
-		if (r->awaiting && r->deadline <= now) {
-			answer_error(m, &r->tok, "notfound", "the agent did not arrive here in time");
-			req_drop(m, r);
-		}
+		if (r->awaiting && r->deadline <= now)
+			req_fail(m, r, "notfound", AGD_ERR_NOTFOUND, "the agent did not arrive here in time");
 	}
 	if (settle_retries(m))
 		arm_poll(m);

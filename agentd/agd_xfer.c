@@ -735,10 +735,16 @@ out:
 /* Ends an attempt that did not commit: the agent stays here. */
 static void attempt_fail(struct agd_xfer *x, struct attempt *a, int code, const char *why)
 {
+	struct agd_wire_msg m;
+
 	attempt_unlink(x, a);
 	/* Best effort: lets a target that stored it drop it now rather than
-	 * when it next asks. */
-	send_simple(x, a->to, AGD_MSG_ABORT, a->corr, a->id, a->epoch);
+	 * when it next asks, and one that asked for it (a pull) tell its user
+	 * why it is not coming. */
+	msg_init(&m, AGD_MSG_ABORT, a->corr, a->id, a->epoch);
+	m.code = code;
+	snprintf(m.text, sizeof m.text, "%s", why);
+	x->ops.send(x->ud, a->to, &m);
 	if (a->kind != AGD_KIND_CLONE)
 		agd_store_agent_set_status(x->st, a->agent, AGD_XFER_STATUS_RUNNING, why);
 	agd_log(AGD_LOG_WARN, "xfer.failed", "agent=%s to=%s epoch=%llu reason=\"%s\"", a->agent, a->to,
@@ -873,16 +879,18 @@ static struct pull *pull_open(struct agd_xfer *x, const char *from, const char *
 	return NULL;
 }
 
-/* A REFUSE that matches no attempt of ours may answer a PULL_REQUEST. */
-static void pull_refused(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m)
+/* The pull of agent this host asked of `from`, if still open, is over:
+ * refused, or its transfer failed (why). */
+static void pull_failed_here(struct agd_xfer *x, const char *from, const char *agent, const char *why)
 {
-	struct pull *p = pull_open(x, from, m->agent);
+	struct pull *p = pull_open(x, from, agent);
 
 	if (p == NULL)
 		return;
 	p->state = AGD_XFER_PULL_REFUSED;
-	snprintf(p->why, sizeof p->why, "%s", m->text);
+	snprintf(p->why, sizeof p->why, "%s", why);
 }
+
 
 static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m,
 		      uint64_t now_ms)
@@ -891,7 +899,8 @@ static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wir
 	char why[AGD_WIRE_TEXT_MAX + 32];
 
 	if (a == NULL) {
-		pull_refused(x, from, m);
+		/* It may answer a PULL_REQUEST of ours. */
+		pull_failed_here(x, from, m->agent, m->text);
 		return;
 	}
 	if (a->epoch != m->epoch || strcmp(a->to, from) != 0)
@@ -1292,6 +1301,10 @@ static void on_abort(struct agd_xfer *x, const char *from, const struct agd_wire
 	char key[AGD_STORE_KEY_MAX + 1];
 	int rc;
 
+	/* An attempt that failed says why (text); an ABORT answering a
+	 * question about an old arrival says nothing and settles no pull. */
+	if (m->text[0] != '\0')
+		pull_failed_here(x, from, m->agent, m->text);
 	if (!arriving_row(x, m->agent, m->epoch, from, &rec, &in))
 		return;
 	agd_store_agent_clear(&rec);
@@ -1369,6 +1382,19 @@ int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int m
 		return AGD_XFER_ERR_SEND;
 	pull_note(x, from, agent);
 	return 0;
+}
+
+int agd_xfer_pull_failed(struct agd_xfer *x, const char *to, const char *agent, int code,
+			 const char *why)
+{
+	struct agd_wire_msg m;
+
+	if (to == NULL || agent == NULL || why == NULL)
+		return AGD_XFER_ERR_ARG;
+	msg_init(&m, AGD_MSG_REFUSE, 0, agent, 0);
+	m.code = code;
+	snprintf(m.text, sizeof m.text, "pull failed: %s", why);
+	return x->ops.send(x->ud, to, &m) == 0 ? 0 : AGD_XFER_ERR_SEND;
 }
 
 int64_t agd_xfer_tick(struct agd_xfer *x, uint64_t now_ms)

@@ -196,6 +196,14 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
  * the agent arrives through the usual transfer, or not. */
 int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int mobility);
 
+/* Source side of a pull: the request of host `to` for agent, accepted
+ * (ops->pull returned 0), failed before any attempt began (the agent could
+ * not be suspended, or the attempt not started). Sends `to` a REFUSE with
+ * why, which ends its pull (agd_xfer_pull_info: refused). An attempt that
+ * fails later says so itself: its ABORT carries the reason. */
+int agd_xfer_pull_failed(struct agd_xfer *x, const char *to, const char *agent, int code,
+			 const char *why);
+
 /* Handles one protocol message from `from` (authenticated). Messages of
  * other modules (LOCATE, DELIVER, CALL, RES_OP...) return 0 untouched:
  * returns 1 if the message was the transfer protocol's, 0 if not. */

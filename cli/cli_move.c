@@ -164,8 +164,10 @@ static long long mono_ms(void)
 }
 
 /* What the target says of the pull it asked for: "arrived", "refused"
- * (why set), "requested", or NULL when it cannot say (no answer, or a
- * daemon without `transfers`). *doc holds the strings; caller destroys. */
+ * (why set), "requested"; "unanswered" when the request got no answer (the
+ * target busy or stopped for a while: ask again); NULL when it cannot say
+ * (a daemon without `transfers`, or the pull no longer listed). *doc holds
+ * the strings; caller destroys. */
 static const char *pull_state(struct cli_ctx *ctx, const struct cli_host *dst, const char *id,
 			      struct agd_json **doc, const char **why)
 {
@@ -177,8 +179,11 @@ static const char *pull_state(struct cli_ctx *ctx, const struct cli_host *dst, c
 	*doc = NULL;
 	*why = "";
 	snprintf(body, sizeof body, "{\"agent\":\"%s\"}", id);
-	if (cli_request(ctx, dst->endpoint, "transfers", body, &ok, &reply) != 0 || !ok ||
-	    agd_json_parse(reply, strlen(reply), doc, NULL) != 0) {
+	if (cli_request(ctx, dst->endpoint, "transfers", body, &ok, &reply) != 0) {
+		free(reply);
+		return "unanswered";
+	}
+	if (!ok || agd_json_parse(reply, strlen(reply), doc, NULL) != 0) {
 		free(reply);
 		return NULL;
 	}

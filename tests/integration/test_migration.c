@@ -141,6 +141,70 @@ Test(migration, a_refused_push_leaves_the_agent_running_at_the_source)
 	wait_ticks(&hosts[0], id, t + 3);
 }
 
+/* Whether file path holds `what` (its first 256 KiB). */
+static int file_has(const char *path, const char *what)
+{
+	static char text[1 << 18];
+	FILE *f = fopen(path, "r");
+	size_t n;
+
+	if (f == NULL)
+		return 0;
+	n = fread(text, 1, sizeof text - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	return strstr(text, what) != NULL;
+}
+
+/* A pull the source accepted whose transfer then fails: the host that
+ * asked stops (SIGSTOP) right after it accepts the source's offer, so the
+ * source's attempt times out and the agent resumes there. Resumed, the asker learns why from the
+ * source's ABORT: agentctl pull exits 4 with the reason instead of waiting
+ * out its --timeout for an agent that is not coming. */
+Test(migration, a_pull_whose_transfer_fails_says_why_and_the_agent_stays)
+{
+	char id[32], log[400];
+	char *argv[] = { (char *)ctlbin(), "--timeout", "60000", "pull", id, "--to", "h2", "--from",
+			 "h1", NULL };
+	long end, asked;
+	pid_t cli;
+	int status = 0, rc = -1, exited = 0, t;
+
+	start_host(&hosts[0], NULL, NULL);
+	start_host(&hosts[1], NULL, "ACCEPT");
+	run_ticker(&hosts[0], id);
+	wait_ticks(&hosts[0], id, 3);
+	snprintf(log, sizeof log, "%.300s/pull.out", tmp);
+	cli = tst_proc_start(argv, log);
+	cr_assert_gt(cli, 0);
+	asked = now_ms();
+	/* h1 gives up on the stopped h2 (its attempt's deadline) and says so
+	 * in its log. */
+	end = now_ms() + 30000;
+	while (now_ms() < end && !file_has(hosts[0].log, "xfer.failed"))
+		usleep(50000);
+	cr_assert(file_has(hosts[0].log, "xfer.failed"), "h1 never gave up on the stopped h2");
+	kill(hosts[1].pid, SIGCONT);
+	end = now_ms() + 20000;
+	while (now_ms() < end && !exited)
+		if (!(exited = waitpid(cli, &status, WNOHANG) == cli))
+			usleep(50000);
+	if (exited && WIFEXITED(status))
+		rc = WEXITSTATUS(status);
+	else if (!exited)
+		tst_proc_stop(cli, 1000);
+	cr_assert(exited, "agentctl pull still waits, 20 s after the source gave up");
+	cr_assert_eq(rc, 4, "agentctl pull gave %d, not 4 (refused)", rc);
+	cr_assert(file_has(log, "h1 refused to send"), "no reason in the pull's output");
+	cr_assert_lt(now_ms() - asked, 45000, "the pull waited out its timeout");
+	/* The agent goes on at h1, and only there. */
+	cr_assert_eq(lists(&hosts[0], id), 1);
+	cr_assert_eq(lists(&hosts[1], id), 0);
+	t = last_tick(&hosts[0], id);
+	wait_ticks(&hosts[0], id, t + 3);
+	cr_assert_eq(lists(&hosts[1], id), 0);
+}
+
 /* kill -9 of one daemon at one step, restart it, check exactly once. */
 static void crash_case(int victim, const char *step)
 {
