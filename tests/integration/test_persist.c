@@ -138,6 +138,37 @@ Test(daemon_persist, sigterm_persists_every_agent_and_the_next_start_resumes_the
 	cr_assert(itest_wait_state(&t, c, "running", 5000), "busy agent not resumed");
 }
 
+/* Agents that end as soon as they resume: a restart loads them from the
+ * store while the workers already run the first ones, whose ends are
+ * written to the store. Loading must not hold the store while it waits
+ * for the runtime (a worker ending an agent holds the runtime and waits
+ * for the store): the daemon comes up and every agent ends. */
+Test(daemon_persist, agents_ending_as_they_resume_do_not_stall_the_restart)
+{
+	enum { N = 60 };
+	char ids[N][17];
+	int st;
+
+	for (int i = 0; i < N; i++)
+		itest_run(&t, "brief", "function main() agent.sleep(0.3) agent.log('woke') end", "main",
+			  ",\"activation\":\"resident\"", ids[i]);
+	for (int i = 0; i < N; i++)
+		cr_assert(itest_wait_state(&t, ids[i], "waiting", 5000), "agent %d not asleep", i);
+	st = itest_stop(&t);
+	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
+	usleep(400000); /* every sleep is over: each ends on its first slice */
+	itest_start(&t);
+	for (int i = 0; i < N; i++) {
+		char now[32];
+
+		if (!itest_wait_state(&t, ids[i], "finished", 10000)) {
+			itest_state(&t, ids[i], now, sizeof now);
+			cr_assert_fail("agent %d did not finish: '%s'", i, now);
+		}
+		cr_assert(itest_log_has(&t, ids[i], "woke"), "agent %d ended without waking", i);
+	}
+}
+
 Test(daemon_persist, after_kill_9_a_restart_resumes_agents_from_their_checkpoint)
 {
 	char a[17];
