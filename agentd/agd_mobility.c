@@ -126,7 +126,7 @@ struct agd_mobility {
 	struct agd_rt *rt;
 	struct agd_loop *loop;
 	struct agd_ctl *ctl;
-	struct agd_store *st;          /* our own handle on the daemon's store */
+	struct agd_store *st;          /* the daemon's store (agd_rt_store), borrowed */
 	struct agd_trust *hosts;       /* trusted-hosts list */
 	struct agd_zap *zap;
 	struct agd_peer *peer;
@@ -1710,7 +1710,6 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	static const struct agd_dir_ops dops = { send_to, d_deliver, d_sent, d_located };
 	static const struct agd_dir_call_ops cops = { d_call, d_called }; /* [call] */
 	uint8_t pub[32], *sec = NULL;
-	char path[AGD_CONFIG_STR_MAX + 32];
 	void *socks[AGD_PEER_MAX + 1];
 	size_t ns;
 	const char *crash = getenv("AGENTD_TEST_CRASH_AT");
@@ -1735,10 +1734,10 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	if (pause)
 		snprintf(m->pause_after, sizeof m->pause_after, "%s", pause);
 
-	snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
-	rc = agd_store_open(path, &m->st);
-	if (rc != 0) {
-		snprintf(err, err_len, "store %s: %s", path, agd_store_strerror(rc));
+	/* The runtime's handle: the store is open private to this process. */
+	m->st = agd_rt_store(m->rt);
+	if (m->st == NULL) {
+		snprintf(err, err_len, "no store: mobility needs the daemon's data directory");
 		rc = AGD_ERR_STORE;
 		goto fail;
 	}
@@ -1925,7 +1924,6 @@ void agd_mobility_detach(struct agd_mobility **mp)
 	agd_peer_destroy(&m->peer);
 	agd_zap_destroy(&m->zap);
 	agd_trust_destroy(&m->hosts);
-	agd_store_close(&m->st);
 	pthread_mutex_destroy(&m->mu);
 	free(m);
 }

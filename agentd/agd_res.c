@@ -147,7 +147,7 @@ struct agd_res {
 		char host[AGD_WIRE_NAME_MAX + 1];
 		struct timespec until;        /* CLOCK_MONOTONIC */
 	} down[8];                    /* hosts that timed out lately (guarded by mu) */
-	struct agd_store *st;         /* own handle on the daemon's store, or NULL */
+	struct agd_store *st;         /* the daemon's store (agd_rt_store), borrowed, or NULL */
 	pthread_mutex_t st_mu;        /* serialises st */
 };
 
@@ -2186,13 +2186,7 @@ int agd_res_new(struct agd_rt *rt, struct agd_loop *loop, struct agd_ctl *ctl,
 	}
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_mutex_init(&r->st_mu, NULL);
-	if (cfg->data_dir[0] != '\0') {
-		char path[AGD_CONFIG_STR_MAX + 32];
-
-		snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
-		if (agd_store_open(path, &r->st) != 0)
-			agd_log(AGD_LOG_WARN, "res.store_failed", "path=%s", path);
-	}
+	r->st = agd_rt_store(rt); /* shared: the store is open private to the daemon */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&r->cv, &ca);
@@ -2258,7 +2252,6 @@ void agd_res_destroy(struct agd_res **rp)
 		r->stages = s->next;
 		free(s);
 	}
-	agd_store_close(&r->st);
 	pthread_cond_destroy(&r->cv);
 	pthread_mutex_destroy(&r->mu);
 	pthread_mutex_destroy(&r->st_mu);

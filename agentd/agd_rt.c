@@ -1044,6 +1044,11 @@ void agd_rt_res_unlock(struct agd_rt *rt)
 	pthread_mutex_unlock(&rt->res_mu);
 }
 
+struct agd_store *agd_rt_store(struct agd_rt *rt)
+{
+	return rt->store;
+}
+
 const char *const *agd_rt_hosts(struct agd_rt *rt, size_t *n)
 {
 	*n = rt->nhosts;
@@ -1081,7 +1086,7 @@ int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_r
 			return AGD_ERR_IO;
 		}
 		snprintf(path, sizeof path, "%s/%s", cfg->data_dir, AGD_STORE_FILE);
-		rc = agd_store_open(path, &rt->store);
+		rc = agd_store_open_private(path, &rt->store);
 		if (rc != 0) {
 			agd_log(AGD_LOG_ERROR, "store.failed", "op=open path=%s error=\"%s\"", path,
 				agd_store_strerror(rc));

@@ -41,6 +41,7 @@ struct agd_rt;
 struct agd_agent;
 struct agd_vm;
 struct agd_loop;
+struct agd_store;
 struct mig_segment;
 
 /* Life-cycle states (docs/runtime.md, "Life cycle"). */
@@ -210,6 +211,11 @@ void agd_rt_res_unlock(struct agd_rt *rt);
 /* Names of the hosts this one knows (itself first, then the trusted-hosts
  * list); *n set to their count. The array lives as long as rt. */
 const char *const *agd_rt_hosts(struct agd_rt *rt, size_t *n);
+/* The daemon's store (its data directory's AGD_STORE_FILE), or NULL when it
+ * has none. Opened private (agd_store_open_private): the modules that keep
+ * their records there (mobility, directory, resources) share this handle,
+ * whose lock serialises them. Lives as long as rt. */
+struct agd_store *agd_rt_store(struct agd_rt *rt);
 
 /* ---- process isolation, worker side (agd_proc.c) ----
  * A runtime with one agent and no workers, store or trust store, whose host

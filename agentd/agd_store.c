@@ -485,7 +485,7 @@ static int setup_schema(struct agd_store *st)
 	return 0;
 }
 
-int agd_store_open(const char *path, struct agd_store **out)
+static int store_open(const char *path, int private, struct agd_store **out)
 {
 	struct agd_store *st;
 	pthread_mutexattr_t attr;
@@ -515,6 +515,10 @@ int agd_store_open(const char *path, struct agd_store **out)
 	}
 	sqlite3_extended_result_codes(st->db, 1);
 	sqlite3_busy_handler(st->db, busy_wait, st);
+	/* Before the first read: only then does a WAL database keep its
+	 * index in this process's memory instead of a shared-memory file. */
+	if (private && (rc = exec(st, "PRAGMA locking_mode = EXCLUSIVE")) != 0)
+		goto fail;
 	if ((rc = setup_schema(st)) != 0)
 		goto fail;
 	/* WAL: readers do not block the writer, commits append. The pragma
@@ -553,6 +557,16 @@ fail:
 	pthread_mutex_destroy(&st->lock);
 	free(st);
 	return rc;
+}
+
+int agd_store_open(const char *path, struct agd_store **out)
+{
+	return store_open(path, 0, out);
+}
+
+int agd_store_open_private(const char *path, struct agd_store **out)
+{
+	return store_open(path, 1, out);
 }
 
 void agd_store_close(struct agd_store **stp)

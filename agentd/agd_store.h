@@ -128,6 +128,15 @@ struct agd_segment_info {
  */
 int agd_store_open(const char *path, struct agd_store **out);
 
+/* agd_store_open for this process alone, as the daemon opens its store:
+ * the file stays locked while the handle is open, so another process (a
+ * second daemon on the same data directory, a tool) gets
+ * AGD_STORE_ERR_BUSY after the 5 s busy wait; in exchange a transaction
+ * takes no file lock and the WAL index lives in memory, which on a hop's
+ * dozen transactions saves a hundred fcntl calls. One such handle per
+ * file: the daemon's modules share it (agd_rt_store). */
+int agd_store_open_private(const char *path, struct agd_store **out);
+
 /* Closes the store; accepts NULL and sets *stp to NULL. A transaction still
  * open is rolled back. */
 void agd_store_close(struct agd_store **stp);

@@ -613,6 +613,63 @@ Test(agd_store, a_commit_survives_kill_9)
 	agd_store_close(&st);
 }
 
+/* The daemon's handle (private): while a process holds it nobody else
+ * opens the file (a second daemon on the same data directory is refused,
+ * not let in to corrupt it); its commits survive its kill -9, the WAL
+ * index it kept in memory rebuilt by the next opener. */
+Test(agd_store, a_private_store_keeps_others_out_and_its_commits_survive_kill_9)
+{
+	int fds[2];
+	pid_t pid;
+	char c;
+	struct agd_store *st = NULL;
+	void *val;
+	size_t len;
+
+	cr_assert_eq(pipe(fds), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		struct agd_store *cst = NULL;
+
+		close(fds[0]);
+		if (agd_store_open_private(path, &cst) != 0)
+			_exit(1);
+		for (int i = 0; i < 50; i++) {
+			char key[32];
+
+			snprintf(key, sizeof key, "k%d", i);
+			if (agd_store_begin(cst, i % 2) != 0 || agd_store_kv_put(cst, key, "v", 1) != 0 ||
+			    agd_store_commit(cst) != 0)
+				_exit(1);
+		}
+		if (write(fds[1], "k", 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	close(fds[1]);
+	cr_assert_eq(read(fds[0], &c, 1), 1, "the child did not commit");
+	close(fds[0]);
+	cr_assert_eq(agd_store_open(path, &st), AGD_STORE_ERR_BUSY, "a second opener got in");
+	cr_assert_null(st);
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+
+	cr_assert_eq(agd_store_open_private(path, &st), 0);
+	for (int i = 0; i < 50; i++) {
+		char key[32];
+
+		snprintf(key, sizeof key, "k%d", i);
+		cr_assert_eq(agd_store_kv_get(st, key, &val, &len), 0, "commit %d lost", i);
+		free(val);
+	}
+	agd_store_close(&st);
+	/* Closed, it lets others in again. */
+	cr_assert_eq(agd_store_open(path, &st), 0);
+	agd_store_close(&st);
+}
+
 Test(agd_store, size_limit_reports_full_and_the_store_stays_usable)
 {
 	struct agd_store *st = open_store();

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static struct itest t;
@@ -142,21 +143,32 @@ Test(daemon_persist, sigterm_persists_every_agent_and_the_next_start_resumes_the
  * store while the workers already run the first ones, whose ends are
  * written to the store. Loading must not hold the store while it waits
  * for the runtime (a worker ending an agent holds the runtime and waits
- * for the store): the daemon comes up and every agent ends. */
+ * for the store): the daemon comes up and every agent ends. Each sleeps
+ * 6 s, long enough to be asleep when the daemon stops however slowly they
+ * were started, and the restart comes when every sleep is over. */
 Test(daemon_persist, agents_ending_as_they_resume_do_not_stall_the_restart)
 {
-	enum { N = 60 };
+	enum { N = 40 };
 	char ids[N][17];
+	struct timespec ts;
+	long last;
 	int st;
 
 	for (int i = 0; i < N; i++)
-		itest_run(&t, "brief", "function main() agent.sleep(0.3) agent.log('woke') end", "main",
+		itest_run(&t, "brief", "function main() agent.sleep(6) agent.log('woke') end", "main",
 			  ",\"activation\":\"resident\"", ids[i]);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	last = ts.tv_sec * 1000L + ts.tv_nsec / 1000000L;
 	for (int i = 0; i < N; i++)
 		cr_assert(itest_wait_state(&t, ids[i], "waiting", 5000), "agent %d not asleep", i);
 	st = itest_stop(&t);
 	cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "status %d", st);
-	usleep(400000); /* every sleep is over: each ends on its first slice */
+	for (;;) { /* every sleep is over: each ends on its first slice */
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		if (ts.tv_sec * 1000L + ts.tv_nsec / 1000000L > last + 6500)
+			break;
+		usleep(100000);
+	}
 	itest_start(&t);
 	for (int i = 0; i < N; i++) {
 		char now[32];
