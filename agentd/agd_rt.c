@@ -477,6 +477,7 @@ static int persist_vm(struct agd_rt *rt, struct agd_agent *a, const struct agd_v
 		a->saved = buf;
 	}
 	a->persisted = 1;
+	a->clean = 1;
 	return 0;
 }
 
@@ -624,6 +625,7 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 		if (a->calls_head == NULL)
 			a->calls_tail = NULL;
 		a->ncalls--;
+		a->clean = 0; /* the method runs in its vm */
 		a->on_cpu = 1;
 		rt->busy++;
 		pthread_mutex_unlock(&rt->mu);
@@ -688,7 +690,11 @@ void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 		}
 		a->passivate_req = 0;
 		a->checkpoint_req = 0;
-		if (a->vm == NULL) {
+		/* Restored (or persisted) and not run since, its state is the
+		 * one stored: a move hands that out, as for a passive agent,
+		 * instead of persisting the same bytes again. An agent that
+		 * arrived and is pushed on before it ran is the common case. */
+		if (a->vm == NULL || (fn != NULL && a->clean)) {
 			if (fn != NULL)
 				goto suspend_passive;
 			/* Nothing in memory to persist: a checkpoint asked for
@@ -805,6 +811,7 @@ suspend_passive:
 			if ((w.kind == AGD_VM_WAIT_SLEEP && left > 0) ||
 			    (w.kind == AGD_VM_WAIT_RECV && a->mb_head == NULL && left != 0)) {
 				a->wait = w.kind == AGD_VM_WAIT_SLEEP ? W_SLEEP : W_RECV;
+				a->clean = 1; /* nothing ran since the restore */
 				agd_rt_set_state(rt, a, AGD_WAITING, "resumed waiting");
 				a->idle_since = now;
 				if (left > 0) {
@@ -841,6 +848,7 @@ suspend_passive:
 	}
 	a->wait = W_NONE;
 	a->timed_out = 0;
+	a->clean = 0; /* it runs: its vm moves on from the stored state */
 	a->on_cpu = 1;
 	rt->busy++;
 	pthread_mutex_unlock(&rt->mu);

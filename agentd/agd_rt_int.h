@@ -43,6 +43,9 @@ struct agd_agent {
 	struct mig_buf saved;         /* last persisted state (when no store) */
 	int persisted;                /* a state is in the store or in saved */
 	int from_store;               /* loaded or admitted: its wait is in its state */
+	uint8_t clean;                /* vm is exactly the state last persisted (restored
+					 or persisted, not run since): a move need not
+					 persist it again */
 	uint8_t queued;               /* in the run queue */
 	uint8_t on_cpu;               /* a worker has it */
 	uint8_t kill_req;             /* end it when next seen */
