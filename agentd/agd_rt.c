@@ -760,7 +760,10 @@ suspend_passive:
 		a->was_waiting = a->state == AGD_WAITING;
 		agd_sched_heap_remove(rt, a);
 		agd_sched_lru_remove(rt, a);
-		agd_rt_set_state(rt, a, AGD_MIGRATING, "transfer");
+		/* Its row keeps its status: the transfer writes "migrating"
+		 * with the attempt's epoch, in the transaction it needs anyway
+		 * (agd_xfer_push); a status of ours would cost one more. */
+		change_state(rt, a, AGD_MIGRATING, "transfer", 0);
 		a->on_cpu = 1;
 		pthread_mutex_unlock(&rt->mu);
 		{

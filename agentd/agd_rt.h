@@ -161,7 +161,10 @@ int agd_rt_agent_mobility(struct agd_rt *rt, const char *id, int *mobility);
  * persisted state bytes (borrowed for the call) and the agent's code (a
  * borrowed reference; take agd_code refs to keep it). The agent is then in
  * state MIGRATING and runs no more until agd_rt_release (resume it here,
- * the transfer failed) or agd_rt_forget (it now lives elsewhere).
+ * the transfer failed) or agd_rt_forget (it now lives elsewhere). Its row
+ * in the store holds that state; its status there is "migrating" when the
+ * state was persisted for this call, else (the state stored already was
+ * handed out) its last one: recording the move is the caller's (agd_xfer).
  */
 typedef void (*agd_rt_suspend_fn)(void *ud, const char *id, int rc, const uint8_t *state,
 				  size_t len, struct agd_code *code);
