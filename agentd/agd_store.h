@@ -46,9 +46,9 @@
 /* The store's file name in the data directory. */
 #define AGD_STORE_FILE "agentd.db"
 
-/* Schema version this build reads and writes; a store of version 1 is
- * upgraded in place when opened. */
-#define AGD_STORE_SCHEMA 2
+/* Schema version this build reads and writes; a store of version 1 or 2 is
+ * upgraded in place, in one transaction, when opened. */
+#define AGD_STORE_SCHEMA 3
 
 enum agd_store_err {
 	AGD_STORE_OK = 0,

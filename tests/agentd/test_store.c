@@ -326,7 +326,74 @@ Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
 	agd_store_agent_clear(&got);
 	agd_store_close(&st);
 	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'state'"), 0);
-	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_user_version WHERE user_version = 2"), 1);
+	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_user_version WHERE user_version = 3"), 1);
+	mig_segment_destroy(&seg);
+}
+
+/* Version 2 kept agents and forwards as rowid tables, agents with status
+ * and segment indexes. Opened, such a store is rebuilt in place: rows,
+ * states and forwarding pointers kept, the tables WITHOUT ROWID, the
+ * indexes gone, and deleting an agent still takes its state with it. */
+Test(agd_store, a_version_2_store_is_upgraded_in_place_keeping_rows_states_and_pointers)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec got;
+	char host[64];
+	uint64_t epoch = 0;
+	sqlite3 *db;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agd_store_close(&st);
+	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
+	cr_assert_eq(sqlite3_exec(db,
+				  "DROP TRIGGER agents_state_gone; DROP TABLE agents; DROP TABLE forwards;"
+				  "CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"
+				  " segment BLOB NOT NULL REFERENCES segments(hash),"
+				  " status TEXT NOT NULL, epoch INTEGER NOT NULL, home TEXT NOT NULL,"
+				  " mobility INTEGER NOT NULL, activation INTEGER NOT NULL,"
+				  " updated_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
+				  "CREATE INDEX agents_status ON agents(status);"
+				  "CREATE INDEX agents_segment ON agents(segment);"
+				  "CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
+				  " DELETE FROM agent_states WHERE id = old.id; END;"
+				  "CREATE TABLE forwards (agent TEXT PRIMARY KEY NOT NULL, host TEXT NOT NULL,"
+				  " epoch INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+				  "INSERT INTO agents VALUES ('a1', (SELECT hash FROM segments), 'waiting', 7,"
+				  " 'h1', 3, 1, 1, 'sleep');"
+				  "INSERT INTO agents VALUES ('a2', (SELECT hash FROM segments), 'created', 1,"
+				  " 'h1', 3, 1, 1, '');"
+				  "INSERT INTO agent_states VALUES ('a1', X'0A0B0C');"
+				  "INSERT INTO forwards VALUES ('gone1', 'h2', 4, 1);"
+				  "PRAGMA user_version = 2",
+				  NULL, NULL, NULL),
+		     SQLITE_OK, "%s", sqlite3_errmsg(db));
+	sqlite3_close(db);
+
+	st = open_store();
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_eq(got.state_len, 3);
+	cr_assert_eq(memcmp(got.state, "\x0a\x0b\x0c", 3), 0);
+	cr_assert_eq(got.epoch, 7);
+	cr_assert_str_eq(got.status, "waiting");
+	cr_assert_str_eq(got.reason, "sleep");
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_agent_get(st, "a2", &got), 0);
+	cr_assert_eq(got.state_len, 0);
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_forward_get(st, "gone1", host, &epoch), 0);
+	cr_assert_str_eq(host, "h2");
+	cr_assert_eq(epoch, 4);
+	/* The trigger came along: a deleted agent's state goes with it. */
+	cr_assert_eq(agd_store_agent_delete(st, "a1"), 0);
+	agd_store_close(&st);
+	cr_assert_eq(count_rows("SELECT count(*) FROM agent_states"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM sqlite_schema WHERE name IN ('agents', 'forwards')"
+				" AND sql LIKE '%WITHOUT ROWID'"), 2);
+	cr_assert_eq(count_rows("SELECT count(*) FROM sqlite_schema WHERE type = 'index' AND"
+				" tbl_name = 'agents' AND sql IS NOT NULL"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM sqlite_schema WHERE name LIKE '%_v2'"), 0);
+	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_user_version WHERE user_version = 3"), 1);
 	mig_segment_destroy(&seg);
 }
 
@@ -762,7 +829,12 @@ Test(agd_store, foreign_newer_or_unreachable_files_are_refused)
 	st = open_store();
 	agd_store_close(&st);
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db, "PRAGMA user_version = 3", NULL, NULL, NULL), SQLITE_OK);
+	{
+		char sql[64];
+
+		snprintf(sql, sizeof sql, "PRAGMA user_version = %d", AGD_STORE_SCHEMA + 1);
+		cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+	}
 	sqlite3_close(db);
 	cr_assert_eq(agd_store_open(path, &st), AGD_STORE_ERR_VERSION);
 
