@@ -652,6 +652,45 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 
 /* Runs one piece of work for a (agd_rt_int.h; lock held on entry and on
  * return). */
+/* A suspension's done() gets the state a holds already (a->saved, or its
+ * row in the store): a is passive, or clean. Marked migrating first and
+ * kept on CPU through the call, so that a forget waits for it. Its row
+ * keeps its status: the transfer writes "migrating" with the attempt's
+ * epoch, in the transaction it needs anyway (agd_xfer_push); a status of
+ * ours would cost one more. Lock held on entry and on return, released
+ * for the call. */
+static void hand_out_stored(struct agd_rt *rt, struct agd_agent *a, agd_rt_suspend_fn fn, void *ud)
+{
+	struct agd_agent_rec rec;
+	int rc = 0;
+
+	a->had_deadline = a->heap_i != 0; /* [mig2] migrating before the callback */
+	a->was_waiting = a->state == AGD_WAITING;
+	agd_sched_heap_remove(rt, a);
+	agd_sched_lru_remove(rt, a);
+	change_state(rt, a, AGD_MIGRATING, "transfer", 0);
+	a->on_cpu = 1;
+	pthread_mutex_unlock(&rt->mu);
+	memset(&rec, 0, sizeof rec);
+	if (a->saved.data != NULL)
+		fn(ud, a->id, 0, a->saved.data, a->saved.len, a->code);
+	else if (rt->store != NULL && agd_store_agent_get(rt->store, a->id, &rec) == 0)
+		fn(ud, a->id, 0, rec.state, rec.state_len, a->code);
+	else {
+		rc = AGD_ERR_STORE;
+		fn(ud, a->id, rc, NULL, 0, a->code);
+	}
+	agd_store_agent_clear(&rec);
+	pthread_mutex_lock(&rt->mu);
+	a->on_cpu = 0; /* [mig2] */
+	if (rc != 0 && a->state == AGD_MIGRATING) /* not handed out: it goes on */
+		agd_rt_set_state(rt, a, AGD_RUNNING, "transfer failed");
+	if (a->state != AGD_MIGRATING)
+		a->leaving = 0;
+	if (a->state == AGD_RUNNING && !rt->stopping) /* [mig2] released meanwhile */
+		agd_sched_enqueue(rt, a);
+}
+
 void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 {
 	struct agd_vm *dead = NULL;
@@ -756,34 +795,7 @@ void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 			agd_sched_enqueue(rt, a);
 		goto out;
 suspend_passive:
-		a->had_deadline = a->heap_i != 0; /* [mig2] migrating before the callback */
-		a->was_waiting = a->state == AGD_WAITING;
-		agd_sched_heap_remove(rt, a);
-		agd_sched_lru_remove(rt, a);
-		/* Its row keeps its status: the transfer writes "migrating"
-		 * with the attempt's epoch, in the transaction it needs anyway
-		 * (agd_xfer_push); a status of ours would cost one more. */
-		change_state(rt, a, AGD_MIGRATING, "transfer", 0);
-		a->on_cpu = 1;
-		pthread_mutex_unlock(&rt->mu);
-		{
-			struct agd_agent_rec rec;
-
-			memset(&rec, 0, sizeof rec);
-			if (a->saved.data != NULL)
-				fn(ud, a->id, 0, a->saved.data, a->saved.len, a->code);
-			else if (rt->store != NULL && agd_store_agent_get(rt->store, a->id, &rec) == 0)
-				fn(ud, a->id, 0, rec.state, rec.state_len, a->code);
-			else
-				fn(ud, a->id, AGD_ERR_STORE, NULL, 0, a->code);
-			agd_store_agent_clear(&rec);
-		}
-		pthread_mutex_lock(&rt->mu);
-		a->on_cpu = 0; /* [mig2] */
-		if (a->state != AGD_MIGRATING)
-			a->leaving = 0;
-		if (a->state == AGD_RUNNING && !rt->stopping) /* [mig2] released meanwhile */
-			agd_sched_enqueue(rt, a);
+		hand_out_stored(rt, a, fn, ud);
 		return;
 	}
 	if (a->state != AGD_RUNNING)
