@@ -883,13 +883,16 @@ static int begin(struct agd_mobility *m, const char *id, const char *to, int kin
 		return AGD_ERR_STATE;
 	/* The manifest says how the agent may move. A pull asks for strong
 	 * by default without knowing the agent: a weak-only agent then moves
-	 * weakly; a mode the manifest rules out otherwise is refused. */
+	 * weakly. A mode the manifest rules out otherwise is refused, strong
+	 * included when the pull's user asked for it (AGD_MOB_STRONG_ONLY). */
 	{
-		int allowed;
+		int allowed, strict = mobility == AGD_MOB_STRONG_ONLY;
 
+		if (strict)
+			mobility = AGD_MOB_STRONG;
 		if (agd_rt_agent_mobility(m->rt, id, &allowed) == 0 &&
 		    !(allowed & (mobility == AGD_MOB_STRONG ? MIG_MOBILITY_STRONG : MIG_MOBILITY_WEAK))) {
-			if (kind == AGD_KIND_PULL && (allowed & MIG_MOBILITY_WEAK))
+			if (kind == AGD_KIND_PULL && !strict && (allowed & MIG_MOBILITY_WEAK))
 				mobility = AGD_MOB_WEAK;
 			else
 				return AGD_ERR_ARG;
@@ -1145,12 +1148,17 @@ static void x_done(void *ud, const char *agent, int rc, const char *host, uint64
 	req_drop(m, r);
 }
 
-static int x_pull(void *ud, const char *agent, const char *to, int mobility)
+static int x_pull(void *ud, const char *agent, const char *to, int mobility, char *why,
+		  size_t why_len)
 {
 	struct agd_mobility *m = ud;
 	struct req *r;
+	int rc = begin(m, agent, to, AGD_KIND_PULL, mobility, NULL, &r);
 
-	return begin(m, agent, to, AGD_KIND_PULL, mobility, NULL, &r);
+	if (rc == AGD_ERR_ARG) /* begin's only one: the manifest rules the mode out */
+		snprintf(why, why_len, "the agent's manifest does not allow %s mobility",
+			 mobility == AGD_MOB_WEAK ? "weak" : "strong");
+	return rc;
 }
 
 /* ------------------------------------------------------ dir callbacks */
@@ -1371,9 +1379,12 @@ static int cmd_pull(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		return AGD_ERR_ARG;
 	}
 	/* The agent is on `from`, which holds its manifest and settles the
-	 * mode (begin()). */
+	 * mode (begin()): without one, strong if it may, else weak; an
+	 * explicit "strong" is strong or refused there. */
 	if ((rc = mode_arg(req, MIG_MOBILITY_BOTH, &mobility)) != 0)
 		return rc;
+	if (mobility == AGD_MOB_STRONG && agd_json_get(req->doc, req->args, "mode") != NULL)
+		mobility = AGD_MOB_STRONG_ONLY;
 	if (agd_json_get_str(req->doc, req->args, "from_endpoint", &ep) == 0)
 		learn_endpoint(m, from, ep);
 	ensure_route(m, from, 0);

@@ -106,6 +106,13 @@ const char *agd_wire_type_name(int type)
 	return t ? t->name : "?";
 }
 
+/* A mobility value a message of this type may carry. */
+static int mobility_ok(int type, int mob)
+{
+	return mob == AGD_MOB_WEAK || mob == AGD_MOB_STRONG ||
+	       (type == AGD_MSG_PULL_REQUEST && mob == AGD_MOB_STRONG_ONLY);
+}
+
 int agd_wire_type_blobs(int type)
 {
 	const struct type_info *t = type_get(type);
@@ -187,7 +194,7 @@ int agd_wire_encode(const struct agd_wire_msg *m, struct agd_wire_frames *out)
 		return AGD_WIRE_ERR_TYPE;
 	if ((t->fields & B(F_AGENT)) && m->agent[0] == '\0')
 		return AGD_WIRE_ERR_ARG;
-	if ((t->fields & B(F_MOB)) && m->mobility != AGD_MOB_WEAK && m->mobility != AGD_MOB_STRONG)
+	if ((t->fields & B(F_MOB)) && !mobility_ok(m->type, m->mobility))
 		return AGD_WIRE_ERR_ARG;
 	if ((t->fields & B(F_KIND)) && (m->kind < AGD_KIND_PUSH || m->kind > AGD_KIND_CLONE))
 		return AGD_WIRE_ERR_ARG;
@@ -398,7 +405,7 @@ int agd_wire_decode(const struct agd_wire_bytes *frames, size_t n, struct agd_wi
 		}
 		case F_MOB:
 			m->mobility = get_u8(&r);
-			if (!r.err && m->mobility != AGD_MOB_WEAK && m->mobility != AGD_MOB_STRONG)
+			if (!r.err && !mobility_ok(m->type, m->mobility))
 				r.err = AGD_WIRE_ERR_MALFORMED;
 			break;
 		case F_KIND:

@@ -97,7 +97,14 @@ enum agd_wire_type {
 #define AGD_MSG_TYPE_MAX AGD_MSG_HOST_LIST
 
 /* Mobility and kind of a transfer (u8 on the wire). */
-enum agd_wire_mobility { AGD_MOB_WEAK = 1, AGD_MOB_STRONG = 2 };
+enum agd_wire_mobility {
+	AGD_MOB_WEAK = 1,
+	AGD_MOB_STRONG = 2,
+	/* PULL_REQUEST only: strong or not at all (the user asked for strong).
+	 * AGD_MOB_STRONG in a PULL_REQUEST means "strong if the agent's
+	 * manifest allows it, else weak". */
+	AGD_MOB_STRONG_ONLY = 3,
+};
 enum agd_wire_kind { AGD_KIND_PUSH = 1, AGD_KIND_PULL = 2, AGD_KIND_CLONE = 3 };
 
 /* A borrowed byte range. */

@@ -954,7 +954,9 @@ static void on_have_segment(struct agd_xfer *x, const char *from, const struct a
 static void on_pull(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m)
 {
 	const char *to = m->host[0] ? m->host : from;
-	int rc = x->ops.pull ? x->ops.pull(x->ud, m->agent, to, m->mobility) : AGD_XFER_ERR_REFUSED;
+	char said[AGD_WIRE_TEXT_MAX - 32] = "";
+	int rc = x->ops.pull ? x->ops.pull(x->ud, m->agent, to, m->mobility, said, sizeof said)
+			     : AGD_XFER_ERR_REFUSED;
 
 	if (rc != 0) {
 		/* ops->pull answers with the daemon's error codes; ours are
@@ -962,7 +964,8 @@ static void on_pull(struct agd_xfer *x, const char *from, const struct agd_wire_
 		char why[AGD_WIRE_TEXT_MAX];
 
 		snprintf(why, sizeof why, "pull refused: %s",
-			 rc <= AGD_XFER_ERR_NOMEM ? agd_xfer_strerror(rc) : agd_strerror(rc));
+			 said[0] ? said
+			 : rc <= AGD_XFER_ERR_NOMEM ? agd_xfer_strerror(rc) : agd_strerror(rc));
 		send_refuse(x, from, m, rc, why);
 	}
 }
@@ -1373,7 +1376,7 @@ int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int m
 	struct agd_wire_msg m;
 
 	if (from == NULL || agent == NULL || agent[0] == '\0' || strlen(agent) > AGD_WIRE_NAME_MAX ||
-	    (mobility != AGD_MOB_WEAK && mobility != AGD_MOB_STRONG))
+	    (mobility != AGD_MOB_WEAK && mobility != AGD_MOB_STRONG && mobility != AGD_MOB_STRONG_ONLY))
 		return AGD_XFER_ERR_ARG;
 	msg_init(&m, AGD_MSG_PULL_REQUEST, ++x->corr, agent, 0);
 	snprintf(m.host, sizeof m.host, "%s", x->host);

@@ -119,9 +119,12 @@ struct agd_xfer_ops {
 	 * (resume it) and why says why. */
 	void (*done)(void *ud, const char *agent, int rc, const char *host, uint64_t epoch,
 		     const char *why);
-	/* Source: a host asks for agent (PULL_REQUEST). The callee suspends it
-	 * and calls agd_xfer_push; NULL refuses every pull. */
-	int (*pull)(void *ud, const char *agent, const char *to, int mobility);
+	/* Source: a host asks for agent (PULL_REQUEST; mobility as there,
+	 * AGD_MOB_STRONG_ONLY included). The callee suspends it and calls
+	 * agd_xfer_push; a refusal returns non-zero and may say why (the
+	 * asker's user reads it). NULL refuses every pull. */
+	int (*pull)(void *ud, const char *agent, const char *to, int mobility, char *why,
+		    size_t why_len);
 };
 
 struct agd_xfer_cfg {
@@ -193,7 +196,9 @@ struct agd_xfer_req {
 int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t now_ms);
 
 /* Target side of a pull: asks `from` to send agent here. Fire and forget:
- * the agent arrives through the usual transfer, or not. */
+ * the agent arrives through the usual transfer, or not. mobility:
+ * AGD_MOB_WEAK, AGD_MOB_STRONG (strong when the agent's manifest allows
+ * it, else weak) or AGD_MOB_STRONG_ONLY (strong, or refused). */
 int agd_xfer_pull(struct agd_xfer *x, const char *from, const char *agent, int mobility);
 
 /* Source side of a pull: the request of host `to` for agent, accepted

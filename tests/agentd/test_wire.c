@@ -419,6 +419,53 @@ Test(agd_wire, encode_refuses_unknown_types_and_empty_agents)
 	cr_assert_str_eq(agd_wire_type_name(99), "?");
 }
 
+/* Mobility 3 (strong or refused) is a pull's alone: a PULL_REQUEST
+ * carries it both ways; an OFFER or TRANSFER with it is refused by the
+ * encoder and, forged on the wire, by the decoder. */
+Test(agd_wire, strong_only_mobility_travels_in_a_pull_request_alone)
+{
+	struct agd_wire_msg m, d;
+	struct agd_wire_frames fr;
+	uint8_t *buf;
+	size_t len;
+
+	fill(&m, AGD_MSG_PULL_REQUEST);
+	m.mobility = AGD_MOB_STRONG_ONLY;
+	pack(&m, &buf, &len);
+	cr_assert_eq(unpack_decode(buf, len, &d), 0);
+	cr_assert_eq(d.mobility, AGD_MOB_STRONG_ONLY);
+	free(buf);
+	m.mobility = 4;
+	cr_assert_eq(agd_wire_encode(&m, &fr), AGD_WIRE_ERR_ARG);
+	fill(&m, AGD_MSG_OFFER);
+	m.mobility = AGD_MOB_STRONG_ONLY;
+	cr_assert_eq(agd_wire_encode(&m, &fr), AGD_WIRE_ERR_ARG);
+	/* The same OFFER with 2, then its mobility byte made 3 on the wire. */
+	m.mobility = AGD_MOB_STRONG;
+	pack(&m, &buf, &len);
+	{
+		size_t hits = 0;
+		uint8_t *at = NULL;
+
+		/* The packed OFFER holds the byte 2 where mobility goes; find it
+		 * as the byte that, changed, decodes to another mobility. */
+		for (size_t i = 0; i < len; i++) {
+			if (buf[i] != AGD_MOB_STRONG)
+				continue;
+			buf[i] = AGD_MOB_WEAK;
+			if (unpack_decode(buf, len, &d) == 0 && d.mobility == AGD_MOB_WEAK) {
+				at = &buf[i];
+				hits++;
+			}
+			buf[i] = AGD_MOB_STRONG;
+		}
+		cr_assert_eq(hits, 1, "the mobility byte not found");
+		*at = AGD_MOB_STRONG_ONLY;
+		cr_assert_eq(unpack_decode(buf, len, &d), AGD_WIRE_ERR_MALFORMED);
+	}
+	free(buf);
+}
+
 /* [logs] TRANSFER's optional blob 3, the agent's log: without it the
  * message is exactly version 1's (3 blobs), so a version-1 peer reads it;
  * with it, version 2 and 4 blobs, which round-trip. */

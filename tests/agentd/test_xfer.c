@@ -131,7 +131,8 @@ static void op_done(void *ud, const char *agent, int rc, const char *host, uint6
 	n->done_rc = rc;
 }
 
-static int op_pull(void *ud, const char *agent, const char *to, int mobility);
+static int op_pull(void *ud, const char *agent, const char *to, int mobility, char *why,
+		   size_t why_len);
 
 static const struct agd_xfer_ops ops = { op_send, op_segment_in, op_activate, op_done, op_pull };
 
@@ -154,10 +155,14 @@ static void node_crash(struct node *n)
 	n->up = 0;
 }
 
-static int op_pull(void *ud, const char *agent, const char *to, int mobility)
+static int op_pull(void *ud, const char *agent, const char *to, int mobility, char *why,
+		   size_t why_len)
 {
 	struct node *n = ud;
 	struct agd_xfer_req r = { 0 };
+
+	(void)why;
+	(void)why_len;
 
 	r.agent = agent;
 	r.to = to;

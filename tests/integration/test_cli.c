@@ -364,21 +364,6 @@ static void ctl_endpoint(int host, char *buf, size_t len)
 	cr_assert(buf[0] != '\0', "no %s in the cluster file", want);
 }
 
-/* Whether file `path` contains `what` (read whole, bounded). */
-static int file_has(const char *path, const char *what)
-{
-	static char text[1 << 16];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL)
-		return 0;
-	n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	return strstr(text, what) != NULL;
-}
-
 /* Waits for process pid to exit by itself, up to ms; its exit code, or -1. */
 static int wait_exit(pid_t pid, int ms)
 {
@@ -475,13 +460,13 @@ Test(cli, a_slow_push_is_listed_by_transfers_and_shown_as_progress)
 	cr_assert(listed, "the source never listed the push in transfers");
 	/* A progress line is drawn (over 4 MiB), naming the move. */
 	snprintf(path, sizeof path, "push %s h1 -> h2: offered", id);
-	for (int t = 0; t < 100 && !file_has(log, path); t++)
+	for (int t = 0; t < 100 && !tst_file_has(log, path); t++)
 		usleep(50000);
 	kill(h2, SIGCONT);
 	rc = wait_exit(pusher, 40000);
-	cr_assert(file_has(log, path), "no progress line '%s' in the push's output", path);
+	cr_assert(tst_file_has(log, path), "no progress line '%s' in the push's output", path);
 	cr_assert_eq(rc, 0, "push failed (see %s)", log);
-	cr_assert(file_has(log, "pushed "), "no result line");
+	cr_assert(tst_file_has(log, "pushed "), "no result line");
 	cr_assert(clu_logs_wait(id, "heavy on h2 #6291456", 15000), "%s", clu_out);
 	/* Nothing under way any more. */
 	cr_assert_eq(itest_req(NULL, ep1, "transfers", body, &reply), 1);
@@ -491,7 +476,9 @@ Test(cli, a_slow_push_is_listed_by_transfers_and_shown_as_progress)
 
 /* A pull waits for the agent to arrive, and a refused pull says why with
  * exit 4: asked of a host the agent is not on, the pull is refused there;
- * asked of its host, it returns once the agent is on the target. */
+ * asked explicitly for strong mobility of an agent whose manifest allows
+ * only weak (hello), it is refused by its host; asked of its host without
+ * a mode, it moves (weakly) and returns once the agent is on the target. */
 Test(cli, a_pull_returns_when_the_agent_has_arrived_or_says_why_it_was_refused)
 {
 	char id[64], host[64];
@@ -503,6 +490,11 @@ Test(cli, a_pull_returns_when_the_agent_has_arrived_or_says_why_it_was_refused)
 	cr_assert(strstr(clu_out, "h3 refused to send") != NULL && strstr(clu_out, "pull refused") != NULL,
 		  "%s", clu_out);
 	cr_assert_eq(where_is(id, host, sizeof host), 0, "a refused pull changes no epoch");
+	cr_assert_str_eq(host, "h1");
+	cr_assert_eq(ctl("--json", "pull", id, "--to", "h2", "--strong", NULL), 4, "%s", clu_out);
+	cr_assert(strstr(clu_out, "h1 refused to send") != NULL &&
+		  strstr(clu_out, "does not allow strong mobility") != NULL, "%s", clu_out);
+	cr_assert_eq(where_is(id, host, sizeof host), 0, "a refused strong pull moved the agent");
 	cr_assert_str_eq(host, "h1");
 	cr_assert_eq(ctl("pull", id, "--to", "h2", NULL), 0, "%s", clu_out);
 	/* No polling here: the pull has returned, so the agent is there. */
