@@ -129,32 +129,41 @@ static const char *const stmt_sql[S_COUNT] = {
  * commit writes each page it changed to the WAL, and a hop commits four
  * times on its two hosts: 31 pages a hop with version 2's tables, 25 with
  * these. */
+/* The tables and trigger of version 3 that the upgrades rebuild, one text
+ * for the schema and the upgrades. */
+#define AGENTS_V3                                                 \
+	"CREATE TABLE agents ("                                   \
+	"  id TEXT PRIMARY KEY NOT NULL,"                         \
+	"  segment BLOB NOT NULL REFERENCES segments(hash),"      \
+	"  status TEXT NOT NULL,"                                 \
+	"  epoch INTEGER NOT NULL,"                               \
+	"  home TEXT NOT NULL,"                                   \
+	"  mobility INTEGER NOT NULL,"                            \
+	"  activation INTEGER NOT NULL,"                          \
+	"  updated_ms INTEGER NOT NULL,"                          \
+	"  reason TEXT NOT NULL) WITHOUT ROWID;"
+#define FORWARDS_V3                                               \
+	"CREATE TABLE forwards ("                                 \
+	"  agent TEXT PRIMARY KEY NOT NULL,"                      \
+	"  host TEXT NOT NULL,"                                   \
+	"  epoch INTEGER NOT NULL,"                               \
+	"  updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+#define STATE_TRIGGER                                             \
+	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN" \
+	"  DELETE FROM agent_states WHERE id = old.id; END;"
+
 static const char schema_v3[] =
 	"CREATE TABLE segments ("
 	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
 	"  name TEXT NOT NULL,"
 	"  signed BLOB NOT NULL,"
 	"  added_ms INTEGER NOT NULL);"
-	"CREATE TABLE agents ("
-	"  id TEXT PRIMARY KEY NOT NULL,"
-	"  segment BLOB NOT NULL REFERENCES segments(hash),"
-	"  status TEXT NOT NULL,"
-	"  epoch INTEGER NOT NULL,"
-	"  home TEXT NOT NULL,"
-	"  mobility INTEGER NOT NULL,"
-	"  activation INTEGER NOT NULL,"
-	"  updated_ms INTEGER NOT NULL,"
-	"  reason TEXT NOT NULL) WITHOUT ROWID;"
+	AGENTS_V3
 	"CREATE TABLE agent_states ("
 	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  state BLOB NOT NULL);"
-	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
-	"  DELETE FROM agent_states WHERE id = old.id; END;"
-	"CREATE TABLE forwards ("
-	"  agent TEXT PRIMARY KEY NOT NULL,"
-	"  host TEXT NOT NULL,"
-	"  epoch INTEGER NOT NULL,"
-	"  updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	STATE_TRIGGER
+	FORWARDS_V3
 	"CREATE TABLE resources ("
 	"  id TEXT PRIMARY KEY NOT NULL,"
 	"  kind TEXT NOT NULL,"
@@ -176,8 +185,7 @@ static const char migrate_v1_v2[] =
 	"INSERT INTO agent_states(id, state) "
 	"  SELECT id, state FROM agents WHERE state IS NOT NULL AND length(state) > 0;"
 	"ALTER TABLE agents DROP COLUMN state;"
-	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
-	"  DELETE FROM agent_states WHERE id = old.id; END;";
+	STATE_TRIGGER;
 
 /* From version 2: agents and forwards rebuilt WITHOUT ROWID, agents'
  * status and segment indexes gone (they go with the old table). The old
@@ -187,27 +195,13 @@ static const char migrate_v1_v2[] =
 static const char migrate_v2_v3[] =
 	"ALTER TABLE agents RENAME TO agents_v2;"
 	"DROP TRIGGER agents_state_gone;"
-	"CREATE TABLE agents ("
-	"  id TEXT PRIMARY KEY NOT NULL,"
-	"  segment BLOB NOT NULL REFERENCES segments(hash),"
-	"  status TEXT NOT NULL,"
-	"  epoch INTEGER NOT NULL,"
-	"  home TEXT NOT NULL,"
-	"  mobility INTEGER NOT NULL,"
-	"  activation INTEGER NOT NULL,"
-	"  updated_ms INTEGER NOT NULL,"
-	"  reason TEXT NOT NULL) WITHOUT ROWID;"
+	AGENTS_V3
 	"INSERT INTO agents(id, segment, status, epoch, home, mobility, activation, updated_ms, reason) "
 	"  SELECT id, segment, status, epoch, home, mobility, activation, updated_ms, reason FROM agents_v2;"
 	"DROP TABLE agents_v2;"
-	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
-	"  DELETE FROM agent_states WHERE id = old.id; END;"
+	STATE_TRIGGER
 	"ALTER TABLE forwards RENAME TO forwards_v2;"
-	"CREATE TABLE forwards ("
-	"  agent TEXT PRIMARY KEY NOT NULL,"
-	"  host TEXT NOT NULL,"
-	"  epoch INTEGER NOT NULL,"
-	"  updated_ms INTEGER NOT NULL) WITHOUT ROWID;"
+	FORWARDS_V3
 	"INSERT INTO forwards(agent, host, epoch, updated_ms) "
 	"  SELECT agent, host, epoch, updated_ms FROM forwards_v2;"
 	"DROP TABLE forwards_v2;";

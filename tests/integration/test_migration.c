@@ -141,21 +141,6 @@ Test(migration, a_refused_push_leaves_the_agent_running_at_the_source)
 	wait_ticks(&hosts[0], id, t + 3);
 }
 
-/* Whether file path holds `what` (its first 256 KiB). */
-static int file_has(const char *path, const char *what)
-{
-	static char text[1 << 18];
-	FILE *f = fopen(path, "r");
-	size_t n;
-
-	if (f == NULL)
-		return 0;
-	n = fread(text, 1, sizeof text - 1, f);
-	fclose(f);
-	text[n] = '\0';
-	return strstr(text, what) != NULL;
-}
-
 /* A pull the source accepted whose transfer then fails: the host that
  * asked stops (SIGSTOP) right after it accepts the source's offer, so the
  * source's attempt times out and the agent resumes there. Resumed, the asker learns why from the
@@ -181,9 +166,9 @@ Test(migration, a_pull_whose_transfer_fails_says_why_and_the_agent_stays)
 	/* h1 gives up on the stopped h2 (its attempt's deadline) and says so
 	 * in its log. */
 	end = now_ms() + 30000;
-	while (now_ms() < end && !file_has(hosts[0].log, "xfer.failed"))
+	while (now_ms() < end && !tst_file_has(hosts[0].log, "xfer.failed"))
 		usleep(50000);
-	cr_assert(file_has(hosts[0].log, "xfer.failed"), "h1 never gave up on the stopped h2");
+	cr_assert(tst_file_has(hosts[0].log, "xfer.failed"), "h1 never gave up on the stopped h2");
 	kill(hosts[1].pid, SIGCONT);
 	end = now_ms() + 20000;
 	while (now_ms() < end && !exited)
@@ -195,7 +180,7 @@ Test(migration, a_pull_whose_transfer_fails_says_why_and_the_agent_stays)
 		tst_proc_stop(cli, 1000);
 	cr_assert(exited, "agentctl pull still waits, 20 s after the source gave up");
 	cr_assert_eq(rc, 4, "agentctl pull gave %d, not 4 (refused)", rc);
-	cr_assert(file_has(log, "h1 refused to send"), "no reason in the pull's output");
+	cr_assert(tst_file_has(log, "h1 refused to send"), "no reason in the pull's output");
 	cr_assert_lt(now_ms() - asked, 45000, "the pull waited out its timeout");
 	/* The agent goes on at h1, and only there. */
 	cr_assert_eq(lists(&hosts[0], id), 1);

@@ -199,3 +199,23 @@ int tst_rmtree(const char *path)
 
 	return tst_run(argv, NULL, 0, 30000);
 }
+
+int tst_file_has(const char *path, const char *what)
+{
+	enum { CAP = 1 << 18 };
+	char *text = malloc(CAP);
+	FILE *f;
+	size_t n;
+	int has;
+
+	if (text == NULL || (f = fopen(path, "r")) == NULL) {
+		free(text);
+		return 0;
+	}
+	n = fread(text, 1, CAP - 1, f);
+	fclose(f);
+	text[n] = '\0';
+	has = strstr(text, what) != NULL;
+	free(text);
+	return has;
+}

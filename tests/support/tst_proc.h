@@ -28,6 +28,10 @@ int tst_proc_stop(pid_t pid, int timeout_ms);
  * out_len-1 bytes of stdout into out. Returns the exit code, or -1. */
 int tst_run(char *const argv[], char *out, size_t out_len, int timeout_ms);
 
+/* Whether file `path` holds `what` in its first 256 KiB (0 when it cannot
+ * be read): for a log or a captured output a test waits on. */
+int tst_file_has(const char *path, const char *what);
+
 /* A fresh directory under /tmp; the caller removes it with tst_rmtree. */
 int tst_tmpdir(char *buf, size_t len);
 int tst_rmtree(const char *path);
