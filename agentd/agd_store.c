@@ -68,14 +68,16 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_AGENT_PUT] = "INSERT INTO agents(id, segment, status, epoch, home, mobility, "
 			"activation, updated_ms, reason) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) "
 			"ON CONFLICT(id) DO UPDATE SET segment = excluded.segment, "
-			"status = excluded.status, epoch = excluded.epoch, home = excluded.home, "
+			"status = excluded.status, epoch = max(agents.epoch, excluded.epoch), "
+			"home = excluded.home, "
 			"mobility = excluded.mobility, activation = excluded.activation, "
 			"updated_ms = excluded.updated_ms, reason = excluded.reason",
 	[S_AGENT_GET] = "SELECT a.id, a.segment, s.state, a.status, a.epoch, a.home, a.mobility, "
 			"a.activation, a.updated_ms, a.reason FROM agents a "
 			"LEFT JOIN agent_states s ON s.id = a.id WHERE a.id = ?1",
 	[S_AGENT_DEL] = "DELETE FROM agents WHERE id = ?1",
-	[S_AGENT_STATUS] = "UPDATE agents SET status = ?2, reason = ?3, updated_ms = ?4 WHERE id = ?1",
+	[S_AGENT_STATUS] = "UPDATE agents SET status = ?2, reason = ?3, updated_ms = ?4, "
+			   "epoch = max(epoch, ?5) WHERE id = ?1",
 	[S_AGENT_PEEK] = "SELECT id, segment, NULL, status, epoch, home, mobility, activation, "
 			 "updated_ms, reason FROM agents WHERE id = ?1",
 	/* The same bytes again (an admission storing the state its transfer
@@ -1010,6 +1012,12 @@ int agd_store_agent_delete(struct agd_store *st, const char *id)
 int agd_store_agent_set_status(struct agd_store *st, const char *id, const char *status,
 			       const char *reason)
 {
+	return agd_store_agent_mark(st, id, status, reason, 0);
+}
+
+int agd_store_agent_mark(struct agd_store *st, const char *id, const char *status,
+			 const char *reason, uint64_t epoch)
+{
 	sqlite3_stmt *s;
 	int rc = 0;
 
@@ -1024,6 +1032,7 @@ int agd_store_agent_set_status(struct agd_store *st, const char *id, const char 
 		sqlite3_bind_text(s, 2, status, -1, SQLITE_STATIC);
 		sqlite3_bind_text(s, 3, reason, -1, SQLITE_STATIC);
 		sqlite3_bind_int64(s, 4, now_ms());
+		sqlite3_bind_int64(s, 5, (sqlite3_int64)epoch);
 		rc = step_done(s);
 		if (rc == 0 && sqlite3_changes(st->db) == 0)
 			rc = AGD_STORE_ERR_NOTFOUND;

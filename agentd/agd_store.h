@@ -174,7 +174,9 @@ int agd_store_segment_list(struct agd_store *st,
 
 /* Agents. put inserts or replaces the row rec->id (AGD_STORE_ERR_CONSTRAINT
  * when rec->segment is not stored); a state equal to the one stored is not
- * written again. get fills *rec (release with
+ * written again, and a row's epoch never goes down (put keeps the higher of
+ * the stored and the new one): a writer that knew an older epoch (the
+ * runtime, after an aborted transfer) cannot bring back one already used. get fills *rec (release with
  * agd_store_agent_clear) or returns AGD_STORE_ERR_NOTFOUND. delete returns
  * AGD_STORE_ERR_NOTFOUND when absent. */
 int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec);
@@ -188,6 +190,9 @@ int agd_store_agent_peek(struct agd_store *st, const char *id, struct agd_agent_
  * state (AGD_STORE_ERR_NOTFOUND when absent). */
 int agd_store_agent_set_status(struct agd_store *st, const char *id, const char *status,
 			       const char *reason);
+/* set_status, and the row's epoch raised to `epoch` if it is lower. */
+int agd_store_agent_mark(struct agd_store *st, const char *id, const char *status,
+			 const char *reason, uint64_t epoch);
 /* Calls fn for each agent (in id order), or only those whose status is
  * `status` when it is not NULL; with_state != 0 loads each state too. A
  * non-zero return from fn stops the listing and is returned. */

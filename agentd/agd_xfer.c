@@ -539,32 +539,27 @@ static int send_offer(struct agd_xfer *x, struct attempt *a, const uint8_t *bind
 
 static int transfer_msg_send(struct agd_xfer *x, struct attempt *a);
 
-/* The highest epoch this host ever gave an attempt for agent (kv
- * "xfer.ep.<id>", u64 big-endian), or 0. */
-static uint64_t epoch_highwater(struct agd_xfer *x, const char *agent)
+/* Before the agent's row kept the highest epoch itself (the store never
+ * lowers it), a kv record "xfer.ep.<id>" (u64 big-endian) did: read while
+ * a store may still hold one, and dropped by the next attempt. */
+static void epoch_key(char *key, size_t len, const char *agent)
+{
+	snprintf(key, len, "xfer.ep.%s", agent);
+}
+
+static uint64_t epoch_legacy(struct agd_xfer *x, const char *agent)
 {
 	char key[AGD_STORE_KEY_MAX + 1];
 	void *v = NULL;
 	size_t len = 0;
 	uint64_t e = 0;
 
-	snprintf(key, sizeof key, "xfer.ep.%s", agent);
+	epoch_key(key, sizeof key, agent);
 	if (agd_store_kv_get(x->st, key, &v, &len) == 0 && len == 8)
 		for (size_t i = 0; i < 8; i++)
 			e = e << 8 | ((const uint8_t *)v)[i];
 	free(v);
 	return e;
-}
-
-static int epoch_highwater_put(struct agd_xfer *x, const char *agent, uint64_t e)
-{
-	char key[AGD_STORE_KEY_MAX + 1];
-	uint8_t b[8];
-
-	for (int i = 0; i < 8; i++)
-		b[i] = (uint8_t)(e >> (56 - 8 * i));
-	snprintf(key, sizeof key, "xfer.ep.%s", agent);
-	return agd_store_kv_put(x->st, key, b, sizeof b);
 }
 
 int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t now_ms)
@@ -656,11 +651,12 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 	} else {
 		/* The attempt's epoch is durable before anyone hears of it, so
 		 * that whatever this attempt sends is stale once it is over. */
-		uint64_t hw = epoch_highwater(x, req->agent);
+		uint64_t hw = epoch_legacy(x, req->agent);
 
 		/* Never an epoch used before: an aborted attempt's epoch may
-		 * still sit in some target's store, and the runtime may write
-		 * the row back with the epoch it knew. */
+		 * still sit in some target's store. The row keeps the highest
+		 * (the runtime writing it back with the epoch it knew does not
+		 * lower it). */
 		a->epoch = (rec.epoch > hw ? rec.epoch : hw) + 1;
 		rc = agd_store_begin(x->st, x->durable);
 		if (rc == 0) {
@@ -676,18 +672,23 @@ int agd_xfer_push(struct agd_xfer *x, const struct agd_xfer_req *req, uint64_t n
 				snprintf(rec.status, sizeof rec.status, "%s", AGD_XFER_STATUS_MIGRATING);
 				snprintf(rec.reason, sizeof rec.reason, "to %s", req->to);
 				rc = agd_store_agent_put(x->st, &rec);
-			} else if (strcmp(rec.status, AGD_XFER_STATUS_MIGRATING) != 0) {
+			} else {
+				/* The runtime stored this very state already:
+				 * status and epoch only (rewriting a large row
+				 * costs more than the rest of the hop). */
 				char why[AGD_STORE_REASON_MAX + 1];
 
 				snprintf(why, sizeof why, "to %s", req->to);
-				rc = agd_store_agent_set_status(x->st, req->agent, AGD_XFER_STATUS_MIGRATING, why);
+				rc = agd_store_agent_mark(x->st, req->agent, AGD_XFER_STATUS_MIGRATING, why,
+							  a->epoch);
 			}
-			/* Else the runtime's suspension wrote this very state,
-			 * "migrating", already: rewriting a large row costs more
-			 * than the rest of the hop. The row's epoch may lag; the
-			 * high-water mark is what makes epochs unique. */
-			if (rc == 0)
-				rc = epoch_highwater_put(x, req->agent, a->epoch);
+			if (rc == 0 && hw != 0) {
+				char key[AGD_STORE_KEY_MAX + 1];
+
+				epoch_key(key, sizeof key, req->agent);
+				rc = agd_store_kv_delete(x->st, key);
+				rc = rc == AGD_STORE_ERR_NOTFOUND ? 0 : rc;
+			}
 			if (rc == 0)
 				rc = agd_store_commit(x->st);
 			else

@@ -6,9 +6,10 @@
  * The source coordinates. For an attempt to move agent X to host T:
  *
  *   source                                  target
- *   epoch' = max(epoch, high-water) + 1,
- *   high-water := epoch' and X's row
- *   (state, "migrating") written durably
+ *   epoch' = row epoch + 1, and X's row
+ *   (state, "migrating", epoch') written
+ *   durably (the store never lowers a
+ *   row's epoch)
  *   OFFER(X, epoch', segment hash)   ---->  segment cached?  no: GET_SEGMENT
  *                                    <----  ... SEGMENT ...  (code on demand)
  *                                    <----  ACCEPT(X, epoch') or REFUSE

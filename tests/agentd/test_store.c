@@ -166,6 +166,37 @@ static int count_seg(const struct agd_segment_info *info, void *ud)
 	return 0;
 }
 
+/* A row's epoch only goes up: a put or a status change with an older one
+ * (a writer that knew less) keeps the higher; mark raises it. */
+Test(agd_store, an_agents_epoch_never_goes_down)
+{
+	struct agd_store *st = open_store();
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec r, got;
+
+	cr_assert_eq(agd_store_segment_put(st, seg), 0);
+	agent(&r, "a1", seg, "S", "running");
+	r.epoch = 5;
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	r.epoch = 3;
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_eq(got.epoch, 5);
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_agent_mark(st, "a1", "migrating", "to h2", 9), 0);
+	cr_assert_eq(agd_store_agent_set_status(st, "a1", "running", "transfer failed"), 0);
+	cr_assert_eq(agd_store_agent_mark(st, "a1", "running", "", 4), 0);
+	r.epoch = 0;
+	cr_assert_eq(agd_store_agent_put(st, &r), 0);
+	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
+	cr_assert_eq(got.epoch, 9);
+	cr_assert_str_eq(got.status, "running");
+	agd_store_agent_clear(&got);
+	cr_assert_eq(agd_store_agent_mark(st, "nobody", "running", "", 1), AGD_STORE_ERR_NOTFOUND);
+	agd_store_close(&st);
+	mig_segment_destroy(&seg);
+}
+
 Test(agd_store, agents_round_trip_and_need_their_segment)
 {
 	struct agd_store *st = open_store();

@@ -803,6 +803,30 @@ Test(agd_xfer, an_epoch_is_never_reused_after_an_abort)
 	cr_assert_str_eq(nodes[1].last_state, v2, "the old copy was revived");
 }
 
+/* A store of an earlier build kept the highest epoch in kv xfer.ep.<id>:
+ * the next attempt starts above it, and drops the record (the row keeps
+ * the epoch from then on). */
+Test(agd_xfer, an_epoch_recorded_apart_by_an_earlier_build_is_honoured_then_dropped)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	static const uint8_t nine[8] = { 0, 0, 0, 0, 0, 0, 0, 9 };
+	struct agd_agent_rec rec;
+	void *v = NULL;
+	size_t len = 0;
+
+	cr_assert_eq(agd_store_kv_put(nodes[0].st, "xfer.ep.agent-1", nine, sizeof nine), 0);
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	cr_assert_eq(nodes[0].done_rc, 0);
+	cr_assert_eq(nodes[1].activations, 1);
+	memset(&rec, 0, sizeof rec);
+	cr_assert_eq(agd_store_agent_get(nodes[1].st, "agent-1", &rec), 0);
+	cr_assert_eq(rec.epoch, 10, "epoch %llu, not above the recorded 9", (unsigned long long)rec.epoch);
+	agd_store_agent_clear(&rec);
+	cr_assert_eq(agd_store_kv_get(nodes[0].st, "xfer.ep.agent-1", &v, &len), AGD_STORE_ERR_NOTFOUND);
+	free(v);
+}
+
 /* A target known to have the code gets the TRANSFER without an OFFER. */
 Test(agd_xfer, a_host_known_to_have_the_code_gets_no_offer)
 {
