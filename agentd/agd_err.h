@@ -22,6 +22,7 @@ enum agd_err {
 	AGD_ERR_STOPPING = -13,   /* the daemon is shutting down */
 	AGD_ERR_TIMEOUT = -14,    /* no answer in time (a remote call or operation) */
 	AGD_ERR_REMOTE = -15,     /* the other side answered with an error */
+	AGD_ERR_BUSY = -16,       /* in use by another process (the store's file) */
 };
 
 /* A static string for a code; never NULL. Thread-safe. */

@@ -64,6 +64,7 @@ const char *agd_strerror(int code)
 	case AGD_ERR_STOPPING: return "daemon is stopping";
 	case AGD_ERR_TIMEOUT: return "timed out";
 	case AGD_ERR_REMOTE: return "remote error";
+	case AGD_ERR_BUSY: return "in use by another process";
 	default: return "unknown error";
 	}
 }
@@ -87,6 +88,7 @@ const char *agd_errname(int code)
 	case AGD_ERR_STOPPING: return "stopping";
 	case AGD_ERR_TIMEOUT: return "timeout";
 	case AGD_ERR_REMOTE: return "remote";
+	case AGD_ERR_BUSY: return "busy";
 	default: return "error";
 	}
 }
@@ -1114,7 +1116,8 @@ int agd_rt_new(const struct agd_config *cfg, struct agd_loop *loop, struct agd_r
 			agd_log(AGD_LOG_ERROR, "store.failed", "op=open path=%s error=\"%s\"", path,
 				agd_store_strerror(rc));
 			agd_rt_destroy(&rt);
-			return AGD_ERR_STORE;
+			/* Open private: a busy file is another daemon's. */
+			return rc == AGD_STORE_ERR_BUSY ? AGD_ERR_BUSY : AGD_ERR_STORE;
 		}
 	}
 	pthread_mutex_init(&rt->res_mu, NULL);

@@ -6,6 +6,7 @@
  * each agent from its last checkpoint.
  */
 #include "itest.h"
+#include "tst_proc.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -179,6 +180,31 @@ Test(daemon_persist, agents_ending_as_they_resume_do_not_stall_the_restart)
 		}
 		cr_assert(itest_log_has(&t, ids[i], "woke"), "agent %d ended without waking", i);
 	}
+}
+
+/* A second daemon started on a running one's data directory is refused
+ * (the store is private to the first), says why, and the first goes on. */
+Test(daemon_persist, a_second_daemon_on_the_same_data_directory_is_refused)
+{
+	char *argv[] = { (char *)tst_bin("AGENTD_BIN"), "--config", t.conf, NULL };
+	char log[400], a[17];
+	pid_t pid;
+	int status = 0, exited = 0;
+
+	itest_run(&t, "counter", counter, "main", "", a);
+	snprintf(log, sizeof log, "%.300s/second.out", t.dir);
+	pid = tst_proc_start(argv, log);
+	cr_assert_gt(pid, 0);
+	for (int i = 0; i < 300 && !exited; i++) /* 15 s: its store waits 5 s */
+		if (!(exited = waitpid(pid, &status, WNOHANG) == pid))
+			usleep(50000);
+	if (!exited)
+		tst_proc_stop(pid, 1000);
+	cr_assert(exited, "the second daemon is still running");
+	cr_assert(WIFEXITED(status) && WEXITSTATUS(status) != 0, "the second daemon did not fail");
+	cr_assert(tst_file_has(log, "in use by another process"), "no reason on its stderr");
+	send_msg(a, "\"still\"");
+	cr_assert(itest_wait_log(&t, a, "count 1 still", 5000), "the first daemon suffered");
 }
 
 Test(daemon_persist, after_kill_9_a_restart_resumes_agents_from_their_checkpoint)
