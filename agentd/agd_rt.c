@@ -652,8 +652,6 @@ static void serve_calls(struct agd_rt *rt, struct agd_agent *a, struct agd_vm **
 	}
 }
 
-/* Runs one piece of work for a (agd_rt_int.h; lock held on entry and on
- * return). */
 /* A suspension's done() gets the state a holds already (a->saved, or its
  * row in the store): a is passive, or clean. Marked migrating first and
  * kept on CPU through the call, so that a forget waits for it. Its row
@@ -693,6 +691,8 @@ static void hand_out_stored(struct agd_rt *rt, struct agd_agent *a, agd_rt_suspe
 		agd_sched_enqueue(rt, a);
 }
 
+/* Runs one piece of work for a (agd_rt_int.h; lock held on entry and on
+ * return). */
 void agd_rt_work(struct agd_rt *rt, struct agd_agent *a)
 {
 	struct agd_vm *dead = NULL;
