@@ -1203,16 +1203,18 @@ static int load_one(const struct agd_agent_rec *rec, void *ud)
 int agd_rt_start(struct agd_rt *rt)
 {
 	struct load_ctx lc = { rt, 0 };
-	int rc = agd_sched_start(rt);
 
-	if (rc != 0)
-		return rc;
+	/* The stored agents are queued before any worker runs: the listing
+	 * holds the store's lock while load_one takes the runtime's, and a
+	 * worker takes them the other way round (a state change written to
+	 * the store under the runtime's lock). With no worker yet, nobody can
+	 * hold the second while waiting for the first. */
 	if (rt->store != NULL) {
 		agd_store_agent_list(rt->store, NULL, 0, load_one, &lc);
 		if (lc.n > 0)
 			agd_log(AGD_LOG_INFO, "daemon.resumed", "agents=%u", lc.n);
 	}
-	return 0;
+	return agd_sched_start(rt);
 }
 
 void agd_rt_stop(struct agd_rt *rt, int persist)
