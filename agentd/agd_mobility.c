@@ -1067,7 +1067,7 @@ static int x_activate(void *ud, const struct agd_xfer_arrival *a)
 	in.state_len = in.state ? a->state_len : 0;
 	in.log = a->log;
 	in.log_len = a->log_len;
-	in.stored = a->stored;
+	in.stored = 1; /* the activation committed its row and log (agd_xfer.h) */
 	agd_res_arrive(m->res, a->id, a->from, a->res, a->res_len); /* [resint] import, rebind */
 	rc = agd_rt_admit(m->rt, &in, code, err, sizeof err);
 	agd_code_unref(m->rt, &code);

@@ -1691,10 +1691,7 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 			a->log_saved = agd_logring_seq(a->log);
 		free(b);
 	}
-	if (in->state != NULL && stored) {
-		a->persisted = 1;
-		a->from_store = 1;
-	} else if (in->state != NULL) {
+	if (in->state != NULL && !stored) {
 		rc = store_put(rt, a, in->state, in->state_len, "running", NULL);
 		if (rc != 0) {
 			if (rc != AGD_ERR_UNAVAILABLE) {
@@ -1712,6 +1709,8 @@ int agd_rt_admit(struct agd_rt *rt, const struct agd_admit *in, struct agd_code 
 			memcpy(a->saved.data, in->state, in->state_len);
 			a->saved.len = a->saved.cap = in->state_len;
 		}
+	}
+	if (in->state != NULL) {
 		a->persisted = 1;
 		a->from_store = 1;
 	}

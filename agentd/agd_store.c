@@ -115,22 +115,6 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
 };
 
-/* Schema version 3. Segments and agent states are rowid tables: their
- * rows are large. An agent's state has a table of its own so that the
- * agents row stays small: a status change rewrites the whole record, and
- * SQLite rewrites a record with its overflow pages, which for a state are
- * megabytes; a peek or a listing would walk them too. An agent without a
- * state has no agent_states row; the trigger deletes the state with its
- * agent, in the same statement.
- *
- * agents and forwards, small rows found by their key, are WITHOUT ROWID
- * tables with no other index: one B-tree each, where a rowid table with a
- * TEXT key keeps two and version 2's agents four (status and segment
- * indexes, which nothing on a hot path reads: listings are of all agents,
- * and a segment is deleted rarely enough to scan for its users). Every
- * commit writes each page it changed to the WAL, and a hop commits four
- * times on its two hosts: 31 pages a hop with version 2's tables, 25 with
- * these. */
 /* The tables and trigger of version 3 that the upgrades rebuild, one text
  * for the schema and the upgrades. */
 #define AGENTS_V3                                                 \
@@ -154,6 +138,22 @@ static const char *const stmt_sql[S_COUNT] = {
 	"CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN" \
 	"  DELETE FROM agent_states WHERE id = old.id; END;"
 
+/* Schema version 3. Segments and agent states are rowid tables: their
+ * rows are large. An agent's state has a table of its own so that the
+ * agents row stays small: a status change rewrites the whole record, and
+ * SQLite rewrites a record with its overflow pages, which for a state are
+ * megabytes; a peek or a listing would walk them too. An agent without a
+ * state has no agent_states row; the trigger deletes the state with its
+ * agent, in the same statement.
+ *
+ * agents and forwards, small rows found by their key, are WITHOUT ROWID
+ * tables with no other index: one B-tree each, where a rowid table with a
+ * TEXT key keeps two and version 2's agents four (status and segment
+ * indexes, which nothing on a hot path reads: listings are of all agents,
+ * and a segment is deleted rarely enough to scan for its users). Every
+ * commit writes each page it changed to the WAL, and a hop commits four
+ * times on its two hosts: 31 pages a hop with version 2's tables, 25 with
+ * these. */
 static const char schema_v3[] =
 	"CREATE TABLE segments ("
 	"  hash BLOB PRIMARY KEY NOT NULL CHECK (length(hash) = 32),"
@@ -355,13 +355,9 @@ static int tx_aborted(struct agd_store *st)
 	return st->in_tx && sqlite3_get_autocommit(st->db);
 }
 
-/* The prepared statement `id`, reset and unbound, or NULL (*rc set). */
-static sqlite3_stmt *stmt(struct agd_store *st, enum stmt_id id, int *rc)
+/* Statement `id`, prepared on first use, or NULL (*rc set). */
+static sqlite3_stmt *prepared(struct agd_store *st, enum stmt_id id, int *rc)
 {
-	if (tx_aborted(st)) {
-		*rc = AGD_STORE_ERR_ABORTED;
-		return NULL;
-	}
 	if (st->stmts[id] == NULL) {
 		int r = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT,
 					   &st->stmts[id], NULL);
@@ -372,6 +368,16 @@ static sqlite3_stmt *stmt(struct agd_store *st, enum stmt_id id, int *rc)
 		}
 	}
 	return st->stmts[id];
+}
+
+/* The prepared statement `id`, reset and unbound, or NULL (*rc set). */
+static sqlite3_stmt *stmt(struct agd_store *st, enum stmt_id id, int *rc)
+{
+	if (tx_aborted(st)) {
+		*rc = AGD_STORE_ERR_ABORTED;
+		return NULL;
+	}
+	return prepared(st, id, rc);
 }
 
 /* Ends a use of a cached statement. */
@@ -390,18 +396,13 @@ static int exec(struct agd_store *st, const char *sql)
  * in a transaction SQLite has aborted (a ROLLBACK must still run). */
 static int ctl(struct agd_store *st, enum stmt_id id)
 {
-	int r;
+	int rc = 0, r;
+	sqlite3_stmt *s = prepared(st, id, &rc);
 
-	if (st->stmts[id] == NULL) {
-		r = sqlite3_prepare_v3(st->db, stmt_sql[id], -1, SQLITE_PREPARE_PERSISTENT, &st->stmts[id],
-				       NULL);
-		if (r != SQLITE_OK) {
-			st->stmts[id] = NULL;
-			return map(r);
-		}
-	}
-	r = sqlite3_step(st->stmts[id]);
-	sqlite3_reset(st->stmts[id]);
+	if (s == NULL)
+		return rc;
+	r = sqlite3_step(s);
+	sqlite3_reset(s);
 	return r == SQLITE_DONE || r == SQLITE_ROW ? 0 : map(r);
 }
 

@@ -176,9 +176,10 @@ int agd_store_segment_list(struct agd_store *st,
  * when rec->segment is not stored); a state equal to the one stored is not
  * written again, and a row's epoch never goes down (put keeps the higher of
  * the stored and the new one): a writer that knew an older epoch (the
- * runtime, after an aborted transfer) cannot bring back one already used. get fills *rec (release with
- * agd_store_agent_clear) or returns AGD_STORE_ERR_NOTFOUND. delete returns
- * AGD_STORE_ERR_NOTFOUND when absent. */
+ * runtime, after an aborted transfer) cannot bring back one already used.
+ * get fills *rec (release with agd_store_agent_clear) or returns
+ * AGD_STORE_ERR_NOTFOUND. delete returns AGD_STORE_ERR_NOTFOUND when
+ * absent. */
 int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec);
 int agd_store_agent_get(struct agd_store *st, const char *id, struct agd_agent_rec *rec);
 int agd_store_agent_delete(struct agd_store *st, const char *id);

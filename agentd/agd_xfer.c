@@ -1232,7 +1232,7 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	 * and the source, which has committed, answers ACTIVATE again. One
 	 * transaction leaves the agent as the runtime keeps an agent it runs
 	 * (its row running, its log part under its log key), so that the
-	 * admission writes nothing more (a.stored). */
+	 * admission writes nothing more (ops->activate). */
 	rc = agd_store_begin(x->st, 0);
 	if (rc == 0) {
 		rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
@@ -1283,7 +1283,6 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	a.seen_len = in.seen_len;
 	a.log = in.log;
 	a.log_len = in.log_len;
-	a.stored = 1;
 	agd_log(AGD_LOG_INFO, "xfer.activated", "agent=%s from=%s epoch=%llu", rec.id, from,
 		(unsigned long long)rec.epoch);
 	{

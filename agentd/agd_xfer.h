@@ -97,10 +97,6 @@ struct agd_xfer_arrival {
 	const uint8_t *log;      /* its log part (agd_logring.h), or NULL: none came,
 				  * or a malformed one was dropped */
 	size_t log_len;          /* bytes */
-	int stored;              /* 1: its row (status running, state) and its log
-				  * part (under agd_logring_key) are in the store
-				  * already, committed: the callee need not write
-				  * them again */
 };
 
 struct agd_xfer_ops {
@@ -110,8 +106,9 @@ struct agd_xfer_ops {
 	 * it in the store; set hash. 0 or negative (why filled). */
 	int (*segment_in)(void *ud, const uint8_t *bytes, size_t len, uint8_t hash[AGD_WIRE_HASH_LEN],
 			  char *why, size_t why_len);
-	/* Target: an agent is ours now; run it. Its row is in the store with
-	 * status "running", its log part beside it (a->stored). Non-zero: it could
+	/* Target: an agent is ours now; run it. Its row (this state, status
+	 * "running") and its log part (under agd_logring_key) are in the store,
+	 * committed: the callee need not write them again. Non-zero: it could
 	 * not be started (logged by the callee); its row stays for the next
 	 * start, which runs it. */
 	int (*activate)(void *ud, const struct agd_xfer_arrival *a);

@@ -313,37 +313,45 @@ Test(agd_store, a_state_lives_and_dies_with_its_agent_and_an_empty_one_has_no_ro
 	mig_segment_destroy(&seg);
 }
 
-Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
+/* The agents table as versions 1 and 2 made it (rowid, with status and
+ * segment indexes); version 1 had the state as a column (extra). */
+#define LEGACY_AGENTS(extra)                                                        \
+	"CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"                        \
+	" segment BLOB NOT NULL REFERENCES segments(hash)," extra                   \
+	" status TEXT NOT NULL, epoch INTEGER NOT NULL, home TEXT NOT NULL,"        \
+	" mobility INTEGER NOT NULL, activation INTEGER NOT NULL,"                  \
+	" updated_ms INTEGER NOT NULL, reason TEXT NOT NULL);"                      \
+	"CREATE INDEX agents_status ON agents(status);"                             \
+	"CREATE INDEX agents_segment ON agents(segment);"
+
+/* A store at `path` holding seg, turned by `sql` into what an earlier
+ * version wrote. */
+static void legacy_store(const struct mig_segment *seg, const char *sql)
 {
 	struct agd_store *st = open_store();
-	struct mig_segment *seg = segment("pinger", "function main() end");
-	struct agd_agent_rec got;
-	char sql[1024];
 	sqlite3 *db;
 
-	/* A store as version 1 wrote it: the state a column of agents. */
 	cr_assert_eq(agd_store_segment_put(st, seg), 0);
 	agd_store_close(&st);
 	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db,
-				  "DROP TRIGGER agents_state_gone; DROP TABLE agent_states; DROP TABLE agents;"
-				  "CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"
-				  " segment BLOB NOT NULL REFERENCES segments(hash), state BLOB,"
-				  " status TEXT NOT NULL, epoch INTEGER NOT NULL, home TEXT NOT NULL,"
-				  " mobility INTEGER NOT NULL, activation INTEGER NOT NULL,"
-				  " updated_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
-				  "CREATE INDEX agents_status ON agents(status);"
-				  "CREATE INDEX agents_segment ON agents(segment);"
-				  "PRAGMA user_version = 1",
-				  NULL, NULL, NULL),
-		     SQLITE_OK, "%s", sqlite3_errmsg(db));
-	snprintf(sql, sizeof sql,
-		 "INSERT INTO agents VALUES ('old1', (SELECT hash FROM segments), X'01020304',"
-		 " 'passive', 5, 'tcp://h:1', 2, 1, 1, 'r');"
-		 "INSERT INTO agents VALUES ('old2', (SELECT hash FROM segments), NULL,"
-		 " 'created', 1, 'tcp://h:1', 2, 1, 1, 'r')");
 	cr_assert_eq(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK, "%s", sqlite3_errmsg(db));
 	sqlite3_close(db);
+}
+
+Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
+{
+	struct agd_store *st;
+	struct mig_segment *seg = segment("pinger", "function main() end");
+	struct agd_agent_rec got;
+
+	/* A store as version 1 wrote it: the state a column of agents. */
+	legacy_store(seg, "DROP TRIGGER agents_state_gone; DROP TABLE agent_states; DROP TABLE agents;"
+			  LEGACY_AGENTS(" state BLOB,")
+			  "INSERT INTO agents VALUES ('old1', (SELECT hash FROM segments), X'01020304',"
+			  " 'passive', 5, 'tcp://h:1', 2, 1, 1, 'r');"
+			  "INSERT INTO agents VALUES ('old2', (SELECT hash FROM segments), NULL,"
+			  " 'created', 1, 'tcp://h:1', 2, 1, 1, 'r');"
+			  "PRAGMA user_version = 1");
 
 	st = open_store();
 	cr_assert_eq(agd_store_agent_get(st, "old1", &got), 0);
@@ -367,39 +375,25 @@ Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
  * indexes gone, and deleting an agent still takes its state with it. */
 Test(agd_store, a_version_2_store_is_upgraded_in_place_keeping_rows_states_and_pointers)
 {
-	struct agd_store *st = open_store();
+	struct agd_store *st;
 	struct mig_segment *seg = segment("pinger", "function main() end");
 	struct agd_agent_rec got;
 	char host[64];
 	uint64_t epoch = 0;
-	sqlite3 *db;
 
-	cr_assert_eq(agd_store_segment_put(st, seg), 0);
-	agd_store_close(&st);
-	cr_assert_eq(sqlite3_open(path, &db), SQLITE_OK);
-	cr_assert_eq(sqlite3_exec(db,
-				  "DROP TRIGGER agents_state_gone; DROP TABLE agents; DROP TABLE forwards;"
-				  "CREATE TABLE agents (id TEXT PRIMARY KEY NOT NULL,"
-				  " segment BLOB NOT NULL REFERENCES segments(hash),"
-				  " status TEXT NOT NULL, epoch INTEGER NOT NULL, home TEXT NOT NULL,"
-				  " mobility INTEGER NOT NULL, activation INTEGER NOT NULL,"
-				  " updated_ms INTEGER NOT NULL, reason TEXT NOT NULL);"
-				  "CREATE INDEX agents_status ON agents(status);"
-				  "CREATE INDEX agents_segment ON agents(segment);"
-				  "CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
-				  " DELETE FROM agent_states WHERE id = old.id; END;"
-				  "CREATE TABLE forwards (agent TEXT PRIMARY KEY NOT NULL, host TEXT NOT NULL,"
-				  " epoch INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
-				  "INSERT INTO agents VALUES ('a1', (SELECT hash FROM segments), 'waiting', 7,"
-				  " 'h1', 3, 1, 1, 'sleep');"
-				  "INSERT INTO agents VALUES ('a2', (SELECT hash FROM segments), 'created', 1,"
-				  " 'h1', 3, 1, 1, '');"
-				  "INSERT INTO agent_states VALUES ('a1', X'0A0B0C');"
-				  "INSERT INTO forwards VALUES ('gone1', 'h2', 4, 1);"
-				  "PRAGMA user_version = 2",
-				  NULL, NULL, NULL),
-		     SQLITE_OK, "%s", sqlite3_errmsg(db));
-	sqlite3_close(db);
+	legacy_store(seg, "DROP TRIGGER agents_state_gone; DROP TABLE agents; DROP TABLE forwards;"
+			  LEGACY_AGENTS("")
+			  "CREATE TRIGGER agents_state_gone AFTER DELETE ON agents BEGIN"
+			  " DELETE FROM agent_states WHERE id = old.id; END;"
+			  "CREATE TABLE forwards (agent TEXT PRIMARY KEY NOT NULL, host TEXT NOT NULL,"
+			  " epoch INTEGER NOT NULL, updated_ms INTEGER NOT NULL);"
+			  "INSERT INTO agents VALUES ('a1', (SELECT hash FROM segments), 'waiting', 7,"
+			  " 'h1', 3, 1, 1, 'sleep');"
+			  "INSERT INTO agents VALUES ('a2', (SELECT hash FROM segments), 'created', 1,"
+			  " 'h1', 3, 1, 1, '');"
+			  "INSERT INTO agent_states VALUES ('a1', X'0A0B0C');"
+			  "INSERT INTO forwards VALUES ('gone1', 'h2', 4, 1);"
+			  "PRAGMA user_version = 2");
 
 	st = open_store();
 	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
