@@ -474,6 +474,26 @@ Test(cli, a_slow_push_is_listed_by_transfers_and_shown_as_progress)
 	free(reply);
 }
 
+/* scripts/cluster is ready when the daemons it started answer: another
+ * daemon already listening on a host's control port (another test's, say)
+ * does not make a cluster "up" whose host is a stranger. Here a second
+ * cluster is asked to use this one's ports. */
+Test(cli, a_cluster_whose_port_another_daemon_holds_does_not_come_up)
+{
+	char ep[512], other[300];
+	const char *port;
+	int rc;
+
+	ctl_endpoint(1, ep, sizeof ep);
+	port = strrchr(ep, ':');
+	cr_assert_not_null(port, "no port in %s", ep);
+	snprintf(other, sizeof other, "%.200s/other", clu_dir);
+	rc = clu_script("start", "-n", "1", "--dir", other, "--base-port", port + 1, NULL);
+	clu_script("stop", "--dir", other, "--purge", NULL);
+	cr_assert_neq(rc, 0, "a cluster came up on ports another cluster's h1 holds");
+	cr_assert_eq(ctl("--host", "h1", "status", NULL), 0, "%s", clu_out);
+}
+
 /* A pull waits for the agent to arrive, and a refused pull says why with
  * exit 4: asked of a host the agent is not on, the pull is refused there;
  * asked explicitly for strong mobility of an agent whose manifest allows
