@@ -47,6 +47,7 @@ static const struct key keys[] = {
 	{ "peer", "register_interval", K_SECONDS, F(register_interval), 86400.0 },
 	{ "peer", "max_peers", K_UINT, F(max_peers), AGD_CONFIG_PEERS_MAX },
 	{ "peer", "durability", K_DURABILITY, F(durability), 0 },
+	{ "peer", "group_commit", K_BOOL, F(group_commit), 0 },
 	{ "agents", "memory_limit", K_SIZE, F(memory_limit), (double)(64ull << 30) },
 	{ "agents", "slice_instructions", K_UINT, F(slice_instructions), 100000000 },
 	{ "agents", "instruction_limit", K_U64, F(instruction_limit), 1e18 },
@@ -89,6 +90,7 @@ void agd_config_defaults(struct agd_config *cfg)
 	cfg->log_level = AGD_LOG_INFO;
 	cfg->register_interval = 5;
 	cfg->max_peers = AGD_CONFIG_PEERS_MAX;
+	cfg->group_commit = 1;
 	cfg->balance = AGD_BALANCE_OFF;
 	cfg->balance_idle_below = 1;
 	cfg->balance_busy_above = 2;

@@ -72,6 +72,8 @@ struct agd_config {
 	unsigned max_peers;                      /* hosts this one dials at most (<= AGD_CONFIG_PEERS_MAX) */
 	int durability;                          /* transfer commits survive: 0 power loss (default),
 						    1 a crash of the daemon only (agd_xfer.h) */
+	int group_commit;                        /* one store commit per burst of peer messages
+						    (agd_mobility.c, on_sock); default on */
 	/* [balance] (agd_balance.h) */
 	enum agd_balance_mode balance;           /* off or pull */
 	uint32_t balance_idle_below;             /* idle: fewer runnable agents than this */

@@ -28,7 +28,18 @@ struct cmd {
 	void *ud;                       /* its argument */
 };
 
+/* An answer agd_ctl_answer kept while held. */
+struct held {
+	struct held *next;
+	struct agd_ctl_token *tok; /* owned */
+	int ok;
+	size_t len;
+	char body[];               /* len bytes */
+};
+
 struct agd_ctl {
+	int holding;                    /* agd_ctl_hold: answers are kept */
+	struct held *held, **held_tail; /* kept answers, oldest first */
 	void *zctx;                     /* borrowed */
 	struct agd_loop *loop;          /* borrowed */
 	void *socks[CTL_SOCKETS_MAX];   /* ROUTER sockets, owned */
@@ -45,6 +56,8 @@ struct agd_ctl_token {
 	int delim;        /* mirror the empty delimiter */
 	uint8_t id[256];  /* routing id (ZeroMQ caps it at 255) */
 };
+
+static void unhold(struct agd_ctl *ctl, int send);
 
 int agd_ctl_new(void *zctx, struct agd_loop *loop, struct agd_ctl **out)
 {
@@ -66,6 +79,7 @@ void agd_ctl_destroy(struct agd_ctl **ctl_p)
 	if (ctl_p == NULL || *ctl_p == NULL)
 		return;
 	c = *ctl_p;
+	unhold(c, 0);
 	for (int i = 0; i < c->nsocks; i++) {
 		agd_loop_remove(c->loop, c->socks[i], -1);
 		zmq_close(c->socks[i]);
@@ -139,14 +153,70 @@ struct agd_ctl_token *agd_ctl_defer(struct agd_ctl_req *req)
 	return t;
 }
 
+static const char nomem_body[] = "{\"error\":\"out of memory\",\"code\":\"nomem\"}";
+
 void agd_ctl_answer(struct agd_ctl *ctl, struct agd_ctl_token **tok_p, int ok, const char *body)
 {
-	(void)ctl;
+	size_t len;
+	struct held *h;
+
 	if (tok_p == NULL || *tok_p == NULL)
 		return;
-	send_reply(*tok_p, ok, body, strlen(body));
+	len = strlen(body);
+	if (ctl != NULL && ctl->holding) {
+		h = malloc(sizeof *h + len);
+		if (h != NULL) {
+			h->next = NULL;
+			h->tok = *tok_p;
+			h->ok = ok;
+			h->len = len;
+			memcpy(h->body, body, len);
+			*ctl->held_tail = h;
+			ctl->held_tail = &h->next;
+			*tok_p = NULL;
+			return;
+		}
+		ok = 0;
+		body = nomem_body;
+		len = strlen(body);
+	}
+	send_reply(*tok_p, ok, body, len);
 	free(*tok_p);
 	*tok_p = NULL;
+}
+
+void agd_ctl_hold(struct agd_ctl *ctl)
+{
+	if (!ctl->holding) {
+		ctl->holding = 1;
+		ctl->held = NULL;
+		ctl->held_tail = &ctl->held;
+	}
+}
+
+/* Ends holding; sends (or only frees) what was kept. */
+static void unhold(struct agd_ctl *ctl, int send)
+{
+	struct held *h;
+
+	ctl->holding = 0;
+	while ((h = ctl->held) != NULL) {
+		ctl->held = h->next;
+		if (send)
+			send_reply(h->tok, h->ok, h->body, h->len);
+		free(h->tok);
+		free(h);
+	}
+}
+
+void agd_ctl_release(struct agd_ctl *ctl)
+{
+	unhold(ctl, 1);
+}
+
+void agd_ctl_drop(struct agd_ctl *ctl)
+{
+	unhold(ctl, 0);
 }
 
 static void dispatch(struct agd_ctl *c, struct agd_ctl_token *t, zmq_msg_t *frames, int n)

@@ -81,4 +81,13 @@ struct agd_ctl_token;
 struct agd_ctl_token *agd_ctl_defer(struct agd_ctl_req *req);
 void agd_ctl_answer(struct agd_ctl *ctl, struct agd_ctl_token **tok_p, int ok, const char *body);
 
+/* Holding answers back, as agd_peer_hold holds messages: while held,
+ * agd_ctl_answer keeps a copy (or, out of memory, answers an error at
+ * once); release sends the kept ones in order, drop discards them (their
+ * clients time out). For a group commit: an answer must not report writes
+ * before they are durable. */
+void agd_ctl_hold(struct agd_ctl *ctl);
+void agd_ctl_release(struct agd_ctl *ctl);
+void agd_ctl_drop(struct agd_ctl *ctl);
+
 #endif

@@ -36,6 +36,16 @@ struct route {
 	size_t rid_len;                   /* 0: never heard from on the ROUTER */
 };
 
+/* A message agd_peer_send kept while held: its frames back to back. */
+struct held {
+	struct held *next;
+	char host[AGD_WIRE_NAME_MAX + 1];
+	int type;
+	size_t n;                        /* frames */
+	size_t len[AGD_WIRE_FRAMES_MAX]; /* their lengths */
+	uint8_t *data;                   /* their bytes, owned */
+};
+
 struct agd_peer {
 	void *zctx;                       /* borrowed context */
 	void *router;                     /* our CURVE server */
@@ -56,6 +66,8 @@ struct agd_peer {
 	char advertise[ENDPOINT_MAX];     /* sent in HELLO */
 	agd_peer_hello_fn hello_fn;       /* told of peers' endpoints */
 	void *hello_ud;
+	int holding;                      /* agd_peer_hold: sends are kept */
+	struct held *held, **held_tail;   /* kept messages, oldest first */
 };
 
 const char *agd_peer_strerror(int code)
@@ -157,6 +169,7 @@ void agd_peer_destroy(struct agd_peer **pp)
 		return;
 	p = *pp;
 	*pp = NULL;
+	agd_peer_drop(p);
 	for (size_t i = 0; i < p->nroutes; i++)
 		if (p->routes[i].dealer)
 			zmq_close(p->routes[i].dealer);
@@ -266,22 +279,124 @@ int agd_peer_add(struct agd_peer *p, const char *host, const char *endpoint,
 	return 0;
 }
 
-int agd_peer_send(struct agd_peer *p, const char *host, const struct agd_wire_msg *m)
+static int send_encoded(struct agd_peer *p, const char *host, const struct agd_wire_frames *fr)
 {
 	const struct route *r = route_find(p, host);
 	int rc;
 
 	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
 		return AGD_PEER_ERR_UNKNOWN;
-	if (agd_wire_encode(m, &p->fr) != 0)
-		return AGD_PEER_ERR_WIRE;
 	if (r->dealer)
-		rc = send_frames(r->dealer, NULL, 0, &p->fr);
+		rc = send_frames(r->dealer, NULL, 0, fr);
 	else
-		rc = send_frames(p->router, r->rid, r->rid_len, &p->fr);
+		rc = send_frames(p->router, r->rid, r->rid_len, fr);
 	if (rc == 0)
 		p->stats.sent++;
 	return rc;
+}
+
+/* Keeps a copy of the frames in p->fr for agd_peer_release. */
+static int keep(struct agd_peer *p, const char *host, int type)
+{
+	struct held *h = calloc(1, sizeof *h);
+	size_t total = 0, off = 0;
+
+	if (h == NULL)
+		return AGD_PEER_ERR_NOMEM;
+	for (size_t i = 0; i < p->fr.n; i++)
+		total += p->fr.f[i].len;
+	h->data = malloc(total ? total : 1);
+	if (h->data == NULL) {
+		free(h);
+		return AGD_PEER_ERR_NOMEM;
+	}
+	snprintf(h->host, sizeof h->host, "%s", host);
+	h->type = type;
+	h->n = p->fr.n;
+	for (size_t i = 0; i < p->fr.n; i++) {
+		h->len[i] = p->fr.f[i].len;
+		if (h->len[i])
+			memcpy(h->data + off, p->fr.f[i].data, h->len[i]);
+		off += h->len[i];
+	}
+	*p->held_tail = h;
+	p->held_tail = &h->next;
+	return 0;
+}
+
+int agd_peer_send(struct agd_peer *p, const char *host, const struct agd_wire_msg *m)
+{
+	const struct route *r = route_find(p, host);
+
+	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
+		return AGD_PEER_ERR_UNKNOWN;
+	if (agd_wire_encode(m, &p->fr) != 0)
+		return AGD_PEER_ERR_WIRE;
+	return p->holding ? keep(p, host, m->type) : send_encoded(p, host, &p->fr);
+}
+
+void agd_peer_hold(struct agd_peer *p)
+{
+	if (!p->holding) {
+		p->holding = 1;
+		p->held = NULL;
+		p->held_tail = &p->held;
+	}
+}
+
+static struct held *next_held(struct agd_peer *p)
+{
+	struct held *h = p->held;
+
+	if (h != NULL)
+		p->held = h->next;
+	return h;
+}
+
+static void held_free(struct held *h)
+{
+	free(h->data);
+	free(h);
+}
+
+size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_after_fn after,
+			void *ud)
+{
+	struct held *h;
+	size_t failed = 0;
+
+	p->holding = 0;
+	while ((h = next_held(p)) != NULL) {
+		struct agd_wire_frames fr;
+		size_t off = 0;
+		int rc;
+
+		/* Frames 0 and 1 live in fr.head when encoded; sending reads
+		 * only data and len, so pointing into the copy will do. */
+		fr.n = h->n;
+		for (size_t i = 0; i < h->n; i++) {
+			fr.f[i].data = h->len[i] ? h->data + off : NULL;
+			fr.f[i].len = h->len[i];
+			off += h->len[i];
+		}
+		if (before)
+			before(ud, h->type);
+		rc = send_encoded(p, h->host, &fr);
+		failed += rc != 0;
+		if (after)
+			after(ud, h->host, h->type, rc);
+		held_free(h);
+	}
+	return failed;
+}
+
+void agd_peer_drop(struct agd_peer *p)
+{
+	struct held *h;
+
+	p->holding = 0;
+	while ((h = next_held(p)) != NULL)
+		held_free(h);
 }
 
 size_t agd_peer_sockets(const struct agd_peer *p, void **socks, size_t max)
@@ -424,14 +539,19 @@ out:
 	return ret;
 }
 
-int agd_peer_readable(struct agd_peer *p, void *sock)
+int agd_peer_read(struct agd_peer *p, void *sock, int max)
 {
 	int is_router = sock == p->router, n = 0, rc = 0;
 
-	/* Bounded, so one busy peer cannot starve the rest of the loop. */
-	while (n < 256 && (rc = read_one(p, sock, is_router)) == 1)
+	while (n < max && (rc = read_one(p, sock, is_router)) == 1)
 		n++;
 	return rc < 0 && n == 0 ? rc : n;
+}
+
+int agd_peer_readable(struct agd_peer *p, void *sock)
+{
+	/* Bounded, so one busy peer cannot starve the rest of the loop. */
+	return agd_peer_read(p, sock, AGD_PEER_READ_MAX);
 }
 
 int agd_peer_poll(struct agd_peer *p, int timeout_ms)

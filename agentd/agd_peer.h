@@ -107,17 +107,40 @@ int agd_peer_dialled(const struct agd_peer *p, const char *host);
 /* Sends m to host: through its DEALER, or else back through the ROUTER to
  * the connection it was last heard from. Never blocks. Returns 0,
  * AGD_PEER_ERR_UNKNOWN, AGD_PEER_ERR_AGAIN, AGD_PEER_ERR_WIRE or
- * AGD_PEER_ERR_ZMQ. */
+ * AGD_PEER_ERR_ZMQ; while held (below), 0 once kept, or AGD_PEER_ERR_NOMEM. */
 int agd_peer_send(struct agd_peer *p, const char *host, const struct agd_wire_msg *m);
+
+/*
+ * Holding messages back. While held, agd_peer_send checks the route and
+ * encodes as usual but keeps a copy instead of sending it; release sends
+ * the kept ones in order, drop discards them. For a group commit
+ * (agd_store_group_begin): a message must not leave before the writes it
+ * reports are durable. release calls before(ud, type) ahead of each
+ * message and after(ud, type, rc) once it went or failed (either may be
+ * NULL), so the caller's test points and logs fire when a message really
+ * goes. Returns the number of messages that could not be sent.
+ */
+typedef void (*agd_peer_before_fn)(void *ud, int type);
+typedef void (*agd_peer_after_fn)(void *ud, const char *host, int type, int rc);
+
+void agd_peer_hold(struct agd_peer *p);
+size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_after_fn after,
+			void *ud);
+void agd_peer_drop(struct agd_peer *p);
 
 /* Sockets to poll for ZMQ_POLLIN (the ROUTER and every DEALER); writes at
  * most max and returns how many there are. The set changes after
  * agd_peer_add. */
 size_t agd_peer_sockets(const struct agd_peer *p, void **socks, size_t max);
 
-/* Reads and dispatches every message waiting on sock (one of the above).
- * Returns the number read, or a negative code. */
+/* Reads and dispatches the messages waiting on sock (one of the above), at
+ * most AGD_PEER_READ_MAX, so that one busy peer cannot starve the rest of
+ * the loop. Returns the number read, or a negative code. */
+#define AGD_PEER_READ_MAX 256
 int agd_peer_readable(struct agd_peer *p, void *sock);
+
+/* The same, at most max messages (a group commit's share). */
+int agd_peer_read(struct agd_peer *p, void *sock, int max);
 
 /* Polls all sockets for up to timeout_ms and dispatches what arrived.
  * Returns the number of messages read, or a negative code. */

@@ -54,6 +54,9 @@ enum stmt_id {
 	S_SAVEPOINT,
 	S_RELEASE,
 	S_ROLLBACK_TO,
+	S_TX_SAVEPOINT,
+	S_TX_RELEASE,
+	S_TX_ROLLBACK_TO,
 	S_SYNC_NORMAL,
 	S_SYNC_FULL,
 	S_COUNT,
@@ -111,6 +114,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_SAVEPOINT] = "SAVEPOINT agd_group",
 	[S_RELEASE] = "RELEASE agd_group",
 	[S_ROLLBACK_TO] = "ROLLBACK TO agd_group",
+	/* A caller's transaction inside a group commit. */
+	[S_TX_SAVEPOINT] = "SAVEPOINT agd_tx",
+	[S_TX_RELEASE] = "RELEASE agd_tx",
+	[S_TX_ROLLBACK_TO] = "ROLLBACK TO agd_tx",
 	[S_SYNC_NORMAL] = "PRAGMA synchronous = NORMAL",
 	[S_SYNC_FULL] = "PRAGMA synchronous = FULL",
 };
@@ -212,6 +219,9 @@ struct agd_store {
 	sqlite3 *db;                  /* the one connection */
 	pthread_mutex_t lock;         /* recursive; held from begin to commit */
 	int in_tx;                    /* a transaction is open (by the lock's holder) */
+	int grouping;                 /* between agd_store_group_begin and _end */
+	int outer;                    /* the group's own transaction is open */
+	uint64_t commits;             /* transactions committed (agd_store_commits) */
 	int sync_normal;              /* the connection's synchronous level is NORMAL now
 					 (else FULL): see sync_level */
 	struct timespec busy_since;   /* when the lock we wait for was first found busy */
@@ -349,10 +359,11 @@ static void unlock(struct agd_store *st)
 
 /* SQLite rolls a transaction back by itself after some errors (full disk,
  * I/O, out of memory). Statements after that would each commit on their
- * own, breaking the caller's atomicity: refuse them until rollback. */
+ * own, breaking the caller's (or the group's) atomicity: refuse them until
+ * rollback (or the group's end). */
 static int tx_aborted(struct agd_store *st)
 {
-	return st->in_tx && sqlite3_get_autocommit(st->db);
+	return (st->in_tx || st->outer) && sqlite3_get_autocommit(st->db);
 }
 
 /* Statement `id`, prepared on first use, or NULL (*rc set). */
@@ -424,10 +435,29 @@ static int sync_level(struct agd_store *st, int normal)
 	return rc;
 }
 
-/* Before a write: one outside a transaction commits on its own, durably. */
+/* In a group, its transaction, begun by the first write: at FULL, which
+ * every write may ask for (a group cannot know its writers beforehand). */
+static int group_open(struct agd_store *st)
+{
+	int rc;
+
+	if (!st->grouping || st->outer)
+		return 0;
+	rc = sync_level(st, 0);
+	if (rc == 0)
+		rc = ctl(st, S_BEGIN);
+	if (rc == 0)
+		st->outer = 1;
+	return rc;
+}
+
+/* Before a write: one outside a transaction commits on its own, durably;
+ * in a group, with the group. */
 static int write_level(struct agd_store *st)
 {
-	return st->in_tx ? 0 : sync_level(st, 0);
+	if (st->in_tx)
+		return 0;
+	return st->grouping ? group_open(st) : sync_level(st, 0);
 }
 
 /* Runs a statement expected to produce no row; returns 0 or a code. */
@@ -616,7 +646,7 @@ void agd_store_close(struct agd_store **stp)
 	if (stp == NULL || *stp == NULL)
 		return;
 	st = *stp;
-	if (st->in_tx)
+	if (st->in_tx || st->outer)
 		exec(st, "ROLLBACK");
 	for (int i = 0; i < S_COUNT; i++)
 		sqlite3_finalize(st->stmts[i]);
@@ -666,6 +696,19 @@ int agd_store_begin(struct agd_store *st, int durable)
 		unlock(st);
 		return AGD_STORE_ERR_ARG;
 	}
+	if (st->grouping) {
+		/* A savepoint in the group's transaction, which commits at
+		 * FULL whatever durable says. */
+		rc = group_open(st);
+		if (rc == 0)
+			rc = ctl(st, S_TX_SAVEPOINT);
+		if (rc != 0) {
+			unlock(st);
+			return rc;
+		}
+		st->in_tx = 1;
+		return 0;
+	}
 	/* The safety level cannot change inside a transaction: set it now. */
 	rc = sync_level(st, !durable);
 	if (rc == 0)
@@ -693,8 +736,15 @@ static int end_tx(struct agd_store *st, int commit)
 		/* Already rolled back by SQLite: a rollback has nothing left to
 		 * do, a commit must not pretend it kept anything. */
 		rc = commit ? AGD_STORE_ERR_ABORTED : 0;
+	} else if (st->outer) {
+		/* In a group: kept until the group commits, or undone alone. */
+		rc = commit ? 0 : ctl(st, S_TX_ROLLBACK_TO);
+		if (ctl(st, S_TX_RELEASE) != 0 && rc == 0)
+			rc = AGD_STORE_ERR_ABORTED;
 	} else {
 		rc = ctl(st, commit ? S_COMMIT : S_ROLLBACK);
+		if (rc == 0 && commit)
+			st->commits++;
 		/* A failed COMMIT (full disk, I/O) may leave the transaction
 		 * open: roll it back so nothing half-done stays. */
 		if (rc != 0 && sqlite3_get_autocommit(st->db) == 0)
@@ -704,6 +754,52 @@ static int end_tx(struct agd_store *st, int commit)
 	unlock(st); /* this call's */
 	unlock(st); /* begin's */
 	return rc;
+}
+
+void agd_store_group_begin(struct agd_store *st)
+{
+	lock(st);
+	st->grouping = 1;
+	unlock(st);
+}
+
+int agd_store_group_end(struct agd_store *st)
+{
+	int rc = 0;
+
+	lock(st);
+	if (st->outer) {
+		/* SQLite may have rolled the whole group back (full disk). */
+		rc = sqlite3_get_autocommit(st->db) ? AGD_STORE_ERR_ABORTED : ctl(st, S_COMMIT);
+		if (rc == 0)
+			st->commits++;
+		else if (!sqlite3_get_autocommit(st->db))
+			ctl(st, S_ROLLBACK);
+	}
+	st->outer = 0;
+	st->grouping = 0;
+	unlock(st);
+	return rc;
+}
+
+void agd_store_group_abort(struct agd_store *st)
+{
+	lock(st);
+	if (st->outer && !sqlite3_get_autocommit(st->db))
+		ctl(st, S_ROLLBACK);
+	st->outer = 0;
+	st->grouping = 0;
+	unlock(st);
+}
+
+uint64_t agd_store_commits(struct agd_store *st)
+{
+	uint64_t n;
+
+	lock(st);
+	n = st->commits;
+	unlock(st);
+	return n;
 }
 
 int agd_store_commit(struct agd_store *st)
@@ -862,11 +958,14 @@ static int agent_rec_ok(const struct agd_agent_rec *rec)
  * group_end returns rc, or the commit's failure. */
 static int group_begin(struct agd_store *st)
 {
+	int rc;
+
 	if (tx_aborted(st))
 		return AGD_STORE_ERR_ABORTED;
-	if (!st->in_tx) {
-		int rc = sync_level(st, 0);
-
+	if (!st->in_tx && st->grouping && (rc = group_open(st)) != 0)
+		return rc;
+	if (!st->in_tx && !st->outer) {
+		rc = sync_level(st, 0);
 		return rc != 0 ? rc : ctl(st, S_BEGIN);
 	}
 	return ctl(st, S_SAVEPOINT);
@@ -874,7 +973,7 @@ static int group_begin(struct agd_store *st)
 
 static int group_end(struct agd_store *st, int rc)
 {
-	if (st->in_tx) {
+	if (st->in_tx || st->outer) {
 		/* SQLite may have rolled the whole transaction back (full
 		 * disk): then there is no savepoint left to undo. */
 		if (rc != 0 && !tx_aborted(st))
@@ -883,8 +982,8 @@ static int group_end(struct agd_store *st, int rc)
 			ctl(st, S_RELEASE);
 		return rc;
 	}
-	if (rc == 0)
-		rc = ctl(st, S_COMMIT);
+	if (rc == 0 && (rc = ctl(st, S_COMMIT)) == 0)
+		st->commits++;
 	if (rc != 0 && !sqlite3_get_autocommit(st->db))
 		ctl(st, S_ROLLBACK);
 	return rc;

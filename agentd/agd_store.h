@@ -156,6 +156,31 @@ int agd_store_begin(struct agd_store *st, int durable);
 int agd_store_commit(struct agd_store *st);
 int agd_store_rollback(struct agd_store *st);
 
+/*
+ * Group commit. Between group_begin and group_end every write, from any
+ * thread, goes into one transaction that group_end commits at FULL: a
+ * transaction begun meanwhile is a savepoint in it (its commit keeps its
+ * writes for the group, its rollback undoes them alone), a statement
+ * outside one joins it. So a burst of small transactions costs one commit.
+ *
+ * The price is the caller's: until group_end returns 0 nothing of the
+ * group is durable, though each commit inside said 0. The caller must hold
+ * back whatever reports those writes (messages, answers) until then, and
+ * if group_end fails (it rolls the whole group back) it cannot tell whose
+ * writes were lost: its memory is ahead of its store, and the only safe
+ * way on is from the store, as after a crash. Not nested; no group open
+ * is 0.
+ */
+void agd_store_group_begin(struct agd_store *st);
+int agd_store_group_end(struct agd_store *st);
+/* Ends the group by rolling all of it back. */
+void agd_store_group_abort(struct agd_store *st);
+
+/* Transactions committed through this handle so far, for status and
+ * tests: begin/commit pairs and groups (once each); a lone statement's own
+ * commit is not counted. */
+uint64_t agd_store_commits(struct agd_store *st);
+
 /* Code cache. put stores a signed, decoded segment (idempotent: storing a
  * hash twice is 0); the caller has verified it. get returns the signed file
  * bytes in a malloc'd *bytes (the caller frees; decode with

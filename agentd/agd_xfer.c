@@ -117,6 +117,7 @@ struct agd_xfer {
 	size_t nknown;
 	struct pull pulls[PULLS_MAX];     /* target side: pulls asked for */
 	size_t npulls;                    /* pulls ever asked (ring index) */
+	struct agd_xfer_counts counts;    /* outcomes since start */
 };
 
 const char *agd_xfer_strerror(int code)
@@ -210,6 +211,11 @@ void agd_xfer_destroy(struct agd_xfer **xp)
 void agd_xfer_set_options(struct agd_xfer *x, unsigned options)
 {
 	x->durable = !(options & AGD_XFER_OPT_CRASH_DURABLE);
+}
+
+void agd_xfer_counts(const struct agd_xfer *x, struct agd_xfer_counts *out)
+{
+	*out = x->counts;
 }
 
 size_t agd_xfer_pending(const struct agd_xfer *x)
@@ -748,6 +754,7 @@ static void attempt_fail(struct agd_xfer *x, struct attempt *a, int code, const 
 	x->ops.send(x->ud, a->to, &m);
 	if (a->kind != AGD_KIND_CLONE)
 		agd_store_agent_set_status(x->st, a->agent, AGD_XFER_STATUS_RUNNING, why);
+	x->counts.failed++;
 	agd_log(AGD_LOG_WARN, "xfer.failed", "agent=%s to=%s epoch=%llu reason=\"%s\"", a->agent, a->to,
 		(unsigned long long)a->epoch, why);
 	x->ops.done(x->ud, a->agent, code, a->to, a->epoch, why);
@@ -836,6 +843,10 @@ static void on_committed(struct agd_xfer *x, const char *from, const struct agd_
 		attempt_unlink(x, a);
 		known_add(x, from, a->hash);
 		send_simple(x, from, AGD_MSG_ACTIVATE, a->corr, a->id, a->epoch);
+		if (a->kind == AGD_KIND_CLONE)
+			x->counts.cloned_out++;
+		else
+			x->counts.moved_out++;
 		agd_log(AGD_LOG_INFO, "xfer.committed", "agent=%s id=%s to=%s epoch=%llu", a->agent, a->id,
 			a->to, (unsigned long long)a->epoch);
 		x->ops.done(x->ud, a->agent, 0, a->to, a->epoch, "");
@@ -891,7 +902,6 @@ static void pull_failed_here(struct agd_xfer *x, const char *from, const char *a
 	p->state = AGD_XFER_PULL_REFUSED;
 	snprintf(p->why, sizeof p->why, "%s", why);
 }
-
 
 static void on_refuse(struct agd_xfer *x, const char *from, const struct agd_wire_msg *m,
 		      uint64_t now_ms)
@@ -1266,6 +1276,7 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 		goto out;
 	}
 	arrival_drop(x, m->agent);
+	x->counts.arrived++;
 	memset(&a, 0, sizeof a);
 	a.id = rec.id;
 	a.origin = in.origin;

@@ -222,6 +222,17 @@ int agd_xfer_arriving(struct agd_store *st, const char *agent);
 /* Number of attempts under way at the source, for status and tests. */
 size_t agd_xfer_pending(const struct agd_xfer *x);
 
+/* What this host's transfers have come to since it started (the control
+ * command `transfers`; bench/hop counts hops by them). */
+struct agd_xfer_counts {
+	uint64_t moved_out;  /* source: moves (push, pull) past the commit point */
+	uint64_t cloned_out; /* source: clones past the commit point */
+	uint64_t failed;     /* source: attempts that ended with the agent still here */
+	uint64_t arrived;    /* target: agents activated here (moves and clones) */
+};
+
+void agd_xfer_counts(const struct agd_xfer *x, struct agd_xfer_counts *out);
+
 /* Progress of the attempt under way for agent at this source (control
  * `transfers`, agentctl's progress display). Strings are borrowed until
  * the next call into the module. Returns 0 or AGD_XFER_ERR_NOTFOUND. */

@@ -15,14 +15,21 @@
  *
  * Measures: one agent hopping back and forth (latency p50, p99, hops/s);
  * 100 agents hopping at once (aggregate hops/s); hop time against state
- * size from 1 KB to 10 MB. Also the floor under a hop (a control request
- * answered at once) and the daemons' CPU time per hop (from /proc), which
- * bounds the aggregate rate on this machine whatever else runs on it.
- * Prints a summary, then one JSON object a line.
+ * size from 1 KB to 10 MB. Then the same without a client in the loop:
+ * agents that move themselves (agent.migrate) between the two hosts, one
+ * (mean hop time) and 100 at once (aggregate hops/s), counted by the
+ * daemons' own transfer counts (control `transfers`). Also the floors under
+ * a hop: a control request answered at once, and a bare libzmq CURVE round
+ * trip between two processes (no daemon) of a TRANSFER's size; and the
+ * daemons' CPU time per hop (from /proc), which bounds the aggregate rate
+ * on this machine whatever else runs on it. Prints a summary, then one
+ * JSON object a line.
  *
- * For profiling: HOP_PARTS=1|2|3 (any combination, default all),
+ * For profiling: HOP_PARTS=1|2|3|4|5 (any combination, default all),
  * HOP_SINGLE=N hops in part 1, HOP_LOG=debug|info the daemons' log level,
- * HOP_KEEP=1 keeps the data directory (logs, stderr).
+ * HOP_PEER="key = value" one more line for the daemons' [peer] section
+ * (e.g. "group_commit = false"), HOP_KEEP=1 keeps the data directory (logs,
+ * stderr).
  */
 #include "mig_key.h"
 #include "mig_segment.h"
@@ -45,6 +52,10 @@
 #define CTL_ROUNDS 1000
 #define MANY_AGENTS 100
 #define MANY_SECONDS 5.0
+#define RAW_ROUNDS 2000
+#define RAW_BYTES 1024   /* about a TRANSFER of the 64-byte agent */
+#define SELF_HOPS 2000   /* part 4: even, so the agent ends where it began */
+#define POLL_US 20000    /* part 4: how often the hops are counted */
 
 struct host {
 	char name[8];
@@ -144,6 +155,17 @@ static void make_segment(void)
 		"  a = a or start or {}\n"
 		"  local blob = string.rep('x', tonumber(a.size) or 0)\n"
 		"  local hops = 0\n"
+		"  if a.between then\n"
+		"    agent.recv()\n"
+		"    local n = tonumber(a.hops) or 0\n"
+		"    while n == 0 or hops < n do\n"
+		"      local to = a.between[1]\n"
+		"      if agent.host() == to then to = a.between[2] end\n"
+		"      local ok, err = agent.migrate(to)\n"
+		"      if not ok then agent.log('migrate: ' .. tostring(err)) end\n"
+		"      hops = hops + 1\n"
+		"    end\n"
+		"  end\n"
 		"  while true do\n"
 		"    agent.sleep(3600)\n"
 		"    hops = hops + #blob\n"
@@ -203,10 +225,13 @@ static void setup_hosts(void)
 			 "[daemon]\nhost = %s\ndata_dir = %s/data\nworkers = 2\n\n"
 			 "[control]\ntcp = %s\nipc = \"\"\n\n"
 			 "[peer]\nendpoint = %s\nhost_key = %s/%s.key\ntrust_store = %s\n"
-			 "trusted_hosts = %s\n\n"
+			 "trusted_hosts = %s\n%s\n\n"
+			 "[peers]\n%s = %s\n\n"
 			 "[agents]\nmemory_limit = 67108864\nmessage_max = 67108864\n\n"
 			 "[log]\nfile = %s/agentd.log\nlevel = %s\n",
-			 h->name, h->dir, h->ctl, h->peer, h->dir, h->name, trust, hostsfile, h->dir,
+			 h->name, h->dir, h->ctl, h->peer, h->dir, h->name, trust, hostsfile,
+			 getenv("HOP_PEER") ? getenv("HOP_PEER") : "", H[1 - i].name,
+			 H[1 - i].peer, h->dir,
 			 getenv("HOP_LOG") ? getenv("HOP_LOG") : "warn");
 		/* (the buffer is larger than any path this makes) */
 		snprintf(path, sizeof path, "%s/agentd.conf", h->dir);
@@ -293,18 +318,67 @@ static void start_host(struct host *h, const char *bin)
 }
 
 /* Starts an agent on h holding `size` bytes; writes its id. */
-static void spawn(struct host *h, size_t size, char id[32])
+static void spawn_args(struct host *h, const char *args, char id[32])
 {
 	char body[1024], out[1024];
 	const char *p;
 
-	snprintf(body, sizeof body, "{\"path\":\"%s\",\"args\":{\"size\":%zu}}", segpath, size);
+	snprintf(body, sizeof body, "{\"path\":\"%s\",\"args\":%s}", segpath, args);
 	if (request(h, "run", body, out, sizeof out) != 1 || (p = strstr(out, "\"id\":\"")) == NULL) {
 		fprintf(stderr, "hop: run failed: %s\n", out);
 		die("cannot start the agent");
 	}
 	memcpy(id, p + 6, 16);
 	id[16] = '\0';
+}
+
+static void spawn(struct host *h, size_t size, char id[32])
+{
+	char args[64];
+
+	snprintf(args, sizeof args, "{\"size\":%zu}", size);
+	spawn_args(h, args, id);
+}
+
+/* An agent on h that, once sent a message, migrates itself between the two
+ * hosts `hops` times (0: for ever). */
+static void spawn_mover(struct host *h, int hops, char id[32])
+{
+	char args[128];
+
+	snprintf(args, sizeof args, "{\"size\":64,\"hops\":%d,\"between\":[\"%s\",\"%s\"]}", hops, H[0].name,
+		 H[1].name);
+	spawn_args(h, args, id);
+}
+
+static void send_go(struct host *h, const char *id)
+{
+	char body[128], out[512];
+
+	snprintf(body, sizeof body, "{\"agent\":\"%s\",\"msg\":\"go\"}", id);
+	if (request(h, "send", body, out, sizeof out) != 1) {
+		fprintf(stderr, "hop: send failed: %s\n", out);
+		die("cannot start a moving agent");
+	}
+}
+
+/* Moves both daemons have committed as sources since they started: with
+ * only agents moving themselves, the hops made. -1 if a daemon did not
+ * answer. */
+static long moved_total(void)
+{
+	long total = 0;
+
+	for (int i = 0; i < 2; i++) {
+		char out[8192];
+		const char *p;
+
+		if (request(&H[i], "transfers", "{}", out, sizeof out) != 1 ||
+		    (p = strstr(out, "\"moved_out\":")) == NULL)
+			return -1;
+		total += strtol(p + 12, NULL, 10);
+	}
+	return total;
 }
 
 static int push_body(char *body, size_t len, const char *id, const struct host *to)
@@ -378,6 +452,133 @@ static void json(const char *metric, double value, const char *unit)
 	printf("{\"bench\":\"hop\",\"metric\":\"%s\",\"value\":%.3f,\"unit\":\"%s\"}\n", metric, value, unit);
 }
 
+/* ---- the wire's own floor: libzmq alone, no daemon ---- */
+
+static void raw_echo(const char *ep, const char *secret, int rounds)
+{
+	void *ctx = zmq_ctx_new();
+	void *s = zmq_socket(ctx, ZMQ_ROUTER);
+	int one = 1, tmo = 10000, linger = 1000;
+	char *buf = malloc(RAW_BYTES);
+
+	zmq_setsockopt(s, ZMQ_CURVE_SERVER, &one, sizeof one);
+	zmq_setsockopt(s, ZMQ_CURVE_SECRETKEY, secret, 40);
+	zmq_setsockopt(s, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+	zmq_setsockopt(s, ZMQ_LINGER, &linger, sizeof linger);
+	if (buf == NULL || zmq_bind(s, ep) != 0)
+		_exit(1);
+	for (int i = 0; i < rounds; i++) {
+		char who[256];
+		int n = zmq_recv(s, who, sizeof who, 0), len;
+
+		if (n < 0 || (len = zmq_recv(s, buf, RAW_BYTES, 0)) < 0)
+			_exit(1);
+		zmq_send(s, who, (size_t)n, ZMQ_SNDMORE);
+		zmq_send(s, buf, (size_t)len, 0);
+	}
+	free(buf);
+	/* The last answer must leave before the process does. */
+	zmq_close(s);
+	zmq_ctx_term(ctx);
+	_exit(0);
+}
+
+/* p50 of a CURVE-encrypted ROUTER/DEALER round trip of RAW_BYTES over
+ * loopback TCP between this process and a child: what two daemons'
+ * messages cost before any daemon work. A pushed hop makes two such round
+ * trips (client and source, source and target); -1 if it could not run. */
+static double raw_curve_rtt(void)
+{
+	static double t[RAW_ROUNDS];
+	char spub[41], ssec[41], cpub[41], csec[41], ep[64];
+	char *buf = calloc(1, RAW_BYTES);
+	int warm = 100, tmo = 10000, linger = 0, ok = 1, st;
+	void *d;
+	pid_t pid;
+
+	if (buf == NULL || zmq_curve_keypair(spub, ssec) != 0 || zmq_curve_keypair(cpub, csec) != 0) {
+		free(buf);
+		return -1;
+	}
+	snprintf(ep, sizeof ep, "tcp://127.0.0.1:%d", free_port());
+	pid = fork();
+	if (pid == 0)
+		raw_echo(ep, ssec, RAW_ROUNDS + warm);
+	d = zmq_socket(zctx, ZMQ_DEALER);
+	zmq_setsockopt(d, ZMQ_CURVE_SERVERKEY, spub, 40);
+	zmq_setsockopt(d, ZMQ_CURVE_PUBLICKEY, cpub, 40);
+	zmq_setsockopt(d, ZMQ_CURVE_SECRETKEY, csec, 40);
+	zmq_setsockopt(d, ZMQ_RCVTIMEO, &tmo, sizeof tmo);
+	zmq_setsockopt(d, ZMQ_LINGER, &linger, sizeof linger);
+	zmq_connect(d, ep);
+	for (int i = 0; i < RAW_ROUNDS + warm && ok; i++) {
+		double t0 = now_us();
+
+		ok = zmq_send(d, buf, RAW_BYTES, 0) == RAW_BYTES && zmq_recv(d, buf, RAW_BYTES, 0) == RAW_BYTES;
+		if (i >= warm)
+			t[i - warm] = now_us() - t0;
+	}
+	zmq_close(d);
+	free(buf);
+	if (pid > 0)
+		waitpid(pid, &st, 0);
+	if (!ok || pid < 0)
+		return -1;
+	qsort(t, RAW_ROUNDS, sizeof t[0], cmp_double);
+	return pct(t, RAW_ROUNDS, 0.5);
+}
+
+/* ---- agents that move themselves: no client in the loop ---- */
+
+/* Part 4: one agent migrating itself SELF_HOPS times; the mean hop time. */
+static double self_one(double *rate)
+{
+	char id[32];
+	long c0, c;
+	double t0, t, end;
+
+	spawn_mover(&H[0], SELF_HOPS, id);
+	usleep(200000);
+	c0 = moved_total();
+	t0 = now_us();
+	send_go(&H[0], id);
+	end = t0 + 120e6;
+	do {
+		usleep(POLL_US);
+		c = moved_total();
+		t = now_us();
+	} while (c >= 0 && c - c0 < SELF_HOPS && t < end);
+	if (c - c0 < SELF_HOPS)
+		return -1;
+	*rate = SELF_HOPS / ((t - t0) / 1e6);
+	return (t - t0) / SELF_HOPS;
+}
+
+/* Part 5: MANY_AGENTS agents migrating themselves for ever; the aggregate
+ * rate over MANY_SECONDS after a second's warm-up, and the daemons' CPU
+ * time per hop. They go on until the daemons stop. */
+static double self_many(double *cpu)
+{
+	char id[32];
+	long c0, c1;
+	double t0, cpu0;
+
+	for (int i = 0; i < MANY_AGENTS; i++) {
+		spawn_mover(&H[i % 2], 0, id);
+		send_go(&H[i % 2], id);
+	}
+	usleep(1000000);
+	c0 = moved_total();
+	cpu0 = daemons_cpu_us();
+	t0 = now_us();
+	usleep((useconds_t)(MANY_SECONDS * 1e6));
+	c1 = moved_total();
+	*cpu = c1 > c0 ? (daemons_cpu_us() - cpu0) / (double)(c1 - c0) : 0;
+	if (c0 < 0 || c1 < 0)
+		return -1;
+	return (double)(c1 - c0) / ((now_us() - t0) / 1e6);
+}
+
 /* ---- many agents at once, over one DEALER per daemon ---- */
 
 static void open_dealer(struct host *h)
@@ -446,14 +647,14 @@ int main(int argc, char **argv)
 	static double lat[SINGLE_MAX];
 	static double ctl[CTL_ROUNDS];
 	double total0, total, cpu0, cpu_single = 0, cpu_many = 0;
-	/* HOP_PARTS picks parts (default "123"), HOP_SINGLE the hops of part 1:
+	/* HOP_PARTS picks parts (default "12345"), HOP_SINGLE the hops of part 1:
 	 * for profiling one part at a time. */
-	const char *parts = getenv("HOP_PARTS") ? getenv("HOP_PARTS") : "123";
+	const char *parts = getenv("HOP_PARTS") ? getenv("HOP_PARTS") : "12345";
 	int nsingle = getenv("HOP_SINGLE") ? atoi(getenv("HOP_SINGLE")) : SINGLE_HOPS;
 	int at = 0, errors = 0;
 	static const size_t sizes[] = { 1u << 10, 10u << 10, 100u << 10, 1u << 20, 10u << 20 };
 	double size_us[sizeof sizes / sizeof sizes[0]];
-	double many_rate = 0;
+	double many_rate = 0, raw_rtt, self_us = -1, self_rate = 0, self_many_rate = -1, self_cpu = 0;
 	long many_hops = 0;
 
 	if (bin == NULL) {
@@ -490,6 +691,7 @@ int main(int argc, char **argv)
 		ctl[i] = now_us() - t0;
 	}
 	qsort(ctl, CTL_ROUNDS, sizeof ctl[0], cmp_double);
+	raw_rtt = raw_curve_rtt();
 
 	/* 1. One agent back and forth; the first hop (which fetches the
 	 * segment) is a warm-up and not counted. */
@@ -590,6 +792,17 @@ int main(int argc, char **argv)
 		fprintf(stderr, "hop: state %zu bytes: %.0f us\n", sizes[s], size_us[s]);
 	}
 
+	/* 4 and 5. Agents that move themselves; 5 last, as its agents never
+	 * stop. */
+	if (strchr(parts, '4') != NULL) {
+		self_us = self_one(&self_rate);
+		fprintf(stderr, "hop: one agent moving itself: %.0f us a hop\n", self_us);
+	}
+	if (strchr(parts, '5') != NULL) {
+		self_many_rate = self_many(&self_cpu);
+		fprintf(stderr, "hop: %d agents moving themselves: %.0f hops/s\n", MANY_AGENTS, self_many_rate);
+	}
+
 	for (int i = 0; i < 2; i++) {
 		int st;
 
@@ -611,9 +824,19 @@ int main(int argc, char **argv)
 			printf("  state %8zu bytes: hop FAILED\n", sizes[s]);
 	printf("  daemons' CPU per hop: %.0f us (one agent), %.0f us (%d agents); 2 cores give at most %.0f hops/s\n",
 	       cpu_single, cpu_many, MANY_AGENTS, cpu_many > 0 ? 2e6 / cpu_many : 0);
+	if (self_us >= 0)
+		printf("  one agent moving itself (agent.migrate), %d hops: %.0f us a hop (mean), %.0f hops/s\n",
+		       SELF_HOPS, self_us, self_rate);
+	if (self_many_rate >= 0)
+		printf("  %d agents moving themselves for %.0f s: %.0f hops/s aggregate, CPU %.0f us a hop\n",
+		       MANY_AGENTS, MANY_SECONDS, self_many_rate, self_cpu);
 	printf("  floor: control request answered at once (status): p50 %.0f us\n", pct(ctl, CTL_ROUNDS, 0.5));
+	printf("  floor: bare libzmq CURVE round trip, %d bytes, two processes: p50 %.0f us\n", RAW_BYTES,
+	       raw_rtt);
 	printf("  targets: p50 < 250 us, >= 5000 aggregate hops/s\n");
 	json("control_rtt_p50", pct(ctl, CTL_ROUNDS, 0.5), "us");
+	if (raw_rtt >= 0)
+		json("zmq_curve_rtt_p50", raw_rtt, "us");
 	json("hop_latency_p50", pct(lat, nsingle, 0.5), "us");
 	json("hop_latency_p99", pct(lat, nsingle, 0.99), "us");
 	json("hops_per_s_one_agent", nsingle / (total / 1e6), "hops/s");
@@ -621,6 +844,14 @@ int main(int argc, char **argv)
 	json("cpu_per_hop_one_agent", cpu_single, "us");
 	if (cpu_many > 0)
 		json("cpu_per_hop_100_agents", cpu_many, "us");
+	if (self_us >= 0) {
+		json("self_hop_mean", self_us, "us");
+		json("self_hops_per_s_one_agent", self_rate, "hops/s");
+	}
+	if (self_many_rate >= 0) {
+		json("self_hops_per_s_100_agents", self_many_rate, "hops/s");
+		json("cpu_per_self_hop_100_agents", self_cpu, "us");
+	}
 	for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
 		char m[64];
 

@@ -26,6 +26,7 @@ struct host {
 	int got;                      /* messages handed to the handler */
 	char from[AGD_WIRE_NAME_MAX + 1];
 	struct agd_wire_msg last;     /* copy (blobs not kept) */
+	uint64_t ids[16];             /* msgid of each message, in arrival order */
 };
 
 static struct host A, B, C; /* C: a stranger */
@@ -34,6 +35,8 @@ static void on_msg(void *ud, const char *from, const struct agd_wire_msg *m)
 {
 	struct host *h = ud;
 
+	if (h->got < 16)
+		h->ids[h->got] = m->msgid;
 	h->got++;
 	snprintf(h->from, sizeof h->from, "%s", from);
 	h->last = *m;
@@ -175,14 +178,20 @@ static void close_monitor(struct host *h, void *mon)
 #define HANDSHAKE_FAILED (ZMQ_EVENT_HANDSHAKE_FAILED_NO_DETAIL | ZMQ_EVENT_HANDSHAKE_FAILED_PROTOCOL | \
 			  ZMQ_EVENT_HANDSHAKE_FAILED_AUTH)
 
+/* B dials A and sends it a DELIVER with msgid id; waits for it there. */
+static void send_first(struct agd_wire_msg *m, uint64_t id)
+{
+	cr_assert_eq(agd_peer_add(B.peer, "host-a", agd_peer_endpoint(A.peer), A.pub), 0);
+	deliver(m, "agent-1", id);
+	cr_assert_eq(agd_peer_send(B.peer, "host-a", m), 0);
+	pump(&A, &B, 1, 5000);
+}
+
 Test(agd_peer, trusted_host_gets_through_and_is_named_by_its_key)
 {
 	struct agd_wire_msg m;
 
-	cr_assert_eq(agd_peer_add(B.peer, "host-a", agd_peer_endpoint(A.peer), A.pub), 0);
-	deliver(&m, "agent-1", 11);
-	cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0);
-	pump(&A, &B, 1, 5000);
+	send_first(&m, 11);
 	cr_assert_eq(A.got, 1, "nothing arrived from a trusted host");
 	cr_assert_str_eq(A.from, "host-b");
 	cr_assert_eq(A.last.type, AGD_MSG_DELIVER);
@@ -232,6 +241,61 @@ Test(agd_peer, answer_goes_back_over_the_router_to_an_undialled_host)
 	cr_assert_eq(B.got, 1);
 	cr_assert_str_eq(B.from, "host-a");
 	cr_assert_eq(B.last.type, AGD_MSG_DELIVERED);
+}
+
+static int befores, afters, after_fail;
+
+static void count_before(void *ud, int type)
+{
+	(void)ud;
+	befores += type == AGD_MSG_DELIVER;
+}
+
+static void count_after(void *ud, const char *host, int type, int rc)
+{
+	(void)ud;
+	afters += type == AGD_MSG_DELIVER && strcmp(host, "host-a") == 0;
+	after_fail += rc != 0;
+}
+
+/* Held messages leave only on release, in order and whole; dropped ones
+ * never leave. */
+Test(agd_peer, held_messages_leave_on_release_in_order_and_dropped_ones_never)
+{
+	struct agd_wire_msg m;
+
+	send_first(&m, 20);
+	cr_assert_eq(A.got, 1, "the connection did not come up");
+
+	agd_peer_hold(B.peer);
+	for (uint64_t id = 21; id <= 23; id++) {
+		deliver(&m, "agent-1", id);
+		cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0);
+	}
+	cr_assert_eq(agd_peer_send(B.peer, "nobody", &m), AGD_PEER_ERR_UNKNOWN, "routes are checked at once");
+	pump(&A, &B, 2, 300);
+	cr_assert_eq(A.got, 1, "a held message went out");
+	cr_assert_eq(agd_peer_release(B.peer, count_before, count_after, NULL), 0);
+	cr_assert_eq(befores, 3);
+	cr_assert_eq(afters, 3);
+	cr_assert_eq(after_fail, 0);
+	pump(&A, &B, 4, 5000);
+	cr_assert_eq(A.got, 4);
+	cr_assert_eq(A.ids[1], 21);
+	cr_assert_eq(A.ids[2], 22);
+	cr_assert_eq(A.ids[3], 23);
+	cr_assert_eq(A.last.blob[0].len, 7, "the payload came whole");
+
+	agd_peer_hold(B.peer);
+	deliver(&m, "agent-1", 31);
+	cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0);
+	agd_peer_drop(B.peer);
+	cr_assert_eq(agd_peer_release(B.peer, NULL, NULL, NULL), 0, "nothing left to release");
+	deliver(&m, "agent-1", 32);
+	cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0, "no longer held");
+	pump(&A, &B, 5, 5000);
+	cr_assert_eq(A.got, 5);
+	cr_assert_eq(A.ids[4], 32, "the dropped message arrived");
 }
 
 Test(agd_peer, sending_to_an_unknown_host_is_an_error)

@@ -641,17 +641,14 @@ static void *increment(void *arg)
 	return NULL;
 }
 
-Test(agd_store, transactions_are_atomic_across_threads)
+/* Joins n `increment` threads; the counter they reached. */
+static uint64_t join_and_count(struct agd_store *st, pthread_t *th, int n)
 {
-	struct agd_store *st = open_store();
-	pthread_t th[4];
 	void *val, *ret;
 	size_t len;
 	uint64_t v;
 
-	for (int i = 0; i < 4; i++)
-		cr_assert_eq(pthread_create(&th[i], NULL, increment, st), 0);
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < n; i++) {
 		cr_assert_eq(pthread_join(th[i], &ret), 0);
 		cr_assert_null(ret);
 	}
@@ -659,44 +656,71 @@ Test(agd_store, transactions_are_atomic_across_threads)
 	cr_assert_eq(len, sizeof v);
 	memcpy(&v, val, sizeof v);
 	free(val);
-	cr_assert_eq(v, 800);
+	return v;
+}
+
+Test(agd_store, transactions_are_atomic_across_threads)
+{
+	struct agd_store *st = open_store();
+	pthread_t th[4];
+
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, increment, st), 0);
+	cr_assert_eq(join_and_count(st, th, 4), 800);
 	agd_store_close(&st);
 }
 
-Test(agd_store, a_commit_survives_kill_9)
+/* Runs work(path) in a child process that then waits, still holding the
+ * store, to be killed; returns its pid once work succeeded. */
+static pid_t child_at_work(int (*work)(const char *path))
 {
 	int fds[2];
 	pid_t pid;
 	char c;
-	struct agd_store *st;
-	void *val;
-	size_t len;
 
 	cr_assert_eq(pipe(fds), 0);
 	pid = fork();
 	cr_assert_geq(pid, 0);
 	if (pid == 0) {
-		struct agd_store *cst = NULL;
-
 		close(fds[0]);
-		if (agd_store_open(path, &cst) != 0 || agd_store_begin(cst, 1) != 0 ||
-		    agd_store_kv_put(cst, "acked", "yes", 3) != 0 || agd_store_commit(cst) != 0)
-			_exit(1);
-		/* Acknowledge, then keep the store open with a transaction in
-		 * progress that must not survive. */
-		if (agd_store_begin(cst, 1) != 0 || agd_store_kv_put(cst, "pending", "no", 2) != 0)
-			_exit(1);
-		if (write(fds[1], "k", 1) != 1)
+		if (work(path) != 0 || write(fds[1], "k", 1) != 1)
 			_exit(1);
 		pause();
 		_exit(0);
 	}
 	close(fds[1]);
-	cr_assert_eq(read(fds[0], &c, 1), 1, "the child did not commit");
+	cr_assert_eq(read(fds[0], &c, 1), 1, "the child's work failed");
 	close(fds[0]);
+	return pid;
+}
+
+static void kill_9(pid_t pid)
+{
 	kill(pid, SIGKILL);
 	waitpid(pid, NULL, 0);
+}
 
+/* Acknowledges one commit, then keeps a transaction open that must not
+ * survive. */
+static int ack_then_pend(const char *file)
+{
+	struct agd_store *cst = NULL;
+
+	if (agd_store_open(file, &cst) != 0 || agd_store_begin(cst, 1) != 0 ||
+	    agd_store_kv_put(cst, "acked", "yes", 3) != 0 || agd_store_commit(cst) != 0)
+		return -1;
+	if (agd_store_begin(cst, 1) != 0 || agd_store_kv_put(cst, "pending", "no", 2) != 0)
+		return -1;
+	return 0;
+}
+
+Test(agd_store, a_commit_survives_kill_9)
+{
+	struct agd_store *st;
+	void *val;
+	size_t len;
+
+	kill_9(child_at_work(ack_then_pend));
 	st = open_store();
 	cr_assert_eq(agd_store_kv_get(st, "acked", &val, &len), 0);
 	cr_assert_eq(len, 3);
@@ -709,44 +733,34 @@ Test(agd_store, a_commit_survives_kill_9)
  * opens the file (a second daemon on the same data directory is refused,
  * not let in to corrupt it); its commits survive its kill -9, the WAL
  * index it kept in memory rebuilt by the next opener. */
+/* 50 commits through a private handle, durable and not. */
+static int fifty_private(const char *file)
+{
+	struct agd_store *cst = NULL;
+
+	if (agd_store_open_private(file, &cst) != 0)
+		return -1;
+	for (int i = 0; i < 50; i++) {
+		char key[32];
+
+		snprintf(key, sizeof key, "k%d", i);
+		if (agd_store_begin(cst, i % 2) != 0 || agd_store_kv_put(cst, key, "v", 1) != 0 ||
+		    agd_store_commit(cst) != 0)
+			return -1;
+	}
+	return 0;
+}
+
 Test(agd_store, a_private_store_keeps_others_out_and_its_commits_survive_kill_9)
 {
-	int fds[2];
-	pid_t pid;
-	char c;
+	pid_t pid = child_at_work(fifty_private);
 	struct agd_store *st = NULL;
 	void *val;
 	size_t len;
 
-	cr_assert_eq(pipe(fds), 0);
-	pid = fork();
-	cr_assert_geq(pid, 0);
-	if (pid == 0) {
-		struct agd_store *cst = NULL;
-
-		close(fds[0]);
-		if (agd_store_open_private(path, &cst) != 0)
-			_exit(1);
-		for (int i = 0; i < 50; i++) {
-			char key[32];
-
-			snprintf(key, sizeof key, "k%d", i);
-			if (agd_store_begin(cst, i % 2) != 0 || agd_store_kv_put(cst, key, "v", 1) != 0 ||
-			    agd_store_commit(cst) != 0)
-				_exit(1);
-		}
-		if (write(fds[1], "k", 1) != 1)
-			_exit(1);
-		pause();
-		_exit(0);
-	}
-	close(fds[1]);
-	cr_assert_eq(read(fds[0], &c, 1), 1, "the child did not commit");
-	close(fds[0]);
 	cr_assert_eq(agd_store_open(path, &st), AGD_STORE_ERR_BUSY, "a second opener got in");
 	cr_assert_null(st);
-	kill(pid, SIGKILL);
-	waitpid(pid, NULL, 0);
+	kill_9(pid);
 
 	cr_assert_eq(agd_store_open_private(path, &st), 0);
 	for (int i = 0; i < 50; i++) {
@@ -759,6 +773,139 @@ Test(agd_store, a_private_store_keeps_others_out_and_its_commits_survive_kill_9)
 	agd_store_close(&st);
 	/* Closed, it lets others in again. */
 	cr_assert_eq(agd_store_open(path, &st), 0);
+	agd_store_close(&st);
+}
+
+static int kv_has(struct agd_store *st, const char *key)
+{
+	void *val = NULL;
+	size_t len = 0;
+	int rc = agd_store_kv_get(st, key, &val, &len);
+
+	free(val);
+	cr_assert(rc == 0 || rc == AGD_STORE_ERR_NOTFOUND, "%s: %s", key, agd_store_strerror(rc));
+	return rc == 0;
+}
+
+/* A group: its transactions and lone statements commit once, together; a
+ * rollback inside undoes its own writes only. */
+Test(agd_store, a_group_commits_its_writes_once_and_a_rollback_inside_undoes_only_its_own)
+{
+	struct agd_store *st = open_store();
+	uint64_t before = agd_store_commits(st);
+
+	agd_store_group_begin(st);
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "a", "1", 1), 0);
+	cr_assert_eq(agd_store_commit(st), 0);
+	cr_assert_eq(agd_store_begin(st, 0), 0);
+	cr_assert_eq(agd_store_begin(st, 0), AGD_STORE_ERR_ARG, "no nesting in a group either");
+	cr_assert_eq(agd_store_kv_put(st, "b", "2", 1), 0);
+	cr_assert_eq(agd_store_rollback(st), 0);
+	cr_assert_eq(agd_store_kv_put(st, "c", "3", 1), 0);
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "d", "4", 1), 0);
+	cr_assert_eq(agd_store_commit(st), 0);
+	cr_assert(kv_has(st, "a") && !kv_has(st, "b") && kv_has(st, "c") && kv_has(st, "d"),
+		  "the group reads its own writes");
+	cr_assert_eq(agd_store_commits(st), before, "nothing committed before the group ends");
+	cr_assert_eq(agd_store_group_end(st), 0);
+	cr_assert_eq(agd_store_commits(st), before + 1, "one commit for the group");
+	cr_assert_eq(agd_store_group_end(st), 0, "no group open is not an error");
+	agd_store_close(&st);
+
+	st = open_store();
+	cr_assert(kv_has(st, "a") && !kv_has(st, "b") && kv_has(st, "c") && kv_has(st, "d"));
+	/* Outside a group, transactions are their own again. */
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "e", "5", 1), 0);
+	cr_assert_eq(agd_store_commit(st), 0);
+	cr_assert_eq(agd_store_commits(st), 1);
+	agd_store_close(&st);
+}
+
+/* Until its end a group is not durable, though its commits said 0: a
+ * kill -9 before the end loses all of it and nothing before it. */
+/* A lone commit, an ended group, then a group left open. */
+static int groups_one_open(const char *file)
+{
+	struct agd_store *cst = NULL;
+
+	if (agd_store_open_private(file, &cst) != 0 || agd_store_kv_put(cst, "alone", "x", 1) != 0)
+		return -1;
+	agd_store_group_begin(cst);
+	if (agd_store_begin(cst, 1) != 0 || agd_store_kv_put(cst, "ended", "x", 1) != 0 ||
+	    agd_store_commit(cst) != 0 || agd_store_group_end(cst) != 0)
+		return -1;
+	agd_store_group_begin(cst);
+	if (agd_store_begin(cst, 1) != 0 || agd_store_kv_put(cst, "open", "x", 1) != 0 ||
+	    agd_store_commit(cst) != 0 || agd_store_kv_put(cst, "open2", "x", 1) != 0)
+		return -1;
+	return 0;
+}
+
+Test(agd_store, a_group_killed_before_its_end_leaves_nothing_and_an_ended_one_survives)
+{
+	struct agd_store *st;
+
+	kill_9(child_at_work(groups_one_open));
+	st = open_store();
+	cr_assert(kv_has(st, "alone"));
+	cr_assert(kv_has(st, "ended"), "an ended group was lost");
+	cr_assert(!kv_has(st, "open") && !kv_has(st, "open2"), "a group that never ended survived");
+	agd_store_close(&st);
+}
+
+/* Other threads' transactions during a group are savepoints in it, each
+ * still atomic: no increment is lost. */
+Test(agd_store, transactions_of_other_threads_join_a_group_and_stay_atomic)
+{
+	struct agd_store *st = open_store();
+	pthread_t th[2];
+
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&th[i], NULL, increment, st), 0);
+	for (int g = 0; g < 200; g++) {
+		agd_store_group_begin(st);
+		cr_assert_eq(agd_store_kv_put(st, "group", &g, sizeof g), 0);
+		cr_assert_eq(agd_store_group_end(st), 0);
+	}
+	cr_assert_eq(join_and_count(st, th, 2), 400);
+	agd_store_close(&st);
+}
+
+/* A write a full store refuses inside a group: that transaction is undone
+ * (or SQLite ended the whole group, which then says so); the store stays
+ * consistent and usable. */
+Test(agd_store, a_full_store_inside_a_group_leaves_it_consistent)
+{
+	struct agd_store *st = open_store();
+	size_t big = 1 << 20;
+	char *blob = calloc(1, big);
+	int rc;
+
+	cr_assert_not_null(blob);
+	cr_assert_eq(agd_store_set_max_size(st, 256 * 1024), 0);
+	agd_store_group_begin(st);
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "kept", "x", 1), 0);
+	cr_assert_eq(agd_store_commit(st), 0);
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	rc = agd_store_kv_put(st, "big", blob, big);
+	cr_assert_eq(rc, AGD_STORE_ERR_FULL, "%s", agd_store_strerror(rc));
+	agd_store_rollback(st);
+	rc = agd_store_kv_put(st, "after", "y", 1);
+	cr_assert(rc == 0 || rc == AGD_STORE_ERR_ABORTED, "%d", rc);
+	rc = agd_store_group_end(st);
+	if (rc == 0) {
+		cr_assert(kv_has(st, "kept"));
+	} else {
+		cr_assert_eq(rc, AGD_STORE_ERR_ABORTED, "%s", agd_store_strerror(rc));
+		cr_assert(!kv_has(st, "kept") && !kv_has(st, "after"), "half a group survived");
+	}
+	cr_assert(!kv_has(st, "big"));
+	cr_assert_eq(agd_store_kv_put(st, "usable", "z", 1), 0);
+	free(blob);
 	agd_store_close(&st);
 }
 

@@ -399,11 +399,9 @@ Test(agd_xfer, a_second_hop_back_uses_the_cached_segment)
 	cr_assert_eq(epoch, 2);
 }
 
-Test(agd_xfer, every_message_duplicated_still_activates_once)
+/* Delivers every packet in flight, and those they cause, twice each. */
+static void deliver_all_twice(void)
 {
-	struct agd_xfer_req r = push_req("agent-1", "host-b");
-
-	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
 	for (int i = 0; i < 200 && qn > 0; i++) {
 		struct packet p = take(0);
 
@@ -411,6 +409,14 @@ Test(agd_xfer, every_message_duplicated_still_activates_once)
 		deliver(&p);
 		free(p.bytes);
 	}
+}
+
+Test(agd_xfer, every_message_duplicated_still_activates_once)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	deliver_all_twice();
 	settle();
 	cr_assert_eq(nodes[0].done_calls, 1);
 	cr_assert_eq(nodes[0].done_rc, 0);
@@ -688,6 +694,43 @@ Test(agd_xfer, clone_runs_under_a_new_id_and_the_original_goes_on)
 	agd_store_agent_clear(&rec);
 	cr_assert_eq(agd_store_agent_get(nodes[1].st, "agent-1-clone", &rec), 0);
 	agd_store_agent_clear(&rec);
+}
+
+/* The counts `transfers` reports: each outcome once, on the host it
+ * happened on, however often its messages came. */
+Test(agd_xfer, each_outcome_is_counted_once_where_it_happened)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	struct agd_xfer_counts a, b;
+
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	deliver_all_twice();
+	settle();
+	r.to = "host-a";
+	cr_assert_eq(agd_xfer_push(nodes[1].x, &r, now), 0);
+	settle();
+	r.to = "host-b";
+	r.kind = AGD_KIND_CLONE;
+	r.clone_id = "agent-1-clone";
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	nodes[2].refuse_segments = 1;
+	r.to = "host-c";
+	r.kind = AGD_KIND_PUSH;
+	r.clone_id = NULL;
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	settle();
+	cr_assert_eq(nodes[0].done_rc, AGD_XFER_ERR_REFUSED);
+	agd_xfer_counts(nodes[0].x, &a);
+	agd_xfer_counts(nodes[1].x, &b);
+	cr_assert_eq(a.moved_out, 1);
+	cr_assert_eq(a.cloned_out, 1);
+	cr_assert_eq(a.failed, 1);
+	cr_assert_eq(a.arrived, 1, "it came back once");
+	cr_assert_eq(b.moved_out, 1);
+	cr_assert_eq(b.cloned_out, 0);
+	cr_assert_eq(b.failed, 0);
+	cr_assert_eq(b.arrived, 2, "the agent, then its clone, each once despite duplicates");
 }
 
 Test(agd_xfer, pull_brings_the_agent_to_the_asking_host)

@@ -191,36 +191,55 @@ Test(migration, a_pull_whose_transfer_fails_says_why_and_the_agent_stays)
 }
 
 /* kill -9 of one daemon at one step, restart it, check exactly once. */
-static void crash_case(int victim, const char *step)
+/* The victim host stops at `step` of a push from h1 to h2: killed there
+ * (AGENTD_TEST_CRASH_AT), or, with failed_group, because the group commit
+ * that would send it fails (AGENTD_TEST_FAIL_GROUP_AT: the group is rolled
+ * back and the daemon exits with status 1, nothing of the group sent).
+ * Restarted, it recovers from its store, and the agent ends up on exactly
+ * one host with its state intact. */
+static void stop_case(int victim, const char *step, int failed_group)
 {
-	char id[32], out[512];
+	char id[32], out[512], what[64];
 	struct host *src = &hosts[0], *dst = &hosts[1], *v = &hosts[victim];
 	int before, status = 0;
 	long end;
 
-	start_host(src, victim == 0 ? step : NULL, NULL);
-	start_host(dst, victim == 1 ? step : NULL, NULL);
+	for (int i = 0; i < 2; i++) {
+		if (i == victim && failed_group)
+			setenv("AGENTD_TEST_FAIL_GROUP_AT", step, 1);
+		start_host(&hosts[i], i == victim && !failed_group ? step : NULL, NULL);
+		unsetenv("AGENTD_TEST_FAIL_GROUP_AT");
+	}
 	run_ticker(src, id);
 	wait_ticks(src, id, 3);
 	before = last_tick(src, id);
-	push(src, id, "h2", out, sizeof out); /* fails or not: the crash decides */
+	push(src, id, "h2", out, sizeof out); /* fails or not: the stop decides */
 	end = now_ms() + 15000;
 	while (now_ms() < end && waitpid(v->pid, &status, WNOHANG) == 0)
 		usleep(20000);
-	cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s did not die at %s", v->name,
-		  step);
+	if (failed_group) {
+		cr_assert(WIFEXITED(status) && WEXITSTATUS(status) == 1,
+			  "%s did not stop with status 1 when its group failed at %s (status %#x)", v->name,
+			  step, status);
+		cr_assert(tst_file_has(v->log, "store.group_failed"), "no store.group_failed in %s's log",
+			  v->name);
+	} else {
+		cr_assert(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL, "%s did not die at %s", v->name,
+			  step);
+	}
 	v->pid = 0;
 	start_host(v, NULL, NULL);
-	{
-		char what[64];
-
-		snprintf(what, sizeof what, "kill -9 of %s at %s", v->name, step);
-		settle_on_one(src, dst, id, before, v, what);
-	}
+	snprintf(what, sizeof what, "%s of %s at %s", failed_group ? "failed group" : "kill -9", v->name, step);
+	settle_on_one(src, dst, id, before, v, what);
 	for (int i = 0; i < 2; i++) {
 		tst_proc_stop(hosts[i].pid, 5000);
 		hosts[i].pid = 0;
 	}
+}
+
+static void crash_case(int victim, const char *step)
+{
+	stop_case(victim, step, 0);
 }
 
 Test(migration, kill_9_of_the_source_before_the_offer)
@@ -251,6 +270,19 @@ Test(migration, kill_9_of_the_source_after_the_commit_point)
 Test(migration, kill_9_of_the_target_right_after_activation)
 {
 	crash_case(1, "activated");
+}
+
+/* A group commit that fails stops its daemon before anything of the group
+ * leaves (docs/config.md, group_commit): at the target, the stored arrival
+ * and its acknowledgement; at the source, its commit point and ACTIVATE. */
+Test(migration, a_failed_group_commit_at_the_target_stops_it_and_the_agent_stays_once)
+{
+	stop_case(1, "COMMITTED", 1);
+}
+
+Test(migration, a_failed_group_commit_at_the_commit_point_stops_the_source_and_the_agent_stays_once)
+{
+	stop_case(0, "ACTIVATE", 1);
 }
 
 /* SIGSTOP on the source right after it sent TRANSFER; the target stores
