@@ -470,11 +470,21 @@ static void group_failed(struct agd_mobility *m, int rc)
  * steps: what it holds back waits for all of them, and with the next
  * daemon idle meanwhile, larger groups cost more hops per second than
  * their fewer commits save (bench/hop, 100 agents: 8, 16, 32 and 256 gave
- * about 4,200, 4,600, 4,600 and 4,000 hops/s). What a failed commit costs:
+ * about 4,200, 4,600, 4,600 and 4,000 hops/s); and it ends early once it
+ * holds GROUP_BYTES of messages back. What a failed commit costs:
  * group_failed. [peer] group_commit = false commits (and fails) each
  * step's writes on their own.
  */
 #define GROUP_MAX 16
+/* A group also ends once what it holds back passes this: a held message is
+ * a copy, and sixteen large transfers would hold sixteen states. */
+#define GROUP_BYTES (4u << 20)
+
+/* Whether the open group may take one more step. */
+static int group_room(const struct agd_mobility *m, int steps)
+{
+	return steps < GROUP_MAX && agd_peer_held_bytes(m->peer) < GROUP_BYTES;
+}
 
 static void group_open(struct agd_mobility *m)
 {
@@ -506,7 +516,7 @@ static void group_close(struct agd_mobility *m)
 static void on_sock(struct agd_loop *loop, void *sock, int fd, void *ud)
 {
 	struct agd_mobility *m = ud;
-	int n = GROUP_MAX;
+	int total = 0, more = 1;
 
 	(void)loop;
 	(void)fd;
@@ -515,10 +525,14 @@ static void on_sock(struct agd_loop *loop, void *sock, int fd, void *ud)
 		return;
 	}
 	/* As many messages as agd_peer_readable would take, in groups. */
-	for (int total = 0; n == GROUP_MAX && total < AGD_PEER_READ_MAX; total += n) {
+	while (more && total < AGD_PEER_READ_MAX) {
+		int steps = 0;
+
 		group_open(m);
-		n = agd_peer_read(m->peer, sock, GROUP_MAX);
+		while (group_room(m, steps) && (more = agd_peer_read(m->peer, sock, 1) == 1))
+			steps++;
 		group_close(m);
+		total += steps;
 	}
 }
 
@@ -974,7 +988,7 @@ static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 
 		if (m->cfg->group_commit)
 			group_open(m);
-		while (list && k++ < GROUP_MAX) {
+		while (list && (!m->cfg->group_commit || group_room(m, k++))) {
 			struct item *it = list;
 
 			list = it->next;

@@ -68,6 +68,7 @@ struct agd_peer {
 	void *hello_ud;
 	int holding;                      /* agd_peer_hold: sends are kept */
 	struct held *held, **held_tail;   /* kept messages, oldest first */
+	size_t held_bytes;                /* their frames' bytes */
 };
 
 const char *agd_peer_strerror(int code)
@@ -321,6 +322,7 @@ static int keep(struct agd_peer *p, const char *host, int type)
 	}
 	*p->held_tail = h;
 	p->held_tail = &h->next;
+	p->held_bytes += total;
 	return 0;
 }
 
@@ -341,7 +343,13 @@ void agd_peer_hold(struct agd_peer *p)
 		p->holding = 1;
 		p->held = NULL;
 		p->held_tail = &p->held;
+		p->held_bytes = 0;
 	}
+}
+
+size_t agd_peer_held_bytes(const struct agd_peer *p)
+{
+	return p->holding ? p->held_bytes : 0;
 }
 
 static struct held *next_held(struct agd_peer *p)

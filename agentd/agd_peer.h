@@ -124,6 +124,8 @@ typedef void (*agd_peer_before_fn)(void *ud, int type);
 typedef void (*agd_peer_after_fn)(void *ud, const char *host, int type, int rc);
 
 void agd_peer_hold(struct agd_peer *p);
+/* Bytes kept so far (0 when not held): a holder bounds its memory by it. */
+size_t agd_peer_held_bytes(const struct agd_peer *p);
 size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_after_fn after,
 			void *ud);
 void agd_peer_drop(struct agd_peer *p);

@@ -221,6 +221,8 @@ struct agd_store {
 	int in_tx;                    /* a transaction is open (by the lock's holder) */
 	int grouping;                 /* between agd_store_group_begin and _end */
 	int outer;                    /* the group's own transaction is open */
+	int tx_outer;                 /* the open transaction began the group's (no
+					 savepoint: it is all the group holds so far) */
 	uint64_t commits;             /* transactions committed (agd_store_commits) */
 	int sync_normal;              /* the connection's synchronous level is NORMAL now
 					 (else FULL): see sync_level */
@@ -698,9 +700,14 @@ int agd_store_begin(struct agd_store *st, int durable)
 	}
 	if (st->grouping) {
 		/* A savepoint in the group's transaction, which commits at
-		 * FULL whatever durable says. */
+		 * FULL whatever durable says; or, opening that transaction, no
+		 * savepoint at all: a savepoint makes SQLite keep the old
+		 * content of every page it changes (a large state rewritten
+		 * over freed pages is copied once more), and a first
+		 * transaction can be undone by undoing the group's. */
+		st->tx_outer = !st->outer;
 		rc = group_open(st);
-		if (rc == 0)
+		if (rc == 0 && !st->tx_outer)
 			rc = ctl(st, S_TX_SAVEPOINT);
 		if (rc != 0) {
 			unlock(st);
@@ -736,6 +743,12 @@ static int end_tx(struct agd_store *st, int commit)
 		/* Already rolled back by SQLite: a rollback has nothing left to
 		 * do, a commit must not pretend it kept anything. */
 		rc = commit ? AGD_STORE_ERR_ABORTED : 0;
+	} else if (st->outer && st->tx_outer) {
+		/* The group's first: kept, or undone with the group's whole
+		 * transaction, which held nothing else. */
+		rc = commit ? 0 : ctl(st, S_ROLLBACK);
+		if (!commit)
+			st->outer = 0;
 	} else if (st->outer) {
 		/* In a group: kept until the group commits, or undone alone. */
 		rc = commit ? 0 : ctl(st, S_TX_ROLLBACK_TO);

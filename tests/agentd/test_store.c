@@ -794,7 +794,12 @@ Test(agd_store, a_group_commits_its_writes_once_and_a_rollback_inside_undoes_onl
 	struct agd_store *st = open_store();
 	uint64_t before = agd_store_commits(st);
 
+	/* The group's first transaction undone, then the rest. */
 	agd_store_group_begin(st);
+	cr_assert_eq(agd_store_begin(st, 1), 0);
+	cr_assert_eq(agd_store_kv_put(st, "x", "0", 1), 0);
+	cr_assert_eq(agd_store_rollback(st), 0);
+	cr_assert(!kv_has(st, "x"));
 	cr_assert_eq(agd_store_begin(st, 1), 0);
 	cr_assert_eq(agd_store_kv_put(st, "a", "1", 1), 0);
 	cr_assert_eq(agd_store_commit(st), 0);
@@ -816,6 +821,7 @@ Test(agd_store, a_group_commits_its_writes_once_and_a_rollback_inside_undoes_onl
 
 	st = open_store();
 	cr_assert(kv_has(st, "a") && !kv_has(st, "b") && kv_has(st, "c") && kv_has(st, "d"));
+	cr_assert(!kv_has(st, "x"));
 	/* Outside a group, transactions are their own again. */
 	cr_assert_eq(agd_store_begin(st, 1), 0);
 	cr_assert_eq(agd_store_kv_put(st, "e", "5", 1), 0);

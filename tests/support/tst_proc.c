@@ -13,7 +13,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -34,6 +36,32 @@ static int port_bindable(int port)
 	ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
 	close(fd);
 	return ok;
+}
+
+/* Claims `port` among the test processes of this machine: an flock on a
+ * file named after it, held (fd kept open, not inherited by the daemons)
+ * until this process exits. Two test binaries running at once (ctest -j)
+ * could otherwise both find a port free and both give it to a daemon,
+ * and the slower one (an ASan build binds late) died of "Address already
+ * in use". 1 if the port is ours now; without the directory, 1 (the
+ * bind check alone). The files stay, empty, one per port ever claimed: a
+ * file removed while locked would let two claims of one port coexist. */
+static int port_claim(int port)
+{
+	char path[64];
+	int fd;
+
+	if (mkdir("/tmp/agentd-test-ports", 01777) != 0 && errno != EEXIST)
+		return 1;
+	snprintf(path, sizeof path, "/tmp/agentd-test-ports/%d", port);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+	if (fd < 0)
+		return 1;
+	if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+		close(fd);
+		return 0;
+	}
+	return 1; /* fd stays open: the claim lasts as long as this process */
 }
 
 /* A port below the kernel's ephemeral range (32768 and up by default):
@@ -61,7 +89,7 @@ int tst_free_port(void)
 
 		for (size_t i = 0; i < ngiven; i++)
 			dup |= given[i] == port;
-		if (dup || !port_bindable(port))
+		if (dup || !port_bindable(port) || !port_claim(port))
 			continue;
 		if (ngiven < sizeof given / sizeof given[0])
 			given[ngiven++] = port;
