@@ -395,11 +395,27 @@ static void kv_key(char *key, size_t len, const char *id)
 	snprintf(key, len, KV_PREFIX "%s", id);
 }
 
+/* The log part of an arriving agent goes straight under its log key,
+ * where the runtime keeps an agent's log, so that its activation need not
+ * write it again; none (or a dropped one) clears what an older attempt
+ * left there. An earlier build kept it in the arrival record (inrec),
+ * which inrec_get still reads. */
+static int log_put(struct agd_xfer *x, const char *id, const uint8_t *log, size_t len)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	int rc;
+
+	agd_logring_key(key, sizeof key, id);
+	if (len > 0)
+		return agd_store_kv_put(x->st, key, log, len);
+	rc = agd_store_kv_delete(x->st, key);
+	return rc == AGD_STORE_ERR_NOTFOUND ? 0 : rc;
+}
+
 static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 {
 	size_t fl = strlen(r->from), ol = strlen(r->origin);
-	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len + 4 + r->seen_len +
-		     (r->log_len ? 4 + r->log_len : 0);
+	size_t len = 1 + fl + 1 + ol + 2 + 4 + r->res_len + 4 + r->seen_len;
 	uint8_t *b = malloc(len), *p;
 	char key[AGD_STORE_KEY_MAX + 1];
 	int rc;
@@ -424,11 +440,6 @@ static int inrec_put(struct agd_xfer *x, const char *id, const struct inrec *r)
 	p += 4;
 	if (r->seen_len)
 		memcpy(p, r->seen, r->seen_len);
-	p += r->seen_len;
-	if (r->log_len) {
-		put32(p, r->log_len);
-		memcpy(p + 4, r->log, r->log_len);
-	}
 	kv_key(key, sizeof key, id);
 	rc = agd_store_kv_put(x->st, key, b, len);
 	free(b);
@@ -995,7 +1006,7 @@ static enum verdict judge(struct agd_xfer *x, const char *id, uint64_t epoch, co
 	enum verdict v;
 
 	memset(&rec, 0, sizeof rec);
-	rc = agd_store_agent_get(x->st, id, &rec);
+	rc = agd_store_agent_peek(x->st, id, &rec); /* status and epoch: not the state */
 	if (rc == 0) {
 		struct inrec in;
 
@@ -1196,6 +1207,8 @@ static void on_transfer(struct agd_xfer *x, const char *from, const struct agd_w
 		if (rc == 0)
 			rc = inrec_put(x, m->agent, &in);
 		if (rc == 0)
+			rc = log_put(x, m->agent, in.log, in.log_len);
+		if (rc == 0)
 			rc = agd_store_commit(x->st);
 		else
 			agd_store_rollback(x->st);
@@ -1246,12 +1259,10 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	rc = agd_store_begin(x->st, 0);
 	if (rc == 0) {
 		rc = agd_store_agent_set_status(x->st, m->agent, AGD_XFER_STATUS_RUNNING, "arrived");
-		if (rc == 0 && in.log_len > 0) {
-			char key[AGD_STORE_KEY_MAX + 1];
-
-			agd_logring_key(key, sizeof key, m->agent);
-			rc = agd_store_kv_put(x->st, key, in.log, in.log_len);
-		}
+		/* Stored by an earlier build with the arrival record: moved
+		 * under the log key now (this build stored it there at once). */
+		if (rc == 0 && in.log_len > 0)
+			rc = log_put(x, m->agent, in.log, in.log_len);
 		if (rc == 0) {
 			char key[AGD_STORE_KEY_MAX + 1];
 			int frc;
@@ -1277,6 +1288,17 @@ static void on_activate(struct agd_xfer *x, const char *from, const struct agd_w
 	}
 	arrival_drop(x, m->agent);
 	x->counts.arrived++;
+	if (in.log_len == 0) {
+		/* The runtime's ring starts from it; none is fine too. */
+		char key[AGD_STORE_KEY_MAX + 1];
+		void *log = NULL;
+
+		agd_logring_key(key, sizeof key, m->agent);
+		if (agd_store_kv_get(x->st, key, &log, &in.log_len) == 0)
+			in.log = log;
+		else
+			in.log_len = 0;
+	}
 	memset(&a, 0, sizeof a);
 	a.id = rec.id;
 	a.origin = in.origin;
@@ -1331,6 +1353,8 @@ static void on_abort(struct agd_xfer *x, const char *from, const struct agd_wire
 		rc = agd_store_agent_delete(x->st, m->agent);
 		if (rc == 0)
 			rc = agd_store_kv_delete(x->st, key);
+		if (rc == 0)
+			rc = log_put(x, m->agent, NULL, 0); /* its log part went back with it */
 		if (rc == 0)
 			rc = agd_store_commit(x->st);
 		else

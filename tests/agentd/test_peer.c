@@ -273,9 +273,11 @@ Test(agd_peer, held_messages_leave_on_release_in_order_and_dropped_ones_never)
 		cr_assert_eq(agd_peer_send(B.peer, "host-a", &m), 0);
 	}
 	cr_assert_eq(agd_peer_send(B.peer, "nobody", &m), AGD_PEER_ERR_UNKNOWN, "routes are checked at once");
+	cr_assert_gt(agd_peer_held_bytes(B.peer), 3 * 7, "three payloads and their headers are held");
 	pump(&A, &B, 2, 300);
 	cr_assert_eq(A.got, 1, "a held message went out");
 	cr_assert_eq(agd_peer_release(B.peer, count_before, count_after, NULL), 0);
+	cr_assert_eq(agd_peer_held_bytes(B.peer), 0);
 	cr_assert_eq(befores, 3);
 	cr_assert_eq(afters, 3);
 	cr_assert_eq(after_fail, 0);

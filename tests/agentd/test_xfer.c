@@ -965,6 +965,106 @@ Test(agd_xfer, the_log_part_arrives_with_the_agent_even_over_a_target_crash)
 	free(log);
 }
 
+static int has_log_key(struct node *n, const char *agent)
+{
+	char key[AGD_STORE_KEY_MAX + 1];
+	void *v = NULL;
+	size_t len = 0;
+	int rc;
+
+	agd_logring_key(key, sizeof key, agent);
+	rc = agd_store_kv_get(n->st, key, &v, &len);
+	free(v);
+	return rc == 0;
+}
+
+/* Delivers everything but messages of type `skip`, which are dropped. */
+static void deliver_all_but(int skip)
+{
+	while (qn > 0) {
+		struct packet p = take(0);
+
+		if (p.type != skip)
+			deliver(&p);
+		free(p.bytes);
+	}
+}
+
+/* The log part is stored under the agent's log key with the arrival; an
+ * aborted arrival takes it away again. */
+Test(agd_xfer, an_aborted_arrival_leaves_no_log_part_behind)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	uint8_t *log = NULL;
+	size_t len = 0;
+
+	log_part(&log, &len);
+	r.log = log;
+	r.log_len = len;
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	deliver_all_but(AGD_MSG_COMMITTED);
+	cr_assert(has_log_key(&nodes[1], "agent-1"), "the log part is not stored with the arrival");
+	now += 2000;
+	tick_all(); /* the source times out and sends ABORT */
+	settle();
+	cr_assert_eq(nodes[0].done_rc, AGD_XFER_ERR_TIMEOUT);
+	cr_assert(!has_log_key(&nodes[1], "agent-1"), "the aborted arrival left its log part");
+	assert_exactly_once("agent-1", "aborted arrival with a log part");
+	free(log);
+}
+
+/* An arrival stored by an earlier build kept its log part in the arrival
+ * record (after the seen ids); activated by this one, the log part still
+ * reaches the runtime and ends up under the log key. */
+Test(agd_xfer, an_arrival_stored_by_an_earlier_build_keeps_its_log_part)
+{
+	struct agd_xfer_req r = push_req("agent-1", "host-b");
+	char key[AGD_STORE_KEY_MAX + 1];
+	uint8_t *log = NULL, *old;
+	void *v = NULL;
+	size_t len = 0, vlen = 0;
+
+	log_part(&log, &len);
+	r.log = log;
+	r.log_len = len;
+	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	while (qn > 0) {
+		struct packet p = take(0);
+
+		if (p.type == AGD_MSG_ACTIVATE)
+			node_crash(&nodes[1]);
+		else
+			deliver(&p);
+		free(p.bytes);
+	}
+	/* Rewrite the stored arrival as the earlier build wrote it. */
+	cr_assert_eq(agd_store_open(nodes[1].path, &nodes[1].st), 0);
+	snprintf(key, sizeof key, "xfer.in.%s", "agent-1");
+	cr_assert_eq(agd_store_kv_get(nodes[1].st, key, &v, &vlen), 0);
+	old = malloc(vlen + 4 + len);
+	cr_assert_not_null(old);
+	memcpy(old, v, vlen);
+	old[vlen] = (uint8_t)(len >> 24);
+	old[vlen + 1] = (uint8_t)(len >> 16);
+	old[vlen + 2] = (uint8_t)(len >> 8);
+	old[vlen + 3] = (uint8_t)len;
+	memcpy(old + vlen + 4, log, len);
+	cr_assert_eq(agd_store_kv_put(nodes[1].st, key, old, vlen + 4 + len), 0);
+	agd_logring_key(key, sizeof key, "agent-1");
+	cr_assert_eq(agd_store_kv_delete(nodes[1].st, key), 0);
+	agd_store_close(&nodes[1].st);
+	free(old);
+	free(v);
+
+	node_start(&nodes[1]);
+	settle();
+	assert_exactly_once("agent-1", "earlier build's arrival");
+	cr_assert_eq(nodes[1].last_log_len, len);
+	cr_assert_eq(memcmp(nodes[1].last_log, log, len), 0, "the log part changed on the way");
+	cr_assert(has_log_key(&nodes[1], "agent-1"), "the log part is not under its log key");
+	free(log);
+}
+
 /* Replaces the log part of the first queued TRANSFER with bad bytes. */
 static void spoil_transfer_log(const uint8_t *bad, size_t len)
 {
