@@ -476,8 +476,8 @@ static void group_failed(struct agd_mobility *m, int rc)
  * step's writes on their own.
  */
 #define GROUP_MAX 16
-/* A group also ends once what it holds back passes this: a held message is
- * a copy, and sixteen large transfers would hold sixteen states. */
+/* A group also ends once what it holds back passes this: a held message
+ * holds its bytes, and sixteen large transfers would hold sixteen states. */
 #define GROUP_BYTES (4u << 20)
 
 /* Whether the open group may take one more step. */

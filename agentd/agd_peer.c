@@ -36,14 +36,15 @@ struct route {
 	size_t rid_len;                   /* 0: never heard from on the ROUTER */
 };
 
-/* A message agd_peer_send kept while held: its frames back to back. */
+/* A message agd_peer_send kept while held, as the ZeroMQ messages it will
+ * be sent as: copied in once, as zmq_send would have copied them, and sent
+ * with zmq_msg_send, which copies nothing more. */
 struct held {
 	struct held *next;
 	char host[AGD_WIRE_NAME_MAX + 1];
 	int type;
-	size_t n;                        /* frames */
-	size_t len[AGD_WIRE_FRAMES_MAX]; /* their lengths */
-	uint8_t *data;                   /* their bytes, owned */
+	size_t n;                           /* frames, initialised in msg */
+	zmq_msg_t msg[AGD_WIRE_FRAMES_MAX]; /* owned until sent or closed */
 };
 
 struct agd_peer {
@@ -297,32 +298,62 @@ static int send_encoded(struct agd_peer *p, const char *host, const struct agd_w
 }
 
 /* Keeps a copy of the frames in p->fr for agd_peer_release. */
+static void held_free(struct held *h)
+{
+	for (size_t i = 0; i < h->n; i++)
+		zmq_msg_close(&h->msg[i]);
+	free(h);
+}
+
 static int keep(struct agd_peer *p, const char *host, int type)
 {
 	struct held *h = calloc(1, sizeof *h);
-	size_t total = 0, off = 0;
+	size_t total = 0;
 
 	if (h == NULL)
 		return AGD_PEER_ERR_NOMEM;
-	for (size_t i = 0; i < p->fr.n; i++)
-		total += p->fr.f[i].len;
-	h->data = malloc(total ? total : 1);
-	if (h->data == NULL) {
-		free(h);
-		return AGD_PEER_ERR_NOMEM;
-	}
 	snprintf(h->host, sizeof h->host, "%s", host);
 	h->type = type;
-	h->n = p->fr.n;
 	for (size_t i = 0; i < p->fr.n; i++) {
-		h->len[i] = p->fr.f[i].len;
-		if (h->len[i])
-			memcpy(h->data + off, p->fr.f[i].data, h->len[i]);
-		off += h->len[i];
+		size_t len = p->fr.f[i].len;
+
+		if (zmq_msg_init_size(&h->msg[i], len) != 0) {
+			held_free(h);
+			return AGD_PEER_ERR_NOMEM;
+		}
+		h->n++;
+		if (len)
+			memcpy(zmq_msg_data(&h->msg[i]), p->fr.f[i].data, len);
+		total += len;
 	}
 	*p->held_tail = h;
 	p->held_tail = &h->next;
 	p->held_bytes += total;
+	return 0;
+}
+
+/* As send_frames, for a held message; its frames are consumed when sent. */
+static int send_held(struct agd_peer *p, struct held *h)
+{
+	const struct route *r = route_find(p, h->host);
+	void *s;
+
+	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
+		return AGD_PEER_ERR_UNKNOWN;
+	s = r->dealer ? r->dealer : p->router;
+	if (r->dealer == NULL && zmq_send(s, r->rid, r->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
+		return errno == EAGAIN ? AGD_PEER_ERR_AGAIN :
+		       errno == EHOSTUNREACH ? AGD_PEER_ERR_UNKNOWN : AGD_PEER_ERR_ZMQ;
+	for (size_t i = 0; i < h->n; i++) {
+		int flags = ZMQ_DONTWAIT | (i + 1 < h->n ? ZMQ_SNDMORE : 0);
+
+		/* Queued whole or not at all (send_frames): only the first
+		 * frame can meet a full queue. A sent frame is emptied, and
+		 * closing it later is harmless. */
+		if (zmq_msg_send(&h->msg[i], s, flags) < 0)
+			return errno == EAGAIN ? AGD_PEER_ERR_AGAIN : AGD_PEER_ERR_ZMQ;
+	}
+	p->stats.sent++;
 	return 0;
 }
 
@@ -361,11 +392,6 @@ static struct held *next_held(struct agd_peer *p)
 	return h;
 }
 
-static void held_free(struct held *h)
-{
-	free(h->data);
-	free(h);
-}
 
 size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_after_fn after,
 			void *ud)
@@ -375,21 +401,11 @@ size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_
 
 	p->holding = 0;
 	while ((h = next_held(p)) != NULL) {
-		struct agd_wire_frames fr;
-		size_t off = 0;
 		int rc;
 
-		/* Frames 0 and 1 live in fr.head when encoded; sending reads
-		 * only data and len, so pointing into the copy will do. */
-		fr.n = h->n;
-		for (size_t i = 0; i < h->n; i++) {
-			fr.f[i].data = h->len[i] ? h->data + off : NULL;
-			fr.f[i].len = h->len[i];
-			off += h->len[i];
-		}
 		if (before)
 			before(ud, h->type);
-		rc = send_encoded(p, h->host, &fr);
+		rc = send_held(p, h);
 		failed += rc != 0;
 		if (after)
 			after(ud, h->host, h->type, rc);
