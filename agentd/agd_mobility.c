@@ -1577,12 +1577,13 @@ static void transfer_json(struct agd_mobility *m, const struct req *r, uint64_t 
 /* `transfers {"agent"?}`: the moves under way from this host, and what
  * became of the pulls it asked for (agentctl's progress display and its
  * wait for a pulled agent). */
-static void counts_json(const struct agd_mobility *m, struct agd_jw *w)
+/* This host's transfer counts, as the object `key`. */
+static void counts_json(const struct agd_mobility *m, struct agd_jw *w, const char *key)
 {
 	struct agd_xfer_counts c;
 
 	agd_xfer_counts(m->xfer, &c);
-	agd_jw_key(w, "counts");
+	agd_jw_key(w, key);
 	agd_jw_obj_begin(w);
 	agd_jw_key(w, "moved_out");
 	agd_jw_int(w, (long long)c.moved_out);
@@ -1593,6 +1594,15 @@ static void counts_json(const struct agd_mobility *m, struct agd_jw *w)
 	agd_jw_key(w, "arrived");
 	agd_jw_int(w, (long long)c.arrived);
 	agd_jw_obj_end(w);
+}
+
+/* `status` gains "transfers": the same counts. */
+static void status_json(void *ud, struct agd_jw *w)
+{
+	struct agd_mobility *m = ud;
+
+	if (m->xfer != NULL)
+		counts_json(m, w, "transfers");
 }
 
 static int cmd_transfers(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
@@ -1611,7 +1621,7 @@ static int cmd_transfers(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 		if (id == NULL || strcmp(r->id, id) == 0)
 			transfer_json(m, r, now, w);
 	agd_jw_arr_end(w);
-	counts_json(m, w);
+	counts_json(m, w, "counts");
 	if (id != NULL && agd_xfer_pull_info(m->xfer, id, now, &pi) == 0) {
 		agd_jw_key(w, "pull");
 		agd_jw_obj_begin(w);
@@ -1995,6 +2005,7 @@ int agd_mobility_attach(struct agd_server *srv, const struct agd_config *cfg,
 	agd_ctl_register(m->ctl, "clone", cmd_clone, m);
 	agd_ctl_register(m->ctl, "locate", cmd_locate, m);
 	agd_ctl_register(m->ctl, "transfers", cmd_transfers, m);
+	agd_server_on_status(m->srv, status_json, m);
 	agd_ctl_register(m->ctl, "send", cmd_send, m);
 	if (agd_call_new(m->rt, m->loop, m->ctl, cfg->host, m->dir, send_to, m, &m->call) != 0) /* [call] */
 		agd_log(AGD_LOG_WARN, "call.unavailable", "host=%s", cfg->host);
@@ -2022,6 +2033,7 @@ void agd_mobility_detach(struct agd_mobility **mp)
 		return;
 	m = *mp;
 	*mp = NULL;
+	agd_server_on_status(m->srv, NULL, NULL);
 	reg_set(m->rt, NULL);
 	agd_res_destroy(&m->res); /* [resint] */
 	if (m->timer)

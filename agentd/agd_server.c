@@ -43,6 +43,8 @@ struct agd_server {
 	struct agd_ctl *ctl;          /* owned */
 	struct agd_rt *rt;            /* owned */
 	time_t started;               /* for uptime */
+	agd_server_status_fn status_fn; /* more `status` keys, or NULL */
+	void *status_ud;
 	struct upload uploads[UPLOADS_MAX];
 };
 
@@ -77,6 +79,8 @@ static int cmd_status(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 	agd_jw_key(w, "peer");
 	agd_jw_str(w, s->cfg->peer_endpoint);
 	agd_rt_status_json(s->rt, w);
+	if (s->status_fn != NULL)
+		s->status_fn(s->status_ud, w);
 	return 0;
 }
 
@@ -492,3 +496,9 @@ struct agd_loop *agd_server_loop(struct agd_server *s) { return s->loop; }
 void *agd_server_zctx(struct agd_server *s) { return s->zctx; }
 struct agd_ctl *agd_server_ctl(struct agd_server *s) { return s->ctl; }
 struct agd_rt *agd_server_rt(struct agd_server *s) { return s->rt; }
+
+void agd_server_on_status(struct agd_server *s, agd_server_status_fn fn, void *ud)
+{
+	s->status_fn = fn;
+	s->status_ud = ud;
+}

@@ -16,6 +16,7 @@
 #include "agd_config.h"
 
 struct agd_server;
+struct agd_jw;
 struct agd_loop;
 struct agd_ctl;
 struct agd_rt;
@@ -37,5 +38,11 @@ struct agd_loop *agd_server_loop(struct agd_server *srv);
 void *agd_server_zctx(struct agd_server *srv);
 struct agd_ctl *agd_server_ctl(struct agd_server *srv);
 struct agd_rt *agd_server_rt(struct agd_server *srv);
+
+/* Adds keys of another module (the peer channel's transfer counts) to the
+ * `status` reply: fn writes them into the open object. One at a time;
+ * NULL removes it. */
+typedef void (*agd_server_status_fn)(void *ud, struct agd_jw *w);
+void agd_server_on_status(struct agd_server *srv, agd_server_status_fn fn, void *ud);
 
 #endif

@@ -285,6 +285,95 @@ Test(migration, a_failed_group_commit_at_the_commit_point_stops_the_source_and_t
 	stop_case(0, "ACTIVATE", 1);
 }
 
+/* Pushes every agent of ids from its host to `to`, all at once (one
+ * agentctl each): the daemons see the steps of many transfers together
+ * and commit them in groups. Returns how many pushes succeeded. */
+static int push_all_at_once(struct host *from, char ids[][32], int n, const char *to)
+{
+	pid_t pids[16];
+	int ok = 0;
+	long end = now_ms() + 60000;
+	char log[400];
+
+	cr_assert_leq(n, 16);
+	snprintf(log, sizeof log, "%s/push-all.log", tmp);
+	for (int i = 0; i < n; i++) {
+		char *argv[] = { (char *)ctlbin(), "--host", from->ctl, "--timeout", "20000", "push", ids[i],
+				 "--to", (char *)to, NULL };
+
+		pids[i] = tst_proc_start(argv, log);
+		cr_assert_gt(pids[i], 0);
+	}
+	for (int i = 0; i < n; i++) {
+		int status = 0;
+
+		while (waitpid(pids[i], &status, WNOHANG) == 0 && now_ms() < end)
+			usleep(20000);
+		if (now_ms() >= end) {
+			tst_proc_stop(pids[i], 1000);
+			continue;
+		}
+		ok += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	}
+	return ok;
+}
+
+/* The moves a host has committed as a source (`status`, "transfers"). */
+static long moved_out(struct host *h)
+{
+	char out[8192];
+	const char *p;
+
+	if (ctl(h, out, sizeof out, 10000, "--json", "status", NULL, NULL, NULL) != 0 ||
+	    (p = strstr(out, "\"moved_out\":")) == NULL)
+		return -1;
+	return strtol(p + 12, NULL, 10);
+}
+
+/* Twelve agents pushed back and forth, all at once, three times: group
+ * commit puts the steps of different transfers in one commit and holds
+ * their messages back; afterwards every agent runs on exactly one host,
+ * its count unbroken, and the hosts counted each move that succeeded. */
+Test(migration, agents_pushed_all_at_once_each_end_up_once_with_their_count)
+{
+	enum { N = 12 };
+	char ids[N][32];
+	struct host *h1 = &hosts[0], *h2 = &hosts[1];
+	int moved = 0;
+
+	start_host(h1, NULL, NULL);
+	start_host(h2, NULL, NULL);
+	for (int i = 0; i < N; i++)
+		run_ticker(h1, ids[i]);
+	for (int i = 0; i < N; i++)
+		wait_ticks(h1, ids[i], 2);
+	moved += push_all_at_once(h1, ids, N, "h2");
+	moved += push_all_at_once(h2, ids, N, "h1");
+	moved += push_all_at_once(h1, ids, N, "h2");
+	cr_assert_gt(moved, N, "hardly any push succeeded (%d)", moved);
+	for (int i = 0; i < N; i++) {
+		long end = now_ms() + 10000;
+		int on1 = -1, on2 = -1;
+		struct host *where;
+
+		while (now_ms() < end) {
+			on1 = lists(h1, ids[i]);
+			on2 = lists(h2, ids[i]);
+			if (on1 >= 0 && on2 >= 0 && on1 + on2 == 1)
+				break;
+			usleep(100000);
+		}
+		cr_assert_eq(on1 + on2, 1, "agent %d runs on %d hosts", i, on1 + on2);
+		where = on1 ? h1 : h2;
+		wait_ticks(where, ids[i], last_tick(where, ids[i]) + 1);
+		check_ticks(where, ids[i], "pushed all at once");
+		cr_assert_gt(first_tick(where, ids[i]), 1, "agent %d started over on %s: state lost", i,
+			     where->name);
+	}
+	cr_assert_eq(moved_out(h1) + moved_out(h2), moved, "the hosts counted %ld moves, agentctl saw %d",
+		     moved_out(h1) + moved_out(h2), moved);
+}
+
 /* SIGSTOP on the source right after it sent TRANSFER; the target stores
  * the agent and acknowledges; SIGCONT after the source's deadline passed. */
 Test(migration, a_source_stopped_mid_transfer_and_resumed_late_does_not_duplicate)
