@@ -480,14 +480,19 @@ static void group_failed(struct agd_mobility *m, int rc)
  * holds its bytes, and sixteen large transfers would hold sixteen states. */
 #define GROUP_BYTES (4u << 20)
 
-/* Whether the open group may take one more step. */
+/* Whether the open group may take one more step (without group commit,
+ * every step is its own). */
 static int group_room(const struct agd_mobility *m, int steps)
 {
-	return steps < GROUP_MAX && agd_peer_held_bytes(m->peer) < GROUP_BYTES;
+	return !m->cfg->group_commit ||
+	       (steps < GROUP_MAX && agd_peer_held_bytes(m->peer) < GROUP_BYTES);
 }
 
+/* group_open and group_close do nothing without group commit. */
 static void group_open(struct agd_mobility *m)
 {
+	if (!m->cfg->group_commit)
+		return;
 	agd_store_group_begin(m->st);
 	agd_peer_hold(m->peer);
 	agd_ctl_hold(m->ctl);
@@ -498,6 +503,8 @@ static void group_close(struct agd_mobility *m)
 {
 	int rc;
 
+	if (!m->grouping)
+		return;
 	m->grouping = 0;
 	if (m->fail_due) {
 		/* The test knob: this group's commit fails. */
@@ -986,9 +993,8 @@ static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 	while (list) {
 		int k = 0;
 
-		if (m->cfg->group_commit)
-			group_open(m);
-		while (list && (!m->cfg->group_commit || group_room(m, k++))) {
+		group_open(m);
+		while (list && group_room(m, k++)) {
 			struct item *it = list;
 
 			list = it->next;
@@ -996,8 +1002,7 @@ static void on_efd(struct agd_loop *loop, void *sock, int fd, void *ud)
 			free(it->state);
 			free(it);
 		}
-		if (m->cfg->group_commit)
-			group_close(m);
+		group_close(m);
 	}
 }
 
@@ -1574,9 +1579,6 @@ static void transfer_json(struct agd_mobility *m, const struct req *r, uint64_t 
 	agd_jw_obj_end(w);
 }
 
-/* `transfers {"agent"?}`: the moves under way from this host, and what
- * became of the pulls it asked for (agentctl's progress display and its
- * wait for a pulled agent). */
 /* This host's transfer counts, as the object `key`. */
 static void counts_json(const struct agd_mobility *m, struct agd_jw *w, const char *key)
 {
@@ -1605,6 +1607,9 @@ static void status_json(void *ud, struct agd_jw *w)
 		counts_json(m, w, "transfers");
 }
 
+/* `transfers {"agent"?}`: the moves under way from this host, and what
+ * became of the pulls it asked for (agentctl's progress display and its
+ * wait for a pulled agent), and this host's counts. */
 static int cmd_transfers(void *ud, struct agd_ctl_req *req, struct agd_jw *w)
 {
 	struct agd_mobility *m = ud;

@@ -221,11 +221,22 @@ int agd_peer_dialled(const struct agd_peer *p, const char *host)
 }
 
 /* Sends the encoded frames on s, after an optional routing id. */
-static int send_frames(void *s, const uint8_t *rid, size_t rid_len, const struct agd_wire_frames *fr)
+/* The routing id frame a message through the ROUTER starts with (none
+ * through a DEALER: rid_len 0). */
+static int send_rid(void *s, const uint8_t *rid, size_t rid_len)
 {
 	if (rid_len && zmq_send(s, rid, rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
 		return errno == EAGAIN ? AGD_PEER_ERR_AGAIN :
 		       errno == EHOSTUNREACH ? AGD_PEER_ERR_UNKNOWN : AGD_PEER_ERR_ZMQ;
+	return 0;
+}
+
+static int send_frames(void *s, const uint8_t *rid, size_t rid_len, const struct agd_wire_frames *fr)
+{
+	int rc = send_rid(s, rid, rid_len);
+
+	if (rc != 0)
+		return rc;
 	for (size_t i = 0; i < fr->n; i++) {
 		int flags = ZMQ_DONTWAIT | (i + 1 < fr->n ? ZMQ_SNDMORE : 0);
 
@@ -281,23 +292,24 @@ int agd_peer_add(struct agd_peer *p, const char *host, const char *endpoint,
 	return 0;
 }
 
-static int send_encoded(struct agd_peer *p, const char *host, const struct agd_wire_frames *fr)
+/* The socket a message to host goes out on: its DEALER, or else the
+ * ROUTER with the routing id of the connection it was last heard from
+ * (*rid, *rid_len). NULL when there is no route. */
+static void *route_out(struct agd_peer *p, const char *host, const uint8_t **rid, size_t *rid_len)
 {
 	const struct route *r = route_find(p, host);
-	int rc;
 
+	*rid = NULL;
+	*rid_len = 0;
 	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
-		return AGD_PEER_ERR_UNKNOWN;
+		return NULL;
 	if (r->dealer)
-		rc = send_frames(r->dealer, NULL, 0, fr);
-	else
-		rc = send_frames(p->router, r->rid, r->rid_len, fr);
-	if (rc == 0)
-		p->stats.sent++;
-	return rc;
+		return r->dealer;
+	*rid = r->rid;
+	*rid_len = r->rid_len;
+	return p->router;
 }
 
-/* Keeps a copy of the frames in p->fr for agd_peer_release. */
 static void held_free(struct held *h)
 {
 	for (size_t i = 0; i < h->n; i++)
@@ -305,6 +317,7 @@ static void held_free(struct held *h)
 	free(h);
 }
 
+/* Keeps a copy of the frames in p->fr for agd_peer_release. */
 static int keep(struct agd_peer *p, const char *host, int type)
 {
 	struct held *h = calloc(1, sizeof *h);
@@ -335,15 +348,15 @@ static int keep(struct agd_peer *p, const char *host, int type)
 /* As send_frames, for a held message; its frames are consumed when sent. */
 static int send_held(struct agd_peer *p, struct held *h)
 {
-	const struct route *r = route_find(p, h->host);
-	void *s;
+	const uint8_t *rid;
+	size_t rid_len;
+	void *s = route_out(p, h->host, &rid, &rid_len);
+	int rc;
 
-	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
+	if (s == NULL)
 		return AGD_PEER_ERR_UNKNOWN;
-	s = r->dealer ? r->dealer : p->router;
-	if (r->dealer == NULL && zmq_send(s, r->rid, r->rid_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0)
-		return errno == EAGAIN ? AGD_PEER_ERR_AGAIN :
-		       errno == EHOSTUNREACH ? AGD_PEER_ERR_UNKNOWN : AGD_PEER_ERR_ZMQ;
+	if ((rc = send_rid(s, rid, rid_len)) != 0)
+		return rc;
 	for (size_t i = 0; i < h->n; i++) {
 		int flags = ZMQ_DONTWAIT | (i + 1 < h->n ? ZMQ_SNDMORE : 0);
 
@@ -359,13 +372,21 @@ static int send_held(struct agd_peer *p, struct held *h)
 
 int agd_peer_send(struct agd_peer *p, const char *host, const struct agd_wire_msg *m)
 {
-	const struct route *r = route_find(p, host);
+	const uint8_t *rid;
+	size_t rid_len;
+	void *s = route_out(p, host, &rid, &rid_len);
+	int rc;
 
-	if (r == NULL || (r->dealer == NULL && r->rid_len == 0))
+	if (s == NULL)
 		return AGD_PEER_ERR_UNKNOWN;
 	if (agd_wire_encode(m, &p->fr) != 0)
 		return AGD_PEER_ERR_WIRE;
-	return p->holding ? keep(p, host, m->type) : send_encoded(p, host, &p->fr);
+	if (p->holding)
+		return keep(p, host, m->type);
+	rc = send_frames(s, rid, rid_len, &p->fr);
+	if (rc == 0)
+		p->stats.sent++;
+	return rc;
 }
 
 void agd_peer_hold(struct agd_peer *p)
@@ -391,7 +412,6 @@ static struct held *next_held(struct agd_peer *p)
 		p->held = h->next;
 	return h;
 }
-
 
 size_t agd_peer_release(struct agd_peer *p, agd_peer_before_fn before, agd_peer_after_fn after,
 			void *ud)

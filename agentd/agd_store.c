@@ -111,9 +111,10 @@ static const char *const stmt_sql[S_COUNT] = {
 	[S_BEGIN] = "BEGIN IMMEDIATE",
 	[S_COMMIT] = "COMMIT",
 	[S_ROLLBACK] = "ROLLBACK",
-	[S_SAVEPOINT] = "SAVEPOINT agd_group",
-	[S_RELEASE] = "RELEASE agd_group",
-	[S_ROLLBACK_TO] = "ROLLBACK TO agd_group",
+	/* A call of several statements inside a transaction (atomic_begin). */
+	[S_SAVEPOINT] = "SAVEPOINT agd_atomic",
+	[S_RELEASE] = "RELEASE agd_atomic",
+	[S_ROLLBACK_TO] = "ROLLBACK TO agd_atomic",
 	/* A caller's transaction inside a group commit. */
 	[S_TX_SAVEPOINT] = "SAVEPOINT agd_tx",
 	[S_TX_RELEASE] = "RELEASE agd_tx",
@@ -966,25 +967,21 @@ static int agent_rec_ok(const struct agd_agent_rec *rec)
 }
 
 /* A call that runs several statements is atomic as a single statement
- * was: in the caller's transaction, under a savepoint undone on failure;
- * else in a transaction of its own (durable: FULL, see sync_level).
- * group_end returns rc, or the commit's failure. */
-static int group_begin(struct agd_store *st)
+ * was: in the caller's transaction (or the group's), under a savepoint
+ * undone on failure; else in a transaction of its own (durable: FULL, see
+ * sync_level). atomic_end returns rc, or the commit's failure. */
+static int atomic_begin(struct agd_store *st)
 {
 	int rc;
 
 	if (tx_aborted(st))
 		return AGD_STORE_ERR_ABORTED;
-	if (!st->in_tx && st->grouping && (rc = group_open(st)) != 0)
+	if ((rc = write_level(st)) != 0) /* in a group, opens its transaction */
 		return rc;
-	if (!st->in_tx && !st->outer) {
-		rc = sync_level(st, 0);
-		return rc != 0 ? rc : ctl(st, S_BEGIN);
-	}
-	return ctl(st, S_SAVEPOINT);
+	return ctl(st, st->in_tx || st->outer ? S_SAVEPOINT : S_BEGIN);
 }
 
-static int group_end(struct agd_store *st, int rc)
+static int atomic_end(struct agd_store *st, int rc)
 {
 	if (st->in_tx || st->outer) {
 		/* SQLite may have rolled the whole transaction back (full
@@ -1010,7 +1007,7 @@ int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec)
 	if (st == NULL || !agent_rec_ok(rec))
 		return AGD_STORE_ERR_ARG;
 	lock(st);
-	if ((rc = group_begin(st)) != 0)
+	if ((rc = atomic_begin(st)) != 0)
 		goto out;
 	/* The row first: it checks that the segment is stored. */
 	if ((s = stmt(st, S_AGENT_PUT, &rc)) != NULL) {
@@ -1034,7 +1031,7 @@ int agd_store_agent_put(struct agd_store *st, const struct agd_agent_rec *rec)
 			rc = step_done(t);
 		done(t);
 	}
-	rc = group_end(st, rc);
+	rc = atomic_end(st, rc);
 out:
 	unlock(st);
 	return rc;

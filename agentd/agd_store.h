@@ -176,9 +176,9 @@ int agd_store_group_end(struct agd_store *st);
 /* Ends the group by rolling all of it back. */
 void agd_store_group_abort(struct agd_store *st);
 
-/* Transactions committed through this handle so far, for status and
- * tests: begin/commit pairs and groups (once each); a lone statement's own
- * commit is not counted. */
+/* Transactions committed through this handle so far (tests read it to see
+ * a group commit once): begin/commit pairs and groups, once each; a lone
+ * statement's own commit is not counted. */
 uint64_t agd_store_commits(struct agd_store *st);
 
 /* Code cache. put stores a signed, decoded segment (idempotent: storing a

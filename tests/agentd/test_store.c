@@ -166,13 +166,31 @@ static int count_seg(const struct agd_segment_info *info, void *ud)
 	return 0;
 }
 
+/* Agent id's row in st holds state (len bytes; none when 0) and, when
+ * status is not NULL, that status and epoch. */
+static void assert_row(struct agd_store *st, const char *id, const char *state, size_t len,
+		       uint64_t epoch, const char *status)
+{
+	struct agd_agent_rec got;
+
+	cr_assert_eq(agd_store_agent_get(st, id, &got), 0, "%s", id);
+	cr_assert_eq(got.state_len, len, "%s", id);
+	if (len > 0)
+		cr_assert_eq(memcmp(got.state, state, len), 0, "%s", id);
+	if (status != NULL) {
+		cr_assert_eq(got.epoch, epoch, "%s", id);
+		cr_assert_str_eq(got.status, status);
+	}
+	agd_store_agent_clear(&got);
+}
+
 /* A row's epoch only goes up: a put or a status change with an older one
  * (a writer that knew less) keeps the higher; mark raises it. */
 Test(agd_store, an_agents_epoch_never_goes_down)
 {
 	struct agd_store *st = open_store();
 	struct mig_segment *seg = segment("pinger", "function main() end");
-	struct agd_agent_rec r, got;
+	struct agd_agent_rec r;
 
 	cr_assert_eq(agd_store_segment_put(st, seg), 0);
 	agent(&r, "a1", seg, "S", "running");
@@ -180,18 +198,13 @@ Test(agd_store, an_agents_epoch_never_goes_down)
 	cr_assert_eq(agd_store_agent_put(st, &r), 0);
 	r.epoch = 3;
 	cr_assert_eq(agd_store_agent_put(st, &r), 0);
-	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
-	cr_assert_eq(got.epoch, 5);
-	agd_store_agent_clear(&got);
+	assert_row(st, "a1", "S", 1, 5, "running");
 	cr_assert_eq(agd_store_agent_mark(st, "a1", "migrating", "to h2", 9), 0);
 	cr_assert_eq(agd_store_agent_set_status(st, "a1", "running", "transfer failed"), 0);
 	cr_assert_eq(agd_store_agent_mark(st, "a1", "running", "", 4), 0);
 	r.epoch = 0;
 	cr_assert_eq(agd_store_agent_put(st, &r), 0);
-	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
-	cr_assert_eq(got.epoch, 9);
-	cr_assert_str_eq(got.status, "running");
-	agd_store_agent_clear(&got);
+	assert_row(st, "a1", "S", 1, 9, "running");
 	cr_assert_eq(agd_store_agent_mark(st, "nobody", "running", "", 1), AGD_STORE_ERR_NOTFOUND);
 	agd_store_close(&st);
 	mig_segment_destroy(&seg);
@@ -342,7 +355,6 @@ Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
 {
 	struct agd_store *st;
 	struct mig_segment *seg = segment("pinger", "function main() end");
-	struct agd_agent_rec got;
 
 	/* A store as version 1 wrote it: the state a column of agents. */
 	legacy_store(seg, "DROP TRIGGER agents_state_gone; DROP TABLE agent_states; DROP TABLE agents;"
@@ -354,15 +366,8 @@ Test(agd_store, a_version_1_store_is_upgraded_in_place_with_its_states)
 			  "PRAGMA user_version = 1");
 
 	st = open_store();
-	cr_assert_eq(agd_store_agent_get(st, "old1", &got), 0);
-	cr_assert_eq(got.state_len, 4);
-	cr_assert_eq(memcmp(got.state, "\x01\x02\x03\x04", 4), 0);
-	cr_assert_eq(got.epoch, 5);
-	cr_assert_str_eq(got.status, "passive");
-	agd_store_agent_clear(&got);
-	cr_assert_eq(agd_store_agent_get(st, "old2", &got), 0);
-	cr_assert_eq(got.state_len, 0);
-	agd_store_agent_clear(&got);
+	assert_row(st, "old1", "\x01\x02\x03\x04", 4, 5, "passive");
+	assert_row(st, "old2", NULL, 0, 0, NULL);
 	agd_store_close(&st);
 	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_table_info('agents') WHERE name = 'state'"), 0);
 	cr_assert_eq(count_rows("SELECT count(*) FROM pragma_user_version WHERE user_version = 3"), 1);
@@ -396,16 +401,11 @@ Test(agd_store, a_version_2_store_is_upgraded_in_place_keeping_rows_states_and_p
 			  "PRAGMA user_version = 2");
 
 	st = open_store();
+	assert_row(st, "a1", "\x0a\x0b\x0c", 3, 7, "waiting");
 	cr_assert_eq(agd_store_agent_get(st, "a1", &got), 0);
-	cr_assert_eq(got.state_len, 3);
-	cr_assert_eq(memcmp(got.state, "\x0a\x0b\x0c", 3), 0);
-	cr_assert_eq(got.epoch, 7);
-	cr_assert_str_eq(got.status, "waiting");
 	cr_assert_str_eq(got.reason, "sleep");
 	agd_store_agent_clear(&got);
-	cr_assert_eq(agd_store_agent_get(st, "a2", &got), 0);
-	cr_assert_eq(got.state_len, 0);
-	agd_store_agent_clear(&got);
+	assert_row(st, "a2", NULL, 0, 0, NULL);
 	cr_assert_eq(agd_store_forward_get(st, "gone1", host, &epoch), 0);
 	cr_assert_str_eq(host, "h2");
 	cr_assert_eq(epoch, 4);

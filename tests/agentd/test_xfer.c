@@ -399,6 +399,18 @@ Test(agd_xfer, a_second_hop_back_uses_the_cached_segment)
 	cr_assert_eq(epoch, 2);
 }
 
+/* Delivers everything but messages of type `skip`, which are dropped. */
+static void deliver_all_but(int skip)
+{
+	while (qn > 0) {
+		struct packet p = take(0);
+
+		if (p.type != skip)
+			deliver(&p);
+		free(p.bytes);
+	}
+}
+
 /* Delivers every packet in flight, and those they cause, twice each. */
 static void deliver_all_twice(void)
 {
@@ -509,13 +521,7 @@ Test(agd_xfer, lost_ack_and_lost_abort_end_with_the_agent_at_the_source)
 	struct agd_agent_rec rec;
 
 	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
-	while (qn > 0) {
-		struct packet p = take(0);
-
-		if (p.type != AGD_MSG_COMMITTED)
-			deliver(&p);
-		free(p.bytes);
-	}
+	deliver_all_but(AGD_MSG_COMMITTED);
 	memset(&rec, 0, sizeof rec);
 	cr_assert_eq(agd_store_agent_get(nodes[1].st, "agent-1", &rec), 0, "stored before the ack");
 	cr_assert_str_eq(rec.status, AGD_XFER_STATUS_ARRIVING);
@@ -523,13 +529,7 @@ Test(agd_xfer, lost_ack_and_lost_abort_end_with_the_agent_at_the_source)
 	now += 2000;
 	tick_all(); /* source times out, sends ABORT */
 	cr_assert_eq(nodes[0].done_rc, AGD_XFER_ERR_TIMEOUT);
-	while (qn > 0) {
-		struct packet p = take(0);
-
-		if (p.type != AGD_MSG_ABORT)
-			deliver(&p);
-		free(p.bytes);
-	}
+	deliver_all_but(AGD_MSG_ABORT);
 	settle();
 	cr_assert_eq(agd_store_agent_get(nodes[1].st, "agent-1", &rec), AGD_STORE_ERR_NOTFOUND,
 		     "the target dropped the aborted copy");
@@ -814,13 +814,7 @@ Test(agd_xfer, an_epoch_is_never_reused_after_an_abort)
 	struct agd_agent_rec rec;
 
 	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
-	while (qn > 0) {
-		struct packet p = take(0);
-
-		if (p.type != AGD_MSG_COMMITTED)
-			deliver(&p);
-		free(p.bytes);
-	}
+	deliver_all_but(AGD_MSG_COMMITTED);
 	now += 2000;
 	agd_xfer_tick(nodes[0].x, now);
 	cr_assert_eq(nodes[0].done_rc, AGD_XFER_ERR_TIMEOUT);
@@ -935,18 +929,22 @@ static void log_part(uint8_t **b, size_t *len)
 	agd_logring_destroy(&r);
 }
 
-Test(agd_xfer, the_log_part_arrives_with_the_agent_even_over_a_target_crash)
+/* Pushes agent-1 from host-a to host-b with a log part (*log, *len: the
+ * caller frees it). */
+static void push_with_log(uint8_t **log, size_t *len)
 {
 	struct agd_xfer_req r = push_req("agent-1", "host-b");
-	uint8_t *log = NULL;
-	size_t len = 0;
 
-	log_part(&log, &len);
-	r.log = log;
-	r.log_len = len;
+	log_part(log, len);
+	r.log = *log;
+	r.log_len = *len;
 	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
-	/* Up to the stored arrival and its COMMITTED; the ACTIVATE is lost
-	 * with the target. */
+}
+
+/* Delivers everything up to the stored arrival and its COMMITTED; the
+ * ACTIVATE is lost with the target, which crashes. */
+static void deliver_until_activate_crashes_target(void)
+{
 	while (qn > 0) {
 		struct packet p = take(0);
 
@@ -956,6 +954,15 @@ Test(agd_xfer, the_log_part_arrives_with_the_agent_even_over_a_target_crash)
 			deliver(&p);
 		free(p.bytes);
 	}
+}
+
+Test(agd_xfer, the_log_part_arrives_with_the_agent_even_over_a_target_crash)
+{
+	uint8_t *log = NULL;
+	size_t len = 0;
+
+	push_with_log(&log, &len);
+	deliver_until_activate_crashes_target();
 	cr_assert_eq(nodes[1].activations, 0);
 	node_start(&nodes[1]);
 	settle();
@@ -978,30 +985,14 @@ static int has_log_key(struct node *n, const char *agent)
 	return rc == 0;
 }
 
-/* Delivers everything but messages of type `skip`, which are dropped. */
-static void deliver_all_but(int skip)
-{
-	while (qn > 0) {
-		struct packet p = take(0);
-
-		if (p.type != skip)
-			deliver(&p);
-		free(p.bytes);
-	}
-}
-
 /* The log part is stored under the agent's log key with the arrival; an
  * aborted arrival takes it away again. */
 Test(agd_xfer, an_aborted_arrival_leaves_no_log_part_behind)
 {
-	struct agd_xfer_req r = push_req("agent-1", "host-b");
 	uint8_t *log = NULL;
 	size_t len = 0;
 
-	log_part(&log, &len);
-	r.log = log;
-	r.log_len = len;
-	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
+	push_with_log(&log, &len);
 	deliver_all_but(AGD_MSG_COMMITTED);
 	cr_assert(has_log_key(&nodes[1], "agent-1"), "the log part is not stored with the arrival");
 	now += 2000;
@@ -1018,25 +1009,13 @@ Test(agd_xfer, an_aborted_arrival_leaves_no_log_part_behind)
  * reaches the runtime and ends up under the log key. */
 Test(agd_xfer, an_arrival_stored_by_an_earlier_build_keeps_its_log_part)
 {
-	struct agd_xfer_req r = push_req("agent-1", "host-b");
 	char key[AGD_STORE_KEY_MAX + 1];
 	uint8_t *log = NULL, *old;
 	void *v = NULL;
 	size_t len = 0, vlen = 0;
 
-	log_part(&log, &len);
-	r.log = log;
-	r.log_len = len;
-	cr_assert_eq(agd_xfer_push(nodes[0].x, &r, now), 0);
-	while (qn > 0) {
-		struct packet p = take(0);
-
-		if (p.type == AGD_MSG_ACTIVATE)
-			node_crash(&nodes[1]);
-		else
-			deliver(&p);
-		free(p.bytes);
-	}
+	push_with_log(&log, &len);
+	deliver_until_activate_crashes_target();
 	/* Rewrite the stored arrival as the earlier build wrote it. */
 	cr_assert_eq(agd_store_open(nodes[1].path, &nodes[1].st), 0);
 	snprintf(key, sizeof key, "xfer.in.%s", "agent-1");
